@@ -1,0 +1,5 @@
+import type { Command } from './command';
+import { provisionCommand } from './provision';
+
+/** Every CLI command, in the order `codeclm --help` lists them. */
+export const commands: Command[] = [provisionCommand];

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+
+/**
+ * The config file schema: the single source of truth for every tunable of a run.
+ * Defaults are the CodecLM paper's (see ../shared/CODECLM.md) unless a comment says otherwise.
+ */
+
+export const structuredOutputModes = ['json_schema', 'json_object', 'text'] as const;
+
+export const roleSchema = z
+  .object({
+    baseURL: z.string().url().optional().describe('OpenAI-compatible endpoint; defaults to OPENAI_BASE_URL'),
+    model: z.string().min(1).optional(),
+    apiKeyEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the NAME of an environment variable, not a key')
+      .default('OPENAI_API_KEY'),
+    temperature: z.number().min(0).max(2).optional(),
+    maxTokens: z.number().int().positive().default(1024),
+    maxConcurrency: z.number().int().positive().default(16),
+    rpm: z.number().positive().optional().describe('requests per minute for this role, whole cluster'),
+    tpm: z.number().positive().optional().describe('tokens per minute for this role, whole cluster'),
+    structuredOutput: z.enum(structuredOutputModes).default('json_schema'),
+    timeoutMs: z.number().int().positive().default(120_000),
+    /** Price per million tokens, for cost in reports. */
+    pricePerMTokIn: z.number().nonnegative().optional(),
+    pricePerMTokOut: z.number().nonnegative().optional(),
+  })
+  .strict();
+
+export const methodSchema = z
+  .object({
+    poolSize: z.number().int().positive().default(200),
+    skillsPerSeed: z.number().int().min(1).max(10).default(3),
+    /** The paper does not say how many skills a pool entry combines; we draw 1..3, uniformly. */
+    skillsPerEntryMin: z.number().int().min(1).default(1),
+    skillsPerEntryMax: z.number().int().min(1).default(3),
+    /** How skills are weighted when drawn for a pool entry: by seed frequency (default) or uniformly. */
+    skillWeighting: z.enum(['frequency', 'uniform']).default('frequency'),
+    rubrics: z.number().int().min(1).max(10).default(4),
+    maxIterations: z.number().int().min(1).max(10).default(4),
+    theta: z.number().nonnegative().default(3),
+    decodeTemperature: z.number().min(0).max(2).default(0.7),
+    improveTemperature: z.number().min(0).max(2).default(0.7),
+    rubricTemperature: z.number().min(0).max(2).default(0.7),
+    answerTemperature: z.number().min(0).max(2).default(0.7),
+    judgeTemperature: z.number().min(0).max(2).default(0),
+    encodeTemperature: z.number().min(0).max(2).default(0),
+    /** Off by default (the paper has no floor); when set, kept strong answers must score at least this. */
+    minStrongScore: z.number().min(1).max(10).optional(),
+    /** Off by default (the paper has no dedup); drops exact-duplicate instructions after decode. */
+    dedupeInstructions: z.boolean().default(false),
+    runSeed: z.number().int().default(42),
+  })
+  .strict();
+
+export const limitsSchema = z
+  .object({
+    /** Target number of kept pairs (the data budget); `--size` overrides. */
+    size: z.number().int().positive().default(200),
+    /** Instructions in flight at once across the run (the sliding window). */
+    concurrency: z.number().int().positive().default(32),
+    /** Repair attempts after invalid LLM output, each feeding the validation error back. */
+    repairAttempts: z.number().int().min(0).max(5).default(2),
+    /** A run pauses (with a reason) when it has used this many tokens or calls. */
+    budgetTokens: z.number().int().positive().optional(),
+    budgetCalls: z.number().int().positive().optional(),
+    /** Seeds longer than this (characters) are rejected as over-long. */
+    maxSeedChars: z.number().int().positive().default(8000),
+  })
+  .strict();
+
+const roleDefaults = roleSchema.parse({});
+
+export const configSchema = z
+  .object({
+    roles: z
+      .object({
+        strong: roleSchema.default(roleDefaults),
+        target: roleSchema.default(roleDefaults),
+        /** Defaults to the strong role's endpoint and model (the paper's judge is the strong LLM). */
+        judge: roleSchema.optional(),
+      })
+      .strict()
+      .default({ strong: roleDefaults, target: roleDefaults }),
+    method: methodSchema.default(methodSchema.parse({})),
+    limits: limitsSchema.default(limitsSchema.parse({})),
+  })
+  .strict();
+
+export type RoleConfig = z.infer<typeof roleSchema>;
+export type MethodConfig = z.infer<typeof methodSchema>;
+export type LimitsConfig = z.infer<typeof limitsSchema>;
+export type ConfigFile = z.infer<typeof configSchema>;
+
+export const roleNames = ['strong', 'target', 'judge'] as const;
+export type RoleName = (typeof roleNames)[number];
+
+/** A role with every endpoint detail resolved (env fallbacks applied). Safe to put in workflow input: no key. */
+export const resolvedRoleSchema = roleSchema.extend({
+  baseURL: z.string(),
+  model: z.string(),
+  temperature: z.number().optional(),
+});
+export type ResolvedRole = z.infer<typeof resolvedRoleSchema>;
+
+export const resolvedConfigSchema = z.object({
+  roles: z.object({ strong: resolvedRoleSchema, target: resolvedRoleSchema, judge: resolvedRoleSchema }),
+  method: methodSchema,
+  limits: limitsSchema,
+});
+export type ResolvedConfig = z.infer<typeof resolvedConfigSchema>;

@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import type { RoleName } from './config';
+
+/** Records that flow between stages and into outputs. Types are derived from these schemas. */
+
+export const seedSchema = z.object({
+  id: z.string(),
+  instruction: z.string().min(1),
+  /** Where the seed came from, for error messages and reports: "file:line". */
+  origin: z.string(),
+});
+export type Seed = z.infer<typeof seedSchema>;
+
+export const metadataSchema = z.object({
+  use_case: z.string().min(1),
+  skills: z.array(z.string().min(1)),
+});
+export type Metadata = z.infer<typeof metadataSchema>;
+
+export const encodedSeedSchema = z.object({ seedId: z.string(), metadata: metadataSchema });
+export type EncodedSeed = z.infer<typeof encodedSeedSchema>;
+
+export const poolEntrySchema = z.object({
+  index: z.number().int().nonnegative(),
+  metadata: metadataSchema,
+  /** How many basic instructions decode writes for this entry (its share of the data budget). */
+  instructions: z.number().int().nonnegative(),
+});
+export type PoolEntry = z.infer<typeof poolEntrySchema>;
+
+export const rubricSchema = z.object({ rubric: z.string().min(1), action: z.string().min(1) });
+export type Rubric = z.infer<typeof rubricSchema>;
+
+export const scoresSchema = z.object({ strong: z.number(), target: z.number(), gap: z.number() });
+export type Scores = z.infer<typeof scoresSchema>;
+
+/** One line of dataset.jsonl (INTERFACE.md). */
+export const datasetRecordSchema = z.object({
+  id: z.string(),
+  instruction: z.string(),
+  response: z.string(),
+  source: z.enum(['strong', 'target']),
+  metadata: metadataSchema,
+  iteration: z.number().int().min(1),
+  scores: scoresSchema,
+  run_id: z.string(),
+  /** Provenance beyond INTERFACE.md's minimum: which Self-Rubrics actions produced the instruction. */
+  actions: z.array(z.string()).default([]),
+  seed_ids: z.array(z.string()).default([]),
+});
+export type DatasetRecord = z.infer<typeof datasetRecordSchema>;
+
+/** Token and call accounting: keyed "stage/role". */
+export interface UsageCell {
+  calls: number;
+  promptTokens: number;
+  completionTokens: number;
+}
+export type Usage = Record<string, UsageCell>;
+export type { RoleName };
+
+export function usageKey(stage: string, role: RoleName): string {
+  return `${stage}/${role}`;
+}
+
+export function addUsage(into: Usage, from: Usage | undefined): Usage {
+  if (!from) return into;
+  for (const [key, cell] of Object.entries(from)) {
+    const cur = (into[key] ??= { calls: 0, promptTokens: 0, completionTokens: 0 });
+    cur.calls += cell.calls;
+    cur.promptTokens += cell.promptTokens;
+    cur.completionTokens += cell.completionTokens;
+  }
+  return into;
+}
+
+export function usageTotals(usage: Usage): UsageCell {
+  const total: UsageCell = { calls: 0, promptTokens: 0, completionTokens: 0 };
+  for (const cell of Object.values(usage)) {
+    total.calls += cell.calls;
+    total.promptTokens += cell.promptTokens;
+    total.completionTokens += cell.completionTokens;
+  }
+  return total;
+}

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+import { normalisePhrase, type StructuredTask } from './task';
+
+/** Encode: seed instruction -> metadata (one use case, at most K skills). CODECLM.md section 1. */
+export const encodeOutput = z.object({
+  use_case: z.string().min(1).max(120),
+  skills: z.array(z.string().min(1).max(80)).min(1).max(10),
+});
+export type EncodeOutput = z.infer<typeof encodeOutput>;
+
+export const encodeTask: StructuredTask<EncodeOutput> = {
+  kind: 'structured',
+  name: 'codeclm_encode',
+  stage: 'encode',
+  role: 'strong',
+  output: encodeOutput,
+  system:
+    'You label instructions that people send to an AI assistant. For each instruction you name the ' +
+    'use case it serves and the skills an assistant needs to answer it well. Labels are short, ' +
+    'general and reusable across many instructions. You never explain your labels.',
+  user:
+    'Label the instruction below.\n' +
+    '- use_case: one short phrase naming the task type or domain (for example "trip itinerary planning").\n' +
+    '- skills: at most {{max_skills}} skills, each a transferable phrase of two or three words ' +
+    '(for example "budget estimation").\n\n' +
+    '<instruction>\n{{instruction}}\n</instruction>',
+};
+
+/** Normalise case and spacing, drop duplicates, and cap the skills at `maxSkills`. */
+export function normaliseMetadata(raw: EncodeOutput, maxSkills: number): { use_case: string; skills: string[] } {
+  const skills = [...new Set(raw.skills.map(normalisePhrase).filter((s) => s.length > 0))].slice(0, maxSkills);
+  return { use_case: normalisePhrase(raw.use_case), skills };
+}

@@ -1,0 +1,21 @@
+import { z } from 'zod';
+import type { StructuredTask } from './task';
+
+/** Self-Rubrics, part 2: rewrite one instruction by one action, making it harder. CODECLM.md section 4. */
+export const improveOutput = z.object({ instruction: z.string().min(1) });
+export type ImproveOutput = z.infer<typeof improveOutput>;
+
+export const improveTask: StructuredTask<ImproveOutput> = {
+  kind: 'structured',
+  name: 'codeclm_improve',
+  stage: 'improve',
+  role: 'strong',
+  output: improveOutput,
+  system:
+    'You rewrite instructions for AI assistants so that they become more demanding while staying ' +
+    'answerable, self-contained and natural.',
+  user:
+    'Rewrite the instruction by applying the action. Keep its use case ("{{use_case}}") and intent; ' +
+    'return only the new instruction.\n\n' +
+    '<action>\n{{action}}\n</action>\n\n<instruction>\n{{instruction}}\n</instruction>',
+};

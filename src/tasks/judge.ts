@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import type { StructuredTask } from './task';
+
+/**
+ * Pairwise judging on a 1-10 scale, one prompt for both answers. Asked twice with the answers swapped;
+ * the caller averages each answer's two scores (CODECLM.md section 5, step 2).
+ */
+export const judgeOutput = z.object({
+  score_a: z.number().min(1).max(10),
+  score_b: z.number().min(1).max(10),
+});
+export type JudgeOutput = z.infer<typeof judgeOutput>;
+
+export const judgeTask: StructuredTask<JudgeOutput> = {
+  kind: 'structured',
+  name: 'codeclm_judge',
+  stage: 'judge',
+  role: 'judge',
+  output: judgeOutput,
+  system:
+    'You are an impartial reviewer of AI assistant answers. Judge helpfulness, relevance, accuracy, ' +
+    'depth and whether every requirement of the instruction is met. The order of the answers and ' +
+    'their length must not sway you.',
+  user:
+    'Score each of the two answers to the instruction from 1 (useless) to 10 (excellent).\n\n' +
+    '<instruction>\n{{instruction}}\n</instruction>\n\n' +
+    '<answer_a>\n{{answer_a}}\n</answer_a>\n\n' +
+    '<answer_b>\n{{answer_b}}\n</answer_b>',
+};
+
+/** Average each answer's scores over both orders: first call has strong as A, second has strong as B. */
+export function combineJudgements(strongFirst: JudgeOutput, strongSecond: JudgeOutput): {
+  strong: number;
+  target: number;
+  gap: number;
+} {
+  const strong = (strongFirst.score_a + strongSecond.score_b) / 2;
+  const target = (strongFirst.score_b + strongSecond.score_a) / 2;
+  return { strong, target, gap: strong - target };
+}

@@ -1,0 +1,24 @@
+import { z } from 'zod';
+import type { StructuredTask } from './task';
+
+/** Self-Rubrics, part 1: per metadata, rubrics of difficulty and one action per rubric. CODECLM.md section 4. */
+export const rubricsOutput = z.object({
+  rubrics: z.array(z.object({ rubric: z.string().min(1), action: z.string().min(1) })).min(1),
+});
+export type RubricsOutput = z.infer<typeof rubricsOutput>;
+
+export const rubricsTask: StructuredTask<RubricsOutput> = {
+  kind: 'structured',
+  name: 'codeclm_rubrics',
+  stage: 'rubrics',
+  role: 'strong',
+  output: rubricsOutput,
+  system:
+    'You design hard test questions for AI assistants. You know what separates a demanding ' +
+    'request from an easy one in a given domain.',
+  user:
+    'Instructions of the use case "{{use_case}}" test these skills: {{skills}}.\n' +
+    'Give {{count}} rubrics, each a criterion that makes such an instruction harder to answer well, ' +
+    'and for each rubric one concrete action that rewrites an instruction to meet that criterion ' +
+    '(for example "add a constraint that the answer must ...").',
+};
