@@ -9,6 +9,7 @@ import { provisionTemporalCli } from './provision';
 export interface DevServerOptions {
   dbFile: string;
   port?: number;
+  /** Default: port + 1000, as the Temporal CLI itself does (7233 -> 8233). */
   uiPort?: number;
   /** No Web UI (tests). */
   headless?: boolean;
@@ -18,13 +19,42 @@ export interface DevServerOptions {
   log?: (line: string) => void;
   startTimeoutMs?: number;
   extraArgs?: string[];
+  /**
+   * Start the server in its own process group, so a Ctrl-C in the terminal reaches only us and we
+   * decide how the server stops (SIGTERM, then wait). For foreground use (`codeclm server`).
+   */
+  ownProcessGroup?: boolean;
+}
+
+export interface DevServerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
 }
 
 export interface DevServer {
   address: string;
   uiUrl?: string;
+  dbFile: string;
+  logFile: string;
   process: ChildProcess;
+  /** Settles when the server process has ended, whoever ended it. */
+  exited: Promise<DevServerExit>;
+  /** SIGTERM, wait for the exit (SIGKILL after 10 s). Safe to call more than once. */
   stop(): Promise<void>;
+}
+
+/** A port we were asked to use is taken: the CLI reports this as a failure (exit 1), naming the port. */
+export class PortInUseError extends Error {
+  override name = 'PortInUseError';
+  constructor(
+    readonly port: number,
+    what: string,
+  ) {
+    super(
+      `port ${port} (${what}) is already in use on 127.0.0.1; ` +
+        'is another Temporal server running? Stop it or choose another port.',
+    );
+  }
 }
 
 export async function portIsOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
@@ -36,6 +66,19 @@ export async function portIsOpen(port: number, host = '127.0.0.1'): Promise<bool
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/** Whether we could listen on the port ourselves (catches listeners a connect probe misses, e.g. on 0.0.0.0 behind a filter). */
+async function canListen(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code !== 'EADDRINUSE'));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+async function ensurePortFree(port: number, what: string): Promise<void> {
+  if ((await portIsOpen(port)) || !(await canListen(port))) throw new PortInUseError(port, what);
 }
 
 export async function freePort(): Promise<number> {
@@ -65,17 +108,25 @@ export async function temporalAnswers(address: string, timeoutMs = 3000): Promis
   }
 }
 
+function logTail(logFile: string, lines = 5): string {
+  try {
+    return fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const binary = await provisionTemporalCli({ log });
   const port = opts.port ?? 7233;
   const uiPort = opts.uiPort ?? port + 1000;
-  fs.mkdirSync(path.dirname(path.resolve(opts.dbFile)), { recursive: true });
+  const dbFile = path.resolve(opts.dbFile);
   const args = [
     'server',
     'start-dev',
     '--db-filename',
-    path.resolve(opts.dbFile),
+    dbFile,
     '--ip',
     '127.0.0.1',
     '--port',
@@ -90,39 +141,68 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     ...(opts.headless ? ['--headless'] : ['--ui-port', String(uiPort)]),
     ...(opts.extraArgs ?? []),
   ];
-  if (await portIsOpen(port)) throw new Error(`port ${port} is already in use; cannot start a Temporal dev server there`);
-  const logFile = opts.logFile ?? `${path.resolve(opts.dbFile)}.log`;
+  // Checked up front: otherwise the server dies with a bind error buried in its log file.
+  await ensurePortFree(port, 'Temporal gRPC');
+  if (!opts.headless) await ensurePortFree(uiPort, 'Temporal Web UI');
+  fs.mkdirSync(path.dirname(dbFile), { recursive: true });
+  const logFile = opts.logFile ?? `${dbFile}.log`;
   const out = fs.openSync(logFile, 'a');
-  const child = spawn(binary, args, { stdio: ['ignore', out, out] });
+  const child = spawn(binary, args, { stdio: ['ignore', out, out], detached: opts.ownProcessGroup ?? false });
   fs.closeSync(out);
   const address = `127.0.0.1:${port}`;
-  let exited: number | null | undefined;
-  child.once('exit', (code) => (exited = code));
+  let ended: DevServerExit | undefined;
+  const exited = new Promise<DevServerExit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      ended = { code, signal };
+      resolve(ended);
+    });
+    // A spawn failure (e.g. EACCES) emits 'error' and maybe no 'exit'.
+    child.once('error', () => {
+      ended ??= { code: null, signal: null };
+      resolve(ended);
+    });
+  });
+  // Never leave a server behind when this process goes away without calling stop().
+  const killOnExit = () => {
+    if (!ended) child.kill('SIGTERM');
+  };
+  process.once('exit', killOnExit);
 
   const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
   while (!(await temporalAnswers(address, 1000))) {
-    if (exited !== undefined) {
-      const tail = fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
-      throw new Error(`Temporal dev server exited with code ${exited} while starting:\n${tail}`);
+    if (ended) {
+      process.removeListener('exit', killOnExit);
+      const how = ended.signal ? `signal ${ended.signal}` : `code ${ended.code}`;
+      throw new Error(`Temporal dev server exited with ${how} while starting:\n${logTail(logFile)}`);
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`Temporal dev server did not answer on ${address} within ${opts.startTimeoutMs ?? 60_000} ms (log: ${logFile})`);
+      process.removeListener('exit', killOnExit);
+      throw new Error(
+        `Temporal dev server did not answer on ${address} within ${opts.startTimeoutMs ?? 60_000} ms (log: ${logFile})`,
+      );
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  log(`codeclm: Temporal dev server on ${address}${opts.headless ? '' : `, Web UI http://127.0.0.1:${uiPort}`} (state: ${opts.dbFile})`);
+  const uiUrl = opts.headless ? undefined : `http://127.0.0.1:${uiPort}`;
+  log(
+    `codeclm: Temporal dev server on ${address}${uiUrl ? `, Web UI ${uiUrl}` : ''} (state: ${opts.dbFile})`,
+  );
   return {
     address,
-    uiUrl: opts.headless ? undefined : `http://127.0.0.1:${uiPort}`,
+    uiUrl,
+    dbFile,
+    logFile,
     process: child,
+    exited,
     async stop() {
-      if (exited !== undefined) return;
-      const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await done;
-      clearTimeout(timer);
+      if (!ended) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      process.removeListener('exit', killOnExit);
     },
   };
 }

