@@ -1,0 +1,137 @@
+import {
+  resolvedConfigSchema,
+  roleSchema,
+  type ConfigFile,
+  type ResolvedConfig,
+  type ResolvedRole,
+  type RoleConfig,
+  type RoleName,
+} from '../schemas/config';
+import { InputError } from '../util/errors';
+import { formatIssues, pathString, type Path } from './issues';
+import { readConfigFile } from './read';
+import { checkedConfigSchema } from './schema';
+
+export { describeConfig, type ConfigSummary } from './describe';
+
+/**
+ * Loading and resolving the run config. Precedence for each role setting: the config file, then the
+ * environment (OPENAI_BASE_URL, CODECLM_<ROLE>_MODEL), then built-in defaults. Keys never appear in
+ * the config or in the resolved value: a role only names the env var (`apiKeyEnv`) that holds it,
+ * and the worker reads it when it calls the model, so nothing secret reaches workflow history.
+ */
+
+export const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
+export const DEFAULT_MODELS: Record<'strong' | 'target', string> = { strong: 'gpt-4o', target: 'gpt-4o-mini' };
+export const MODEL_ENV: Record<RoleName, string> = {
+  strong: 'CODECLM_STRONG_MODEL',
+  target: 'CODECLM_TARGET_MODEL',
+  judge: 'CODECLM_JUDGE_MODEL',
+};
+
+export interface ConfigOverrides {
+  /** `--size`: target number of kept pairs. */
+  size?: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(file: string | undefined, env: Env = process.env, overrides: ConfigOverrides = {}): ResolvedConfig {
+  const { parsed, raw } = file === undefined ? { parsed: checkedConfigSchema.parse({}), raw: {} } : parseFile(file);
+  const rawRoles = ((raw as { roles?: Record<string, unknown> }).roles ?? {}) as Record<string, Record<string, unknown> | undefined>;
+
+  const baseURL = envBaseURL(env);
+  const strong = resolveRole('strong', parsed.roles.strong, env, baseURL, DEFAULT_MODELS.strong);
+  const target = resolveRole('target', parsed.roles.target, env, baseURL, DEFAULT_MODELS.target);
+  const judge = resolveJudge(rawRoles.strong, rawRoles.judge, strong, env);
+
+  const limits = { ...parsed.limits };
+  if (overrides.size !== undefined) {
+    if (!Number.isInteger(overrides.size) || overrides.size < 1) {
+      throw new InputError(`--size: expected a positive integer, got ${String(overrides.size)}`);
+    }
+    limits.size = overrides.size;
+  }
+  return resolvedConfigSchema.parse({ roles: { strong, target, judge }, method: parsed.method, limits });
+}
+
+function parseFile(file: string): { parsed: ConfigFile; raw: unknown } {
+  const { raw, where } = readConfigFile(file);
+  const keyProblems = findApiKeys(raw).map(
+    (p) =>
+      `${pathString(p)}: API keys are not accepted in config files (they would be copied into run history and reports); ` +
+      `put the key in an environment variable and set "apiKeyEnv" to its name, e.g. "apiKeyEnv": "OPENAI_API_KEY"${where(p)}`,
+  );
+  const result = checkedConfigSchema.safeParse(raw);
+  const problems = [...keyProblems, ...(result.success ? [] : formatIssues(result.error.issues, raw, checkedConfigSchema, where, isApiKeyName))];
+  if (problems.length || !result.success) {
+    throw new InputError(`invalid config file ${file} (${problems.length} problem${problems.length === 1 ? '' : 's'}):`, problems);
+  }
+  return { parsed: result.data, raw };
+}
+
+const isApiKeyName = (key: string): boolean => /^api[-_]?key$/i.test(key);
+
+/** Every path, at any depth, whose key is an API key field. */
+function findApiKeys(value: unknown, path: PropertyKey[] = []): Path[] {
+  if (value === null || typeof value !== 'object') return [];
+  const found: Path[] = [];
+  for (const [k, v] of Object.entries(value)) {
+    const p = [...path, Array.isArray(value) ? Number(k) : k];
+    if (isApiKeyName(k)) found.push(p);
+    else found.push(...findApiKeys(v, p));
+  }
+  return found;
+}
+
+/** An env var counts only when non-blank: `FOO= cmd` should behave like FOO unset. */
+function envValue(env: Env, name: string): string | undefined {
+  const v = env[name]?.trim();
+  return v ? v : undefined;
+}
+
+function envBaseURL(env: Env): string {
+  const v = envValue(env, 'OPENAI_BASE_URL');
+  if (v === undefined) return DEFAULT_BASE_URL;
+  if (!URL.canParse(v) || !/^https?:$/.test(new URL(v).protocol)) {
+    throw new InputError(`OPENAI_BASE_URL: expected an http(s) URL such as http://127.0.0.1:8000/v1, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function resolveRole(
+  name: RoleName,
+  role: RoleConfig,
+  env: Env,
+  baseURL: string,
+  defaultModel: string,
+): ResolvedRole {
+  return {
+    ...role,
+    baseURL: role.baseURL ?? baseURL,
+    model: role.model ?? envValue(env, MODEL_ENV[name]) ?? defaultModel,
+  };
+}
+
+/**
+ * The paper's judge is the strong LLM. Without a judge section the judge is a copy of the strong
+ * role; with one, fields it leaves out are taken from the strong role too (so `judge: {model: x}`
+ * means "same endpoint and key, other model"). Temperature is never inherited: the judge stage uses
+ * method.judgeTemperature (0, as in the paper) unless the judge section sets one.
+ */
+function resolveJudge(
+  rawStrong: Record<string, unknown> | undefined,
+  rawJudge: Record<string, unknown> | undefined,
+  strong: ResolvedRole,
+  env: Env,
+): ResolvedRole {
+  const { temperature: _ignored, ...inherited } = rawStrong ?? {};
+  void _ignored;
+  const merged = roleSchema.parse({ ...inherited, ...(rawJudge ?? {}) });
+  return {
+    ...merged,
+    baseURL: typeof rawJudge?.baseURL === 'string' ? merged.baseURL! : strong.baseURL,
+    model: typeof rawJudge?.model === 'string' ? merged.model! : (envValue(env, MODEL_ENV.judge) ?? strong.model),
+    temperature: typeof rawJudge?.temperature === 'number' ? merged.temperature : undefined,
+  };
+}
