@@ -1,6 +1,21 @@
 import type { Command } from './command';
 import { provisionCommand } from './provision';
 import { serverCommand } from './server';
+import { runCommand } from './run';
+import { demoCommand } from './demo';
+import { cancelCommand, exportCommand, pauseCommand, resumeCommand, statusCommand, waitCommand, workerCommand } from './control';
 
 /** Every CLI command, in the order `codeclm --help` lists them. */
-export const commands: Command[] = [provisionCommand, serverCommand];
+export const commands: Command[] = [
+  runCommand,
+  workerCommand,
+  serverCommand,
+  statusCommand,
+  waitCommand,
+  pauseCommand,
+  resumeCommand,
+  cancelCommand,
+  exportCommand,
+  demoCommand,
+  provisionCommand,
+];

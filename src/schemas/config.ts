@@ -65,6 +65,13 @@ export const limitsSchema = z
     /** A run pauses (with a reason) when it has used this many tokens or calls. */
     budgetTokens: z.number().int().positive().optional(),
     budgetCalls: z.number().int().positive().optional(),
+    /** Activity attempts for an LLM call failing transiently (429, 5xx, resets); 0 = no limit, so an
+     * outage slows the run down instead of failing it. */
+    llmMaxAttempts: z.number().int().min(0).default(0),
+    /** Longest wait between retries of a failing LLM call (Retry-After may ask for less). */
+    llmMaxRetryIntervalSeconds: z.number().positive().default(120),
+    /** Extra decode rounds when the first round kept fewer pairs than `size`. */
+    topUpRounds: z.number().int().min(0).default(2),
     /** Seeds longer than this (characters) are rejected as over-long. */
     maxSeedChars: z.number().int().positive().default(8000),
   })

@@ -46,7 +46,6 @@ export const datasetRecordSchema = z.object({
   run_id: z.string(),
   /** Provenance beyond INTERFACE.md's minimum: which Self-Rubrics actions produced the instruction. */
   actions: z.array(z.string()).default([]),
-  seed_ids: z.array(z.string()).default([]),
 });
 export type DatasetRecord = z.infer<typeof datasetRecordSchema>;
 

@@ -17,5 +17,7 @@ export const decodeTask: StructuredTask<DecodeOutput> = {
   user:
     'Write {{count}} different instructions for the use case "{{use_case}}". Answering each one well ' +
     'must call for these skills: {{skills}}.\n' +
-    'Make them differ in topic, wording and length. Return them in the "instructions" list.',
+    'Make them differ in topic, wording and length. Return them in the "instructions" list.\n' +
+    // A later top-up batch for the same metadata must not repeat an earlier one.
+    'Batch {{batch}}: when the batch number is above 1, write instructions unlike those of earlier batches.',
 };

@@ -1,0 +1,11 @@
+import type { ActivityDeps } from './deps';
+import { createStageActivities } from './stages';
+import { createSinkActivities } from './sink';
+
+/** All activities of a worker, built from injected dependencies (LLM client factory, clock). */
+export function createActivities(deps: ActivityDeps) {
+  return { ...createStageActivities(deps), ...createSinkActivities() };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+export type { ActivityDeps } from './deps';

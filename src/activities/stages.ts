@@ -1,0 +1,247 @@
+import fs from 'node:fs';
+import { ApplicationFailure } from '@temporalio/common';
+import type { LimitsConfig, MethodConfig, ResolvedRole } from '../schemas/config';
+import type { Metadata, Rubric, Seed, Usage } from '../schemas/records';
+import { seedSchema } from '../schemas/records';
+import { runPaths } from '../store/runDir';
+import { readJson, writeFileAtomic, writeJsonAtomic } from '../store/files';
+import { encodeTask, normaliseMetadata } from '../tasks/encode';
+import { decodeTask } from '../tasks/decode';
+import { rubricsTask } from '../tasks/rubrics';
+import { improveTask } from '../tasks/improve';
+import { answerStrongTask, answerTargetTask } from '../tasks/answer';
+import { judgeTask, type JudgeOutput } from '../tasks/judge';
+import { loadSeeds } from '../seeds/load';
+import { callStructured, callText, type ActivityDeps } from './deps';
+import { allocate, mixAndMatch } from './pool';
+
+/**
+ * One activity per pipeline stage. Each is safe to retry: LLM calls have no side effects, and the
+ * stages that keep state write it to one file per item, atomically (src/store).
+ */
+
+export interface PrepareSeedsInput {
+  outDir: string;
+  seedsFile: string;
+  field?: string;
+  skipInvalid: boolean;
+  limits: LimitsConfig;
+}
+export interface SeedsInfo {
+  count: number;
+  format: string;
+  field: string;
+  warnings: string[];
+  skipped: { origin: string; reason: string }[];
+}
+
+export interface EncodeInput {
+  outDir: string;
+  index: number;
+  strong: ResolvedRole;
+  method: MethodConfig;
+}
+export interface EncodeResult {
+  seedId: string;
+  metadata: Metadata;
+  usage: Usage;
+}
+
+export interface PoolInput {
+  outDir: string;
+  method: MethodConfig;
+  seeds: number;
+  /** Instructions to share over the pool. */
+  instructions: number;
+}
+
+export interface DecodeInput {
+  strong: ResolvedRole;
+  method: MethodConfig;
+  metadata: Metadata;
+  count: number;
+  batch: number;
+  label: string;
+}
+
+export interface RubricsInput {
+  outDir: string;
+  entry: number;
+  strong: ResolvedRole;
+  method: MethodConfig;
+  metadata: Metadata;
+}
+
+export interface ImproveInput {
+  strong: ResolvedRole;
+  method: MethodConfig;
+  metadata: Metadata;
+  instruction: string;
+  action: string;
+  label: string;
+}
+
+export interface AnswerInput {
+  who: 'strong' | 'target';
+  cfg: ResolvedRole;
+  method: MethodConfig;
+  instruction: string;
+  label: string;
+}
+
+export interface JudgeInput {
+  judge: ResolvedRole;
+  method: MethodConfig;
+  instruction: string;
+  answerA: string;
+  answerB: string;
+  label: string;
+}
+
+// Seeds are read from the run's own normalised copy; cache parsed files per worker process.
+const seedCache = new Map<string, { mtimeMs: number; seeds: Seed[] }>();
+function runSeeds(outDir: string): Seed[] {
+  const file = runPaths(outDir).seeds;
+  const { mtimeMs } = fs.statSync(file);
+  const hit = seedCache.get(file);
+  if (hit && hit.mtimeMs === mtimeMs) return hit.seeds;
+  const seeds = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => seedSchema.parse(JSON.parse(l)));
+  seedCache.set(file, { mtimeMs, seeds });
+  if (seedCache.size > 16) seedCache.delete(seedCache.keys().next().value!);
+  return seeds;
+}
+
+export function createStageActivities(deps: ActivityDeps) {
+  return {
+    /** Snapshot the seed file into the run dir once; later attempts and replays reuse the snapshot. */
+    async prepareSeeds(input: PrepareSeedsInput): Promise<SeedsInfo> {
+      const paths = runPaths(input.outDir);
+      const existing = readJson<SeedsInfo>(paths.seedsInfo);
+      if (existing && fs.existsSync(paths.seeds)) return existing;
+      let loaded;
+      try {
+        loaded = loadSeeds(input.seedsFile, {
+          field: input.field,
+          skipInvalid: input.skipInvalid,
+          maxSeedChars: input.limits.maxSeedChars,
+        });
+      } catch (err) {
+        // Bad input will not get better by retrying.
+        throw ApplicationFailure.nonRetryable((err as Error).message, 'InputError');
+      }
+      writeFileAtomic(paths.seeds, loaded.seeds.map((s) => JSON.stringify(s)).join('\n') + '\n');
+      const info: SeedsInfo = {
+        count: loaded.seeds.length,
+        format: loaded.format,
+        field: loaded.field,
+        warnings: loaded.warnings,
+        skipped: loaded.skipped,
+      };
+      writeJsonAtomic(paths.seedsInfo, info);
+      return info;
+    },
+
+    async encodeSeed(input: EncodeInput): Promise<EncodeResult> {
+      const paths = runPaths(input.outDir);
+      const file = paths.encodedFile(input.index);
+      const done = readJson<EncodeResult>(file);
+      if (done) return { ...done, usage: {} };
+      const seed = runSeeds(input.outDir)[input.index];
+      if (!seed) throw ApplicationFailure.nonRetryable(`no seed at index ${input.index}`, 'InputError');
+      const { value, usage } = await callStructured(
+        deps,
+        encodeTask,
+        { role: 'strong', cfg: input.strong, temperature: input.method.encodeTemperature, label: `encode seed ${seed.id}` },
+        { instruction: seed.instruction, max_skills: String(input.method.skillsPerSeed) },
+      );
+      const result: EncodeResult = { seedId: seed.id, metadata: normaliseMetadata(value, input.method.skillsPerSeed), usage };
+      writeJsonAtomic(file, { seedId: result.seedId, metadata: result.metadata });
+      return result;
+    },
+
+    async buildPool(input: PoolInput): Promise<{ entries: { metadata: Metadata; instructions: number }[] }> {
+      const paths = runPaths(input.outDir);
+      const encoded: Metadata[] = [];
+      for (let i = 0; i < input.seeds; i++) {
+        const e = readJson<{ metadata: Metadata }>(paths.encodedFile(i));
+        if (e && e.metadata.skills.length > 0) encoded.push(e.metadata);
+      }
+      const pool = mixAndMatch(encoded, input.method);
+      const entries = allocate(pool, input.instructions);
+      writeJsonAtomic(paths.pool, { entries });
+      return { entries: entries.map(({ metadata, instructions }) => ({ metadata, instructions })) };
+    },
+
+    async decodeInstructions(input: DecodeInput): Promise<{ instructions: string[]; usage: Usage }> {
+      const { value, usage } = await callStructured(
+        deps,
+        decodeTask,
+        { role: 'strong', cfg: input.strong, temperature: input.method.decodeTemperature, label: input.label },
+        {
+          count: String(input.count),
+          use_case: input.metadata.use_case,
+          skills: input.metadata.skills.join(', '),
+          batch: String(input.batch),
+        },
+      );
+      // Fewer than asked is fine (the entry gets fewer); more than asked is cut to the budget.
+      const distinct = [...new Set(value.instructions.map((s) => s.trim()).filter(Boolean))];
+      return { instructions: distinct.slice(0, input.count), usage };
+    },
+
+    /** Rubrics are written once per pool entry and reused by every instruction and top-up batch. */
+    async writeRubrics(input: RubricsInput): Promise<{ rubrics: Rubric[]; usage: Usage }> {
+      const file = runPaths(input.outDir).rubricsFile(input.entry);
+      const done = readJson<Rubric[]>(file);
+      if (done) return { rubrics: done, usage: {} };
+      const { value, usage } = await callStructured(
+        deps,
+        rubricsTask,
+        { role: 'strong', cfg: input.strong, temperature: input.method.rubricTemperature, label: `rubrics for pool entry ${input.entry}` },
+        {
+          count: String(input.method.rubrics),
+          use_case: input.metadata.use_case,
+          skills: input.metadata.skills.join(', '),
+        },
+      );
+      const rubrics = value.rubrics.slice(0, input.method.rubrics);
+      writeJsonAtomic(file, rubrics);
+      return { rubrics, usage };
+    },
+
+    async improveInstruction(input: ImproveInput): Promise<{ instruction: string; usage: Usage }> {
+      const { value, usage } = await callStructured(
+        deps,
+        improveTask,
+        { role: 'strong', cfg: input.strong, temperature: input.method.improveTemperature, label: input.label },
+        { use_case: input.metadata.use_case, action: input.action, instruction: input.instruction },
+      );
+      return { instruction: value.instruction.trim(), usage };
+    },
+
+    async answer(input: AnswerInput): Promise<{ text: string; usage: Usage }> {
+      const task = input.who === 'strong' ? answerStrongTask : answerTargetTask;
+      const { value, usage } = await callText(
+        deps,
+        task,
+        { role: input.who, cfg: input.cfg, temperature: input.method.answerTemperature, label: input.label },
+        { instruction: input.instruction },
+      );
+      return { text: value, usage };
+    },
+
+    async judge(input: JudgeInput): Promise<{ scores: JudgeOutput; usage: Usage }> {
+      const { value, usage } = await callStructured(
+        deps,
+        judgeTask,
+        { role: 'judge', cfg: input.judge, temperature: input.method.judgeTemperature, label: input.label },
+        { instruction: input.instruction, answer_a: input.answerA, answer_b: input.answerB },
+      );
+      return { scores: value, usage };
+    },
+  };
+}

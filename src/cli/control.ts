@@ -1,0 +1,223 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { flag, intOpt, requireStr, UsageError, type Command, type ParsedArgs } from './command';
+import { controlClient } from './runtime';
+import type { RunProgress, RunResult, RunState } from '../schemas/run';
+import { usageTotals, type DatasetRecord } from '../schemas/records';
+import { progressQuery, pauseSignal, resumeSignal, type codeclmRun } from '../workflows/pipeline';
+import { runPaths } from '../store/runDir';
+import { listJsonFiles, readJson, writeFileAtomic } from '../store/files';
+import { createWorker } from '../worker';
+import { connectWorker, temporalTarget } from '../temporal/connection';
+import { embeddedPort } from './runtime';
+import { describe } from './progress';
+
+/** The commands that talk to an existing run: status, wait, pause, resume, cancel, export, worker. */
+
+/** A workflow failure's useful message is on its cause (the activity's or workflow's own error). */
+export function causeMessage(err: unknown): string {
+  const e = err as { message?: string; cause?: { message?: string } };
+  return e.cause?.message ?? e.message ?? String(err);
+}
+
+function runIdArg(args: ParsedArgs, command: Command): string {
+  const id = args.positionals[0];
+  if (!id) throw new UsageError(`codeclm ${command.name}: RUN_ID is required\nusage: codeclm ${command.usage}`);
+  return id;
+}
+
+async function withRun<T>(args: ParsedArgs, command: Command, fn: (h: WorkflowHandle<typeof codeclmRun>, c: Client) => Promise<T>): Promise<T> {
+  const runId = runIdArg(args, command);
+  const client = await controlClient();
+  try {
+    const handle = client.workflow.getHandle<typeof codeclmRun>(runId);
+    try {
+      await handle.describe();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new Error(`no run "${runId}" on this Temporal server`);
+      throw err;
+    }
+    return await fn(handle, client);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+const STATE_OF: Record<string, RunState> = {
+  RUNNING: 'running',
+  COMPLETED: 'completed',
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+  TERMINATED: 'failed',
+  TIMED_OUT: 'failed',
+  CONTINUED_AS_NEW: 'running',
+};
+
+export interface StatusView {
+  run_id: string;
+  state: RunState;
+  phase?: string;
+  paused_reason?: string;
+  out_dir?: string;
+  counters?: Record<string, unknown>;
+  error?: string;
+}
+
+export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Promise<StatusView> {
+  const desc = await handle.describe();
+  const state = STATE_OF[desc.status.name] ?? 'failed';
+  const outDir = desc.memo?.outDir as string | undefined;
+  let progress: Pick<RunProgress, 'counters' | 'usage'> & Partial<RunProgress> | undefined;
+  let error: string | undefined;
+  if (state === 'running') {
+    progress = await handle.query(progressQuery).catch(() => undefined);
+  } else if (state === 'completed') {
+    const result: RunResult = await handle.result();
+    progress = { counters: result.counters, usage: result.usage, phase: 'done' };
+  } else {
+    await handle.result().catch((err: unknown) => (error = causeMessage(err)));
+    const report = outDir ? readJson<{ counts: RunProgress['counters']; usage: { per_stage_role: RunProgress['usage'] } }>(runPaths(outDir).reportJson) : undefined;
+    if (report) progress = { counters: report.counts, usage: report.usage.per_stage_role };
+  }
+  const view: StatusView = { run_id: handle.workflowId, state: progress?.state === 'paused' ? 'paused' : state, out_dir: outDir, error };
+  if (progress) {
+    const c = progress.counters;
+    const t = usageTotals(progress.usage);
+    view.phase = progress.phase;
+    view.paused_reason = progress.pausedReason;
+    view.counters = {
+      seeds: c.seeds,
+      encoded: c.encoded,
+      pool: c.pool,
+      instructions: c.instructions,
+      kept: c.kept,
+      dropped: c.dropped,
+      failed: c.failed + c.encodeFailed,
+      llm_calls: t.calls,
+      tokens: { prompt: t.promptTokens, completion: t.completionTokens },
+      per_stage: progress.usage,
+    };
+  }
+  return view;
+}
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'state and counters of a run',
+  usage: 'status RUN_ID [--json]',
+  options: { json: { type: 'boolean' } },
+  async run(args) {
+    const view = await withRun(args, statusCommand, (h) => runStatus(h));
+    if (flag(args, 'json')) process.stdout.write(`${JSON.stringify(view)}\n`);
+    else {
+      const lines = [`run ${view.run_id}: ${view.state}${view.paused_reason ? ` (${view.paused_reason})` : ''}${view.phase ? `, phase ${view.phase}` : ''}`];
+      if (view.out_dir) lines.push(`  out: ${view.out_dir}`);
+      if (view.error) lines.push(`  error: ${view.error}`);
+      if (view.counters) {
+        const { per_stage, tokens, ...counts } = view.counters as { per_stage: Record<string, { calls: number; promptTokens: number; completionTokens: number }>; tokens: { prompt: number; completion: number } };
+        lines.push(`  ${Object.entries(counts).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`);
+        lines.push(`  tokens: ${tokens.prompt} prompt, ${tokens.completion} completion`);
+        for (const [k, u] of Object.entries(per_stage).sort()) lines.push(`    ${k.padEnd(16)} ${u.calls} calls, ${u.promptTokens}+${u.completionTokens} tokens`);
+      }
+      process.stdout.write(`${lines.join('\n')}\n`);
+    }
+  },
+};
+
+export const waitCommand: Command = {
+  name: 'wait',
+  summary: 'block until a run ends; exit 0 only if it completed',
+  usage: 'wait RUN_ID [--json]',
+  options: { json: { type: 'boolean' } },
+  async run(args) {
+    return withRun(args, waitCommand, async (handle) => {
+      try {
+        const result = await handle.result();
+        process.stdout.write(flag(args, 'json') ? `${JSON.stringify(result)}\n` : `run ${result.runId} completed: ${result.counters.kept} pairs in ${result.dataset}\n`);
+        return 0;
+      } catch (err) {
+        const view = await runStatus(handle);
+        process.stderr.write(`run ${handle.workflowId} ended ${view.state}: ${causeMessage(err)}\n`);
+        return 1;
+      }
+    });
+  },
+};
+
+function signalCommand(name: 'pause' | 'resume' | 'cancel', summary: string): Command {
+  const command: Command = {
+    name,
+    summary,
+    usage: `${name} RUN_ID`,
+    options: {},
+    async run(args) {
+      await withRun(args, command, async (handle) => {
+        const view = await runStatus(handle);
+        if (view.state !== 'running' && view.state !== 'paused') throw new Error(`run ${handle.workflowId} has already ended (${view.state})`);
+        if (name === 'pause') await handle.signal(pauseSignal, 'paused by user');
+        else if (name === 'resume') await handle.signal(resumeSignal);
+        else await handle.cancel();
+      });
+      process.stdout.write(`${name === 'cancel' ? 'cancellation requested' : `${name}d`}: ${args.positionals[0]}\n`);
+    },
+  };
+  return command;
+}
+
+export const pauseCommand = signalCommand('pause', 'stop starting new work in a run (work in flight finishes)');
+export const resumeCommand = signalCommand('resume', 'resume a paused run');
+export const cancelCommand = signalCommand('cancel', 'cancel a run; pairs already kept are written out');
+
+const formats = {
+  openai: (r: DatasetRecord) => ({ messages: [{ role: 'user', content: r.instruction }, { role: 'assistant', content: r.response }] }),
+  alpaca: (r: DatasetRecord) => ({ instruction: r.instruction, input: '', output: r.response }),
+  sharegpt: (r: DatasetRecord) => ({ conversations: [{ from: 'human', value: r.instruction }, { from: 'gpt', value: r.response }] }),
+  jsonl: (r: DatasetRecord) => r,
+};
+
+/** Kept pairs of a run: dataset.jsonl when written, else what the run has kept so far. */
+export function readKept(outDir: string): DatasetRecord[] {
+  const paths = runPaths(outDir);
+  if (fs.existsSync(paths.dataset)) {
+    return fs.readFileSync(paths.dataset, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as DatasetRecord);
+  }
+  return listJsonFiles(paths.records).map((f) => readJson<DatasetRecord>(f)!).sort((a, b) => a.id.localeCompare(b.id));
+}
+
+export const exportCommand: Command = {
+  name: 'export',
+  summary: 'write the kept pairs of a run in a fine-tuning format',
+  usage: 'export RUN_ID --format openai|alpaca|sharegpt|jsonl --out FILE',
+  details: ['openai: {"messages":[user, assistant]}; alpaca: {instruction,input,output}; sharegpt: {conversations:[human, gpt]}; jsonl: the records as they are'],
+  options: { format: { type: 'string' }, out: { type: 'string' } },
+  async run(args) {
+    const format = requireStr(args, 'format', exportCommand);
+    if (!(format in formats)) throw new UsageError(`codeclm export: --format must be one of ${Object.keys(formats).join(', ')}, got "${format}"`);
+    const out = path.resolve(requireStr(args, 'out', exportCommand));
+    const outDir = await withRun(args, exportCommand, async (h) => (await h.describe()).memo?.outDir as string | undefined);
+    if (!outDir) throw new Error(`run ${args.positionals[0]} has no out dir recorded`);
+    const records = readKept(outDir);
+    const convert = formats[format as keyof typeof formats];
+    writeFileAtomic(out, records.map((r) => JSON.stringify(convert(r))).join('\n') + (records.length ? '\n' : ''));
+    process.stdout.write(`wrote ${records.length} pairs (${format}) to ${out}\n`);
+  },
+};
+
+export const workerCommand: Command = {
+  name: 'worker',
+  summary: 'run a worker against TEMPORAL_ADDRESS until SIGINT/SIGTERM (graceful)',
+  usage: 'worker [--concurrency N]',
+  details: ['--concurrency N   LLM calls (activities) in flight from this worker (default 64)'],
+  options: { concurrency: { type: 'string' } },
+  async run(args) {
+    const concurrency = intOpt(args, 'concurrency', workerCommand);
+    const target = temporalTarget();
+    const address = target.explicit ? target.address : `127.0.0.1:${embeddedPort()}`;
+    const worker = await createWorker({ connection: await connectWorker({ ...target, address }), namespace: target.namespace, concurrency });
+    process.stderr.write(`codeclm: worker on ${address} (namespace ${target.namespace}); SIGINT/SIGTERM to stop gracefully\n`);
+    await worker.run();
+    process.stderr.write('codeclm: worker stopped\n');
+  },
+};
+

@@ -1,0 +1,45 @@
+import type { RunProgress } from '../schemas/run';
+import { usageTotals } from '../schemas/records';
+
+/**
+ * Progress on stderr: a redrawn bar on a TTY, a line every `intervalMs` otherwise (logs stay
+ * readable in CI and files).
+ */
+export class ProgressReporter {
+  private lastLine = 0;
+  private drawn = false;
+  constructor(
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly intervalMs = 10_000,
+  ) {}
+
+  update(p: RunProgress): void {
+    const line = describe(p);
+    if (this.stream.isTTY) {
+      const width = 24;
+      const done = Math.min(1, p.size ? p.counters.kept / p.size : 0);
+      const bar = '#'.repeat(Math.round(done * width)).padEnd(width, '.');
+      this.stream.write(`\r\x1b[2K[${bar}] ${line}`);
+      this.drawn = true;
+    } else if (Date.now() - this.lastLine >= this.intervalMs) {
+      this.stream.write(`codeclm: ${line}\n`);
+      this.lastLine = Date.now();
+    }
+  }
+
+  done(): void {
+    if (this.drawn) this.stream.write('\n');
+    this.drawn = false;
+  }
+}
+
+export function describe(p: RunProgress): string {
+  const c = p.counters;
+  const t = usageTotals(p.usage);
+  const state = p.state === 'paused' ? `PAUSED (${p.pausedReason ?? ''}) ` : '';
+  return (
+    `${state}${p.phase}: seeds ${c.encoded}/${c.seeds} encoded, pool ${c.pool}, ` +
+    `instructions ${c.instructions}, kept ${c.kept}/${p.size}, dropped ${c.dropped}, failed ${c.failed}, ` +
+    `${t.calls} LLM calls`
+  );
+}

@@ -1,0 +1,213 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import { flag, intOpt, requireStr, str, UsageError, type Command, type ParsedArgs } from './command';
+import { loadConfig } from '../config/load';
+import { loadSeeds } from '../seeds/load';
+import type { ResolvedConfig } from '../schemas/config';
+import type { RunInput, RunProgress, RunResult } from '../schemas/run';
+import { codeclmRun, progressQuery } from '../workflows/pipeline';
+import { createWorker } from '../worker';
+import { connectWorker, DEFAULT_TASK_QUEUE } from '../temporal/connection';
+import { codeclmHome, ensureTemporal } from './runtime';
+import { ProgressReporter, describe } from './progress';
+import { useSimulatorIfNoProvider } from './offline';
+import { InputError } from '../util/errors';
+
+export const runOptions = {
+  seeds: { type: 'string' },
+  out: { type: 'string' },
+  config: { type: 'string' },
+  size: { type: 'string' },
+  field: { type: 'string' },
+  'skip-invalid': { type: 'boolean' },
+} as const;
+
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'generate a dataset from seed instructions (encode, decode, Self-Rubrics, Contrastive Filtering)',
+  usage: 'run --seeds FILE --out DIR [--config FILE] [--size N] [--run-id ID] [--detach] [--field NAME] [--skip-invalid] [--worker] [--json]',
+  details: [
+    '--seeds FILE      JSONL, JSON array, CSV or text; the instruction field is detected (or --field NAME)',
+    '--out DIR         where dataset.jsonl, report.json and report.md are written',
+    '--config FILE     codeclm.config.json or .yaml (roles, method parameters, limits)',
+    '--size N          target number of kept pairs (overrides limits.size)',
+    '--run-id ID       a run id of your own; running again with the same id attaches to that run',
+    '--detach          print the run id and return; the run goes on',
+    '--skip-invalid    skip bad seed lines (each is reported) instead of refusing to start',
+    '--worker          also run a worker in this process when TEMPORAL_ADDRESS is set',
+    '--json            print the result as JSON on stdout',
+    'Without TEMPORAL_ADDRESS: starts the embedded dev server (state in .codeclm/) and a worker here.',
+    'Without OPENAI_API_KEY, OPENAI_BASE_URL or --config: uses the offline LLM simulator (a banner says so).',
+  ],
+  options: {
+    ...runOptions,
+    'run-id': { type: 'string' },
+    detach: { type: 'boolean' },
+    worker: { type: 'boolean' },
+    json: { type: 'boolean' },
+    'daemon-child': { type: 'boolean' },
+  },
+  run: runMain,
+};
+
+/** Validates seeds and config up front so that bad input exits 2 before anything starts. */
+export function prepareRunInput(args: ParsedArgs, command: Command, runId: string): RunInput {
+  const seedsFile = path.resolve(requireStr(args, 'seeds', command));
+  const outDir = path.resolve(requireStr(args, 'out', command));
+  const size = intOpt(args, 'size', command);
+  const configFile = str(args, 'config');
+  const config: ResolvedConfig = loadConfig(configFile, process.env, { size });
+  const field = str(args, 'field');
+  const skipInvalid = flag(args, 'skip-invalid');
+  const seeds = loadSeeds(seedsFile, { field, skipInvalid, maxSeedChars: config.limits.maxSeedChars });
+  for (const w of seeds.warnings) process.stderr.write(`codeclm: warning: ${w}\n`);
+  for (const s of seeds.skipped) process.stderr.write(`codeclm: skipped ${s.origin}: ${s.reason}\n`);
+  if (seeds.seeds.length === 0) throw new InputError(`${seedsFile}: no usable seed instructions`);
+  if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory()) throw new InputError(`--out ${outDir} exists and is not a directory`);
+  return { runId, seedsFile, outDir, field, skipInvalid, config };
+}
+
+export function newRunId(): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  return `run-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+async function runMain(args: ParsedArgs): Promise<number> {
+  const runId = str(args, 'run-id') ?? newRunId();
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(runId)) throw new UsageError(`codeclm run: --run-id may use letters, digits, '.', '_' and '-' (got "${runId}")`);
+  let input = prepareRunInput(args, runCommand, runId);
+  const offline = await useSimulatorIfNoProvider(input.config, !!str(args, 'config'));
+  input = { ...input, config: offline.config };
+  const temporal = await ensureTemporal();
+  const embedded = !temporal.target.explicit;
+
+  if (flag(args, 'detach') && embedded && !flag(args, 'daemon-child')) {
+    await offline.stop();
+    await temporal.server?.stop();
+    return detachEmbedded(runId);
+  }
+
+  const { connectClient } = await import('../temporal/connection');
+  const client = await connectClient(temporal.target);
+  let worker: Worker | undefined;
+  let workerRun: Promise<void> | undefined;
+  try {
+    const handle = await startOrAttach(client, input);
+    if (flag(args, 'detach') && !flag(args, 'daemon-child')) {
+      process.stdout.write(flag(args, 'json') ? `${JSON.stringify({ run_id: runId })}\n` : `${runId}\n`);
+      return 0;
+    }
+    if (embedded || flag(args, 'worker')) {
+      worker = await createWorker({ connection: await connectWorker(temporal.target), namespace: temporal.target.namespace });
+      workerRun = worker.run();
+    }
+    const result = await waitWithProgress(handle);
+    printResult(result, flag(args, 'json'));
+    return 0;
+  } catch (err) {
+    process.stderr.write(`codeclm run: run ${runId} did not complete: ${rootMessage(err)}\n`);
+    return 1;
+  } finally {
+    if (worker) {
+      worker.shutdown();
+      await workerRun;
+    }
+    await client.connection.close();
+    await offline.stop();
+    await temporal.server?.stop();
+  }
+}
+
+function rootMessage(err: unknown): string {
+  let e = err as { cause?: unknown; message?: string } | undefined;
+  const parts: string[] = [];
+  while (e) {
+    if (e.message && !parts.includes(e.message)) parts.push(e.message);
+    e = e.cause as typeof e;
+  }
+  return parts.join(': ');
+}
+
+/** Starts the run, or attaches to the existing one with the same id (never a second run). */
+export async function startOrAttach(client: Client, input: RunInput): Promise<WorkflowHandle<typeof codeclmRun>> {
+  try {
+    const handle = await client.workflow.start(codeclmRun, {
+      workflowId: input.runId,
+      taskQueue: input.taskQueue ?? DEFAULT_TASK_QUEUE,
+      args: [input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      memo: { outDir: input.outDir, seedsFile: input.seedsFile },
+    });
+    process.stderr.write(`codeclm: run ${input.runId} started (out: ${input.outDir})\n`);
+    return handle;
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    process.stderr.write(`codeclm: run ${input.runId} already exists; attaching to it\n`);
+    return client.workflow.getHandle(input.runId);
+  }
+}
+
+export async function waitWithProgress(handle: WorkflowHandle<typeof codeclmRun>): Promise<RunResult> {
+  const reporter = new ProgressReporter();
+  let last: RunProgress | undefined;
+  const timer = setInterval(() => {
+    handle.query(progressQuery).then(
+      (p) => {
+        last = p;
+        reporter.update(p);
+      },
+      () => undefined, // not queryable yet (no worker has picked it up): try again next tick
+    );
+  }, 1000);
+  try {
+    return await handle.result();
+  } finally {
+    clearInterval(timer);
+    reporter.done();
+    if (last) process.stderr.write(`codeclm: ${describe(last)}\n`);
+  }
+}
+
+function printResult(result: RunResult, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  const c = result.counters;
+  process.stdout.write(
+    [
+      `run ${result.runId} completed in ${result.wallSeconds.toFixed(1)} s`,
+      `  kept ${c.kept} pairs (dropped ${c.dropped}, failed ${c.failed}) from ${c.seeds} seeds`,
+      `  dataset: ${result.dataset}`,
+      `  report:  ${path.join(result.outDir, 'report.md')} (and report.json)`,
+      '',
+    ].join('\n'),
+  );
+}
+
+/**
+ * `--detach` without TEMPORAL_ADDRESS: the embedded server and worker must outlive this command, so
+ * a background copy of the same command runs them until the run ends (log under .codeclm/runs/).
+ */
+async function detachEmbedded(runId: string): Promise<number> {
+  const logDir = path.join(codeclmHome(), 'runs');
+  fs.mkdirSync(logDir, { recursive: true });
+  const logFile = path.join(logDir, `${runId}.log`);
+  const out = fs.openSync(logFile, 'a');
+  const argv = process.argv.slice(2).filter((a) => a !== '--detach');
+  if (!argv.includes('--run-id')) argv.push('--run-id', runId);
+  const child = spawn(process.execPath, [process.argv[1]!, ...argv, '--daemon-child'], {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: process.env,
+  });
+  child.unref();
+  fs.closeSync(out);
+  process.stderr.write(`codeclm: run ${runId} continues in the background (pid ${child.pid}, log ${logFile})\n`);
+  process.stdout.write(`${runId}\n`);
+  return 0;
+}

@@ -1,0 +1,30 @@
+import path from 'node:path';
+import { hash32 } from '../util/random';
+
+/**
+ * Layout of a run's out dir. Final outputs sit at the top (INTERFACE.md); the run's durable working
+ * state sits under `.work/`, one file per item so that concurrent workers never write the same file
+ * and a retried activity overwrites its own file with the same content.
+ */
+export function runPaths(outDir: string) {
+  const work = path.join(outDir, '.work');
+  const shard = (id: string) => (hash32(id) % 256).toString(16).padStart(2, '0');
+  return {
+    outDir,
+    work,
+    dataset: path.join(outDir, 'dataset.jsonl'),
+    reportJson: path.join(outDir, 'report.json'),
+    reportMd: path.join(outDir, 'report.md'),
+    seeds: path.join(work, 'seeds.jsonl'),
+    seedsInfo: path.join(work, 'seeds.info.json'),
+    encoded: path.join(work, 'encoded'),
+    encodedFile: (index: number) => path.join(work, 'encoded', `${String(index).padStart(7, '0')}.json`),
+    pool: path.join(work, 'pool.json'),
+    rubricsFile: (entry: number) => path.join(work, 'rubrics', `${String(entry).padStart(5, '0')}.json`),
+    records: path.join(work, 'records'),
+    recordFile: (id: string) => path.join(work, 'records', shard(id), `${id}.json`),
+    claims: path.join(work, 'claims'),
+    claimFile: (key: string) => path.join(work, 'claims', `${key}.json`),
+  };
+}
+export type RunPaths = ReturnType<typeof runPaths>;

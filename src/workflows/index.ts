@@ -1,0 +1,1 @@
+export { codeclmRun, encodeSeeds, generateForEntry, refineInstruction } from './pipeline';

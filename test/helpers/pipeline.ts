@@ -1,0 +1,43 @@
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
+import { createWorker } from '../../src/worker';
+import { configSchema, type ResolvedConfig } from '../../src/schemas/config';
+import { testAddress, uniqueQueue } from './env';
+
+/** A resolved config pointing every role at a simulator URL, paper defaults unless overridden. */
+export function simConfig(baseURL: string, patch: { method?: Partial<ResolvedConfig['method']>; limits?: Partial<ResolvedConfig['limits']> } = {}): ResolvedConfig {
+  const base = configSchema.parse({});
+  const role = (model: string) => ({ ...base.roles.strong, baseURL, model });
+  return {
+    roles: { strong: role('sim-strong'), target: role('sim-target'), judge: { ...role('sim-strong'), temperature: 0 } },
+    method: { ...base.method, ...patch.method },
+    limits: { ...base.limits, ...patch.limits },
+  };
+}
+
+export interface TestWorker {
+  worker: Worker;
+  taskQueue: string;
+  client: Client;
+  stop(): Promise<void>;
+}
+
+/** A real worker (real activities, real LLM boundary) on its own task queue of the suite's server. */
+export async function startTestWorker(name: string, opts: { concurrency?: number } = {}): Promise<TestWorker> {
+  const taskQueue = uniqueQueue(name);
+  const connection = await NativeConnection.connect({ address: testAddress() });
+  const worker = await createWorker({ connection, taskQueue, concurrency: opts.concurrency });
+  const running = worker.run();
+  const client = new Client({ connection: await Connection.connect({ address: testAddress() }) });
+  return {
+    worker,
+    taskQueue,
+    client,
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+      await client.connection.close();
+    },
+  };
+}
