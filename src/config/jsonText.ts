@@ -134,16 +134,18 @@ export function locateSyntaxError(text: string): number {
 }
 
 /**
- * For a document whose top level is an array: the 1-based line on which each element starts, in
- * one linear pass (strings and nesting are tracked so brackets inside values are not counted).
- * Call only on text JSON.parse accepted.
+ * The 1-based line on which each element of an array starts, in one linear pass (strings and
+ * nesting are tracked so brackets inside values do not count). `depth` 1 is a top-level array;
+ * depth 2 is an array that is a property of the top-level object (`{"data": [...]}`), the caller
+ * making sure there is only one such array. Call only on text JSON.parse accepted.
  */
-export function arrayElementLines(text: string): number[] {
+export function arrayElementLines(text: string, depth = 1): number[] {
   const lines: number[] = [];
-  let depth = 0;
+  const stack: string[] = [];
   let line = 1;
   let inString = false;
   let expectElement = false;
+  const inTargetArray = () => stack.length === depth && stack[depth - 1] === '[';
   for (let i = 0; i < text.length; i++) {
     const ch = text[i]!;
     if (ch === '\n') line++;
@@ -153,16 +155,18 @@ export function arrayElementLines(text: string): number[] {
       continue;
     }
     if (ch === ' ' || ch === '\t' || ch === '\r' || ch === '\n') continue;
-    if (depth === 1 && expectElement && ch !== ']') {
+    if (expectElement && ch !== ']' && inTargetArray()) {
       lines.push(line);
       expectElement = false;
     }
     if (ch === '"') inString = true;
     else if (ch === '[' || ch === '{') {
-      depth++;
-      if (depth === 1) expectElement = true;
-    } else if (ch === ']' || ch === '}') depth--;
-    else if (ch === ',' && depth === 1) expectElement = true;
+      stack.push(ch);
+      if (inTargetArray()) expectElement = true;
+    } else if (ch === ']' || ch === '}') {
+      stack.pop();
+      expectElement = false;
+    } else if (ch === ',' && inTargetArray()) expectElement = true;
   }
   return lines;
 }
