@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import {
   resolvedConfigSchema,
   roleSchema,
@@ -10,7 +11,7 @@ import {
 import { InputError } from '../util/errors';
 import { formatIssues, pathString, type Path } from './issues';
 import { readConfigFile } from './read';
-import { checkedConfigSchema } from './schema';
+import { checkedConfigSchema, crossFieldIssues } from './schema';
 
 export { describeConfig, type ConfigSummary } from './describe';
 
@@ -63,7 +64,14 @@ function parseFile(file: string): { parsed: ConfigFile; raw: unknown } {
       `put the key in an environment variable and set "apiKeyEnv" to its name, e.g. "apiKeyEnv": "OPENAI_API_KEY"${where(p)}`,
   );
   const result = checkedConfigSchema.safeParse(raw);
-  const problems = [...keyProblems, ...(result.success ? [] : formatIssues(result.error.issues, raw, checkedConfigSchema, where, isApiKeyName))];
+  let issues: z.core.$ZodIssue[] = [];
+  if (!result.success) {
+    // Cross-field rules may not have run (zod skips refinements after some failures): run them on
+    // the raw input, and drop any the refinement did produce so each is listed once.
+    const crossField = crossFieldIssues((raw as { method?: unknown }).method ?? {}).map((i) => ({ code: 'custom' as const, input: undefined, ...i }));
+    issues = [...result.error.issues.filter((i) => i.code !== 'custom'), ...crossField];
+  }
+  const problems = [...keyProblems, ...formatIssues(issues, raw, checkedConfigSchema, where, isApiKeyName)];
   if (problems.length || !result.success) {
     throw new InputError(`invalid config file ${file} (${problems.length} problem${problems.length === 1 ? '' : 's'}):`, problems);
   }
