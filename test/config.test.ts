@@ -24,12 +24,23 @@ function errorOf(fn: () => unknown): InputError {
 describe('loadConfig without a file', () => {
   test('uses OpenAI env vars and default models; the judge is the strong role', () => {
     const cfg = loadConfig(undefined, {});
-    expect(cfg.roles.strong).toMatchObject({ baseURL: 'https://api.openai.com/v1', model: 'gpt-4o', apiKeyEnv: 'OPENAI_API_KEY' });
+    expect(cfg.roles.strong).toMatchObject({
+      baseURL: 'https://api.openai.com/v1',
+      model: 'gpt-4o',
+      apiKeyEnv: 'OPENAI_API_KEY',
+    });
     expect(cfg.roles.target.model).toBe('gpt-4o-mini');
     expect(cfg.roles.judge).toMatchObject({ baseURL: cfg.roles.strong.baseURL, model: 'gpt-4o' });
     expect(cfg.roles.judge.temperature).toBeUndefined();
     expect(cfg.method.judgeTemperature).toBe(0);
-    expect(cfg.method).toMatchObject({ poolSize: 200, skillsPerSeed: 3, rubrics: 4, maxIterations: 4, theta: 3, decodeTemperature: 0.7 });
+    expect(cfg.method).toMatchObject({
+      poolSize: 200,
+      skillsPerSeed: 3,
+      rubrics: 4,
+      maxIterations: 4,
+      theta: 3,
+      decodeTemperature: 0.7,
+    });
   });
 
   test('reads OPENAI_BASE_URL and CODECLM_*_MODEL; blank values count as unset', () => {
@@ -46,7 +57,9 @@ describe('loadConfig without a file', () => {
   });
 
   test('rejects a malformed OPENAI_BASE_URL', () => {
-    expect(errorOf(() => loadConfig(undefined, { OPENAI_BASE_URL: 'localhost:8000' })).message).toMatch(/OPENAI_BASE_URL: expected an http\(s\) URL/);
+    expect(errorOf(() => loadConfig(undefined, { OPENAI_BASE_URL: 'localhost:8000' })).message).toMatch(
+      /OPENAI_BASE_URL: expected an http\(s\) URL/,
+    );
   });
 
   test('--size overrides limits.size and must be a positive integer', () => {
@@ -70,8 +83,15 @@ describe('loadConfig with a file', () => {
   });
 
   test('the config file wins over env; env fills what it leaves out', () => {
-    const file = write('partial.yaml', 'roles:\n  target:\n    baseURL: http://10.0.0.5:8000/v1\n    model: llama\n');
-    const cfg = loadConfig(file, { OPENAI_BASE_URL: 'http://gw/v1', CODECLM_TARGET_MODEL: 'ignored', CODECLM_STRONG_MODEL: 'big' });
+    const file = write(
+      'partial.yaml',
+      'roles:\n  target:\n    baseURL: http://10.0.0.5:8000/v1\n    model: llama\n',
+    );
+    const cfg = loadConfig(file, {
+      OPENAI_BASE_URL: 'http://gw/v1',
+      CODECLM_TARGET_MODEL: 'ignored',
+      CODECLM_STRONG_MODEL: 'big',
+    });
     expect(cfg.roles.target).toMatchObject({ baseURL: 'http://10.0.0.5:8000/v1', model: 'llama' });
     expect(cfg.roles.strong).toMatchObject({ baseURL: 'http://gw/v1', model: 'big' });
   });
@@ -79,10 +99,26 @@ describe('loadConfig with a file', () => {
   test('a partial judge inherits the strong role except its temperature', () => {
     const file = write(
       'judge.json',
-      JSON.stringify({ roles: { strong: { baseURL: 'http://strong/v1', model: 'big', apiKeyEnv: 'STRONG_KEY', temperature: 0.9, rpm: 60 }, judge: { model: 'judge-m' } } }),
+      JSON.stringify({
+        roles: {
+          strong: {
+            baseURL: 'http://strong/v1',
+            model: 'big',
+            apiKeyEnv: 'STRONG_KEY',
+            temperature: 0.9,
+            rpm: 60,
+          },
+          judge: { model: 'judge-m' },
+        },
+      }),
     );
     const cfg = loadConfig(file, {});
-    expect(cfg.roles.judge).toMatchObject({ baseURL: 'http://strong/v1', model: 'judge-m', apiKeyEnv: 'STRONG_KEY', rpm: 60 });
+    expect(cfg.roles.judge).toMatchObject({
+      baseURL: 'http://strong/v1',
+      model: 'judge-m',
+      apiKeyEnv: 'STRONG_KEY',
+      rpm: 60,
+    });
     expect(cfg.roles.judge.temperature).toBeUndefined();
     expect(cfg.roles.strong.temperature).toBe(0.9);
   });
@@ -112,7 +148,9 @@ describe('loadConfig with a file', () => {
     expect(err.message).toContain('roles.strong.temperature: expected number <= 2, got 5 (line 3)');
     expect(err.message).toContain('roles.strong.maxTokens: expected an integer, got 1.5');
     expect(err.message).toMatch(/roles\.strong\.baseURL: expected a URL.*got "not a url"/);
-    expect(err.message).toMatch(/roles\.strong\.structuredOutput: expected one of "json_schema" \| "json_object" \| "text"/);
+    expect(err.message).toMatch(
+      /roles\.strong\.structuredOutput: expected one of "json_schema" \| "json_object" \| "text"/,
+    );
     expect(err.message).toContain('roles.target.modle: unknown field (did you mean "model"?) (line 8)');
     expect(err.message).toContain('method.pool_size: unknown field (did you mean "poolSize"?)');
     expect(err.message).toContain('method.skillsPerEntryMin: must be <= method.skillsPerEntryMax (3), got 4');
@@ -122,9 +160,14 @@ describe('loadConfig with a file', () => {
   });
 
   test('rejects an apiKey anywhere, and never echoes it', () => {
-    const file = write('key.json', JSON.stringify({ roles: { strong: { apiKey: 'sk-secret123' }, judge: { api_key: 'sk-secret456' } } }));
+    const file = write(
+      'key.json',
+      JSON.stringify({ roles: { strong: { apiKey: 'sk-secret123' }, judge: { api_key: 'sk-secret456' } } }),
+    );
     const err = errorOf(() => loadConfig(file, {}));
-    expect(err.message).toMatch(/roles\.strong\.apiKey: API keys are not accepted in config files.*apiKeyEnv/);
+    expect(err.message).toMatch(
+      /roles\.strong\.apiKey: API keys are not accepted in config files.*apiKeyEnv/,
+    );
     expect(err.message).toMatch(/roles\.judge\.api_key: API keys are not accepted/);
     expect(err.message).not.toContain('sk-secret');
     expect(err.problems).toHaveLength(2);
@@ -144,7 +187,9 @@ describe('loadConfig with a file', () => {
   });
 
   test('JSON syntax errors give line and column', () => {
-    const err = errorOf(() => loadConfig(write('syntax.json', '{\n  "method": {\n    "theta": 3,\n  }\n}'), {}));
+    const err = errorOf(() =>
+      loadConfig(write('syntax.json', '{\n  "method": {\n    "theta": 3,\n  }\n}'), {}),
+    );
     expect(err.message).toMatch(/syntax\.json: invalid JSON at line 4, column 3/);
     const err2 = errorOf(() => loadConfig(write('syntax2.json', '{\n  "method": {"theta": tru}\n}'), {}));
     expect(err2.message).toMatch(/syntax2\.json: invalid JSON at line 2, column \d+/);
@@ -157,18 +202,33 @@ describe('loadConfig with a file', () => {
   });
 
   test('missing, empty, non-object and wrongly named files', () => {
-    expect(errorOf(() => loadConfig(path.join(dir, 'nope.json'), {})).message).toMatch(/config file not found: .*nope\.json/);
-    expect(errorOf(() => loadConfig(write('empty.yaml', '  \n'), {})).message).toMatch(/empty\.yaml is empty/);
-    expect(errorOf(() => loadConfig(write('list.json', '[1]'), {})).message).toMatch(/expected an object at the top level/);
-    expect(errorOf(() => loadConfig(write('cfg.toml', 'x = 1'), {})).message).toMatch(/unsupported extension "\.toml"/);
+    expect(errorOf(() => loadConfig(path.join(dir, 'nope.json'), {})).message).toMatch(
+      /config file not found: .*nope\.json/,
+    );
+    expect(errorOf(() => loadConfig(write('empty.yaml', '  \n'), {})).message).toMatch(
+      /empty\.yaml is empty/,
+    );
+    expect(errorOf(() => loadConfig(write('list.json', '[1]'), {})).message).toMatch(
+      /expected an object at the top level/,
+    );
+    expect(errorOf(() => loadConfig(write('cfg.toml', 'x = 1'), {})).message).toMatch(
+      /unsupported extension "\.toml"/,
+    );
   });
 });
 
 describe('describeConfig', () => {
   test('has hosts, models and params but no key or env value', () => {
-    const env = { OPENAI_BASE_URL: 'https://user:pw@gateway.example.com:8443/v1?key=abc', OPENAI_API_KEY: 'sk-very-secret' };
+    const env = {
+      OPENAI_BASE_URL: 'https://user:pw@gateway.example.com:8443/v1?key=abc',
+      OPENAI_API_KEY: 'sk-very-secret',
+    };
     const summary = describeConfig(loadConfig(undefined, env));
-    expect(summary.roles.strong).toMatchObject({ endpoint: 'gateway.example.com:8443', model: 'gpt-4o', apiKeyEnv: 'OPENAI_API_KEY' });
+    expect(summary.roles.strong).toMatchObject({
+      endpoint: 'gateway.example.com:8443',
+      model: 'gpt-4o',
+      apiKeyEnv: 'OPENAI_API_KEY',
+    });
     expect(summary.roles.judge.model).toBe('gpt-4o');
     expect(summary.method.poolSize).toBe(200);
     expect(summary.limits.size).toBe(200);

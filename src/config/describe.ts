@@ -50,7 +50,11 @@ function summariseRole(role: ResolvedRole): RoleSummary {
 
 export function describeConfig(cfg: ResolvedConfig): ConfigSummary {
   return {
-    roles: { strong: summariseRole(cfg.roles.strong), target: summariseRole(cfg.roles.target), judge: summariseRole(cfg.roles.judge) },
+    roles: {
+      strong: summariseRole(cfg.roles.strong),
+      target: summariseRole(cfg.roles.target),
+      judge: summariseRole(cfg.roles.judge),
+    },
     method: { ...cfg.method },
     limits: { ...cfg.limits },
   };

@@ -34,7 +34,10 @@ export function describeValue(v: unknown): string {
 
 /** Fields whose value must never be echoed: a key pasted where a variable name belongs. */
 function mayBeSecret(path: Path): boolean {
-  return /key|secret|token|password/i.test(String(path[path.length - 1] ?? '')) && !/^maxTokens$|^budgetTokens$/.test(String(path[path.length - 1]));
+  return (
+    /key|secret|token|password/i.test(String(path[path.length - 1] ?? '')) &&
+    !/^maxTokens$|^budgetTokens$/.test(String(path[path.length - 1]))
+  );
 }
 
 const typeNames: Record<string, string> = {
@@ -75,7 +78,10 @@ function expectation(issue: z.core.$ZodIssue): string {
     }
     case 'too_small': {
       const op = issue.inclusive ? '>=' : '>';
-      if (issue.origin === 'string') return Number(issue.minimum) <= 1 ? 'expected a non-empty string' : `expected at least ${issue.minimum} characters`;
+      if (issue.origin === 'string')
+        return Number(issue.minimum) <= 1
+          ? 'expected a non-empty string'
+          : `expected at least ${issue.minimum} characters`;
       if (issue.origin === 'array') return `expected at least ${issue.minimum} items`;
       return `expected ${issue.origin ?? 'number'} ${op} ${issue.minimum}`;
     }
@@ -110,7 +116,11 @@ export function formatIssues(
         if (skipKey(key)) continue;
         const path = [...issue.path, key];
         const guess = suggest(key, allowed);
-        const hint = guess ? ` (did you mean "${guess}"?)` : allowed.length ? ` (allowed: ${allowed.join(', ')})` : '';
+        const hint = guess
+          ? ` (did you mean "${guess}"?)`
+          : allowed.length
+            ? ` (allowed: ${allowed.join(', ')})`
+            : '';
         out.push(`${pathString(path)}: unknown field${hint}${where(path)}`);
       }
       continue;
@@ -122,7 +132,13 @@ export function formatIssues(
       if (guess) text += ` (did you mean "${guess}"?)`;
     }
     const custom = issue.code === 'custom';
-    const gotText = custom ? '' : got === undefined ? ', but it is missing' : mayBeSecret(issue.path) ? '' : `, got ${describeValue(got)}`;
+    const gotText = custom
+      ? ''
+      : got === undefined
+        ? ', but it is missing'
+        : mayBeSecret(issue.path)
+          ? ''
+          : `, got ${describeValue(got)}`;
     out.push(`${pathString(issue.path)}: ${text}${gotText}${where(issue.path)}`);
   }
   return out;

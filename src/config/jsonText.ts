@@ -5,7 +5,8 @@
  * and seed errors can point at a line a user can open in an editor.
  */
 
-export type JsonParse = { ok: true; value: unknown } | { ok: false; line: number; column: number; message: string };
+export type JsonParse =
+  { ok: true; value: unknown } | { ok: false; line: number; column: number; message: string };
 
 export function parseJson(text: string): JsonParse {
   try {
@@ -68,7 +69,10 @@ export function locateSyntaxError(text: string): number {
     while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
   };
   const lit = (word: string) => {
-    for (const ch of word) if (text[i++] !== ch) (i--, fail());
+    for (const ch of word) {
+      if (text[i] !== ch) fail();
+      i++;
+    }
   };
   const str = () => {
     i++; // opening quote

@@ -23,7 +23,10 @@ export { describeConfig, type ConfigSummary } from './describe';
  */
 
 export const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
-export const DEFAULT_MODELS: Record<'strong' | 'target', string> = { strong: 'gpt-4o', target: 'gpt-4o-mini' };
+export const DEFAULT_MODELS: Record<'strong' | 'target', string> = {
+  strong: 'gpt-4o',
+  target: 'gpt-4o-mini',
+};
 export const MODEL_ENV: Record<RoleName, string> = {
   strong: 'CODECLM_STRONG_MODEL',
   target: 'CODECLM_TARGET_MODEL',
@@ -37,9 +40,17 @@ export interface ConfigOverrides {
 
 type Env = Record<string, string | undefined>;
 
-export function loadConfig(file: string | undefined, env: Env = process.env, overrides: ConfigOverrides = {}): ResolvedConfig {
-  const { parsed, raw } = file === undefined ? { parsed: checkedConfigSchema.parse({}), raw: {} } : parseFile(file);
-  const rawRoles = ((raw as { roles?: Record<string, unknown> }).roles ?? {}) as Record<string, Record<string, unknown> | undefined>;
+export function loadConfig(
+  file: string | undefined,
+  env: Env = process.env,
+  overrides: ConfigOverrides = {},
+): ResolvedConfig {
+  const { parsed, raw } =
+    file === undefined ? { parsed: checkedConfigSchema.parse({}), raw: {} } : parseFile(file);
+  const rawRoles = ((raw as { roles?: Record<string, unknown> }).roles ?? {}) as Record<
+    string,
+    Record<string, unknown> | undefined
+  >;
 
   const baseURL = envBaseURL(env);
   const strong = resolveRole('strong', parsed.roles.strong, env, baseURL, DEFAULT_MODELS.strong);
@@ -68,12 +79,19 @@ function parseFile(file: string): { parsed: ConfigFile; raw: unknown } {
   if (!result.success) {
     // Cross-field rules may not have run (zod skips refinements after some failures): run them on
     // the raw input, and drop any the refinement did produce so each is listed once.
-    const crossField = crossFieldIssues((raw as { method?: unknown }).method ?? {}).map((i) => ({ code: 'custom' as const, input: undefined, ...i }));
+    const crossField = crossFieldIssues((raw as { method?: unknown }).method ?? {}).map((i) => ({
+      code: 'custom' as const,
+      input: undefined,
+      ...i,
+    }));
     issues = [...result.error.issues.filter((i) => i.code !== 'custom'), ...crossField];
   }
   const problems = [...keyProblems, ...formatIssues(issues, raw, checkedConfigSchema, where, isApiKeyName)];
   if (problems.length || !result.success) {
-    throw new InputError(`invalid config file ${file} (${problems.length} problem${problems.length === 1 ? '' : 's'}):`, problems);
+    throw new InputError(
+      `invalid config file ${file} (${problems.length} problem${problems.length === 1 ? '' : 's'}):`,
+      problems,
+    );
   }
   return { parsed: result.data, raw };
 }
@@ -102,7 +120,9 @@ function envBaseURL(env: Env): string {
   const v = envValue(env, 'OPENAI_BASE_URL');
   if (v === undefined) return DEFAULT_BASE_URL;
   if (!URL.canParse(v) || !/^https?:$/.test(new URL(v).protocol)) {
-    throw new InputError(`OPENAI_BASE_URL: expected an http(s) URL such as http://127.0.0.1:8000/v1, got ${JSON.stringify(v)}`);
+    throw new InputError(
+      `OPENAI_BASE_URL: expected an http(s) URL such as http://127.0.0.1:8000/v1, got ${JSON.stringify(v)}`,
+    );
   }
   return v;
 }
@@ -139,7 +159,8 @@ function resolveJudge(
   return {
     ...merged,
     baseURL: typeof rawJudge?.baseURL === 'string' ? merged.baseURL! : strong.baseURL,
-    model: typeof rawJudge?.model === 'string' ? merged.model! : (envValue(env, MODEL_ENV.judge) ?? strong.model),
+    model:
+      typeof rawJudge?.model === 'string' ? merged.model! : (envValue(env, MODEL_ENV.judge) ?? strong.model),
     temperature: typeof rawJudge?.temperature === 'number' ? merged.temperature : undefined,
   };
 }

@@ -32,10 +32,13 @@ export function readText(file: string, what: string): string {
 export function readConfigFile(file: string): RawConfig {
   const ext = path.extname(file).toLowerCase();
   if (!jsonExt.has(ext) && !yamlExt.has(ext)) {
-    throw new InputError(`config file ${file}: unsupported extension "${ext || '(none)'}"; expected .json, .yaml or .yml`);
+    throw new InputError(
+      `config file ${file}: unsupported extension "${ext || '(none)'}"; expected .json, .yaml or .yml`,
+    );
   }
   const text = readText(file, 'config file');
-  if (!text.trim()) throw new InputError(`config file ${file} is empty; expected an object with roles, method and/or limits`);
+  if (!text.trim())
+    throw new InputError(`config file ${file} is empty; expected an object with roles, method and/or limits`);
 
   // YAML is a superset of JSON, so one YAML parse gives node positions for both formats.
   const lineCounter = new LineCounter();
@@ -45,7 +48,9 @@ export function readConfigFile(file: string): RawConfig {
   if (jsonExt.has(ext)) {
     const parsed = parseJson(text);
     if (!parsed.ok) {
-      throw new InputError(`config file ${file}: invalid JSON at line ${parsed.line}, column ${parsed.column}: ${parsed.message}`);
+      throw new InputError(
+        `config file ${file}: invalid JSON at line ${parsed.line}, column ${parsed.column}: ${parsed.message}`,
+      );
     }
     raw = parsed.value;
   } else {
@@ -59,7 +64,9 @@ export function readConfigFile(file: string): RawConfig {
     raw = doc.toJS();
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new InputError(`config file ${file}: expected an object at the top level (roles, method, limits), got ${Array.isArray(raw) ? 'an array' : JSON.stringify(raw)}`);
+    throw new InputError(
+      `config file ${file}: expected an object at the top level (roles, method, limits), got ${Array.isArray(raw) ? 'an array' : JSON.stringify(raw)}`,
+    );
   }
 
   const where = (p: Path): string => {

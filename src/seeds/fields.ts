@@ -13,7 +13,8 @@ export const INSTRUCTION_FIELDS = ['instruction', 'prompt', 'question', 'text', 
 export const CONTEXT_FIELDS = ['input', 'context'] as const;
 export const ID_FIELDS = ['id', 'idx', 'question_id', 'uid', '_id', 'task_id', 'sample_id', 'qid'] as const;
 
-export type Extracted = { ok: true; instruction: string; field: string; id?: string } | { ok: false; error: string };
+export type Extracted =
+  { ok: true; instruction: string; field: string; id?: string } | { ok: false; error: string };
 
 type Obj = Record<string, unknown>;
 
@@ -128,7 +129,8 @@ export function extractSeed(value: unknown, format: SeedFormat, field: string | 
   if (typeof value === 'string') {
     // Plain text lines, and the strings of a JSON array of strings, are instructions as they are.
     if (format === 'text' || format === 'json') {
-      if (field !== undefined && format === 'json') return { ok: false, error: `--field ${field}: this item is a string, not an object` };
+      if (field !== undefined && format === 'json')
+        return { ok: false, error: `--field ${field}: this item is a string, not an object` };
       return { ok: true, instruction: value.trim(), field: format === 'text' ? '(line)' : '(item)' };
     }
   }
@@ -144,8 +146,13 @@ export function extractSeed(value: unknown, format: SeedFormat, field: string | 
   if (field !== undefined) {
     const segs = splitFieldPath(field);
     const got = getPath(value, segs);
-    if (!got.found) return { ok: false, error: `field "${field}" not found; fields seen: ${Object.keys(value).join(', ') || '(none)'}` };
-    if (typeof got.value !== 'string') return { ok: false, error: `field "${field}" is ${kind(got.value)}, expected text` };
+    if (!got.found)
+      return {
+        ok: false,
+        error: `field "${field}" not found; fields seen: ${Object.keys(value).join(', ') || '(none)'}`,
+      };
+    if (typeof got.value !== 'string')
+      return { ok: false, error: `field "${field}" is ${kind(got.value)}, expected text` };
     path = field;
     topKey = keyFor(value, segs[0]!) ?? segs[0]!;
     text = got.value;

@@ -1,7 +1,8 @@
 import path from 'node:path';
-import { arrayElementLines, parseJson } from '../config/jsonText';
+import { arrayElementLines, lineColumn, parseJson } from '../config/jsonText';
 import { InputError } from '../util/errors';
 import { isBlankRecord, parseDelimited } from './csv';
+import { extractSeed } from './fields';
 
 /**
  * Splitting a seed file into raw records, one per line (or per array element / CSV row), each with
@@ -50,15 +51,26 @@ export function readRecords(file: string, text: string): RawRecords {
   // saved as .jsonl, or JSON Lines saved as .json.
   if (byExt === 'jsonl' && first === '[') {
     const whole = parseJson(text);
-    if (whole.ok && Array.isArray(whole.value)) return fromJsonValue(file, text, whole.value, ['holds a JSON array; reading it as JSON, not JSON Lines']);
+    if (whole.ok && Array.isArray(whole.value))
+      return fromJsonValue(file, text, whole.value, [
+        'holds a JSON array; reading it as JSON, not JSON Lines',
+      ]);
   }
+  // Without an extension, an object on the first line alone means JSON Lines.
+  if (byExt === undefined && first === '{' && looksLikeJsonLines(text)) return fromJsonLines(text);
   if (byExt === 'json' || (byExt === undefined && (first === '[' || first === '{'))) {
     const whole = parseJson(text);
     if (whole.ok) return fromJsonValue(file, text, whole.value, []);
     if (first === '{' && looksLikeJsonLines(text)) {
-      return { ...fromJsonLines(text), warnings: byExt === 'json' ? [`${file} holds JSON Lines (one object per line); reading it as JSONL`] : [] };
+      return {
+        ...fromJsonLines(text),
+        warnings:
+          byExt === 'json' ? [`${file} holds JSON Lines (one object per line); reading it as JSONL`] : [],
+      };
     }
-    throw new InputError(`seed file ${file}:${whole.line}: invalid JSON at column ${whole.column}: ${whole.message}`);
+    throw new InputError(
+      `seed file ${file}:${whole.line}: invalid JSON at column ${whole.column}: ${whole.message}`,
+    );
   }
   if (byExt === 'jsonl') return fromJsonLines(text);
   if (byExt === 'csv' || byExt === 'tsv') return fromDelimited(file, text, byExt);
@@ -87,7 +99,11 @@ function fromJsonLines(text: string): RawRecords {
     entries.push(
       parsed.ok
         ? { line, label: String(line), value: parsed.value }
-        : { line, label: String(line), error: `invalid JSON at column ${parsed.column + raw.indexOf(s[0]!)}: ${parsed.message}` },
+        : {
+            line,
+            label: String(line),
+            error: `invalid JSON at column ${parsed.column + raw.indexOf(s[0]!)}: ${parsed.message}`,
+          },
     );
   });
   return { format: 'jsonl', entries, warnings: [] };
@@ -99,12 +115,16 @@ function fromJsonValue(file: string, text: string, value: unknown, notes: string
   let depth = 1;
   if (Array.isArray(value)) items = value;
   else if (value !== null && typeof value === 'object') {
-    // A wrapper object such as {"questions": [...]}: use its one array, and say so.
+    // One object is either a single seed (possibly a one-line JSONL file) or a wrapper such as
+    // {"questions": [...]}: a wrapper when it is not itself a seed and has exactly one array.
     const arrays = Object.entries(value).filter(([, v]) => Array.isArray(v));
-    if (arrays.length !== 1) {
+    if (extractSeed(value, 'json', undefined).ok || arrays.length === 0) {
+      const line = lineColumn(text, text.indexOf('{')).line;
+      return { format: 'json', entries: [{ line, label: String(line), value }], warnings };
+    }
+    if (arrays.length > 1) {
       throw new InputError(
-        `seed file ${file}: expected a JSON array of seed objects` +
-          (arrays.length > 1 ? `; the top-level object has several arrays (${arrays.map(([k]) => k).join(', ')}) and it is unclear which holds the seeds` : ''),
+        `seed file ${file}: expected a JSON array of seed objects; the top-level object has several arrays (${arrays.map(([k]) => k).join(', ')}) and it is unclear which holds the seeds`,
       );
     }
     const [key, arr] = arrays[0]!;
@@ -112,7 +132,9 @@ function fromJsonValue(file: string, text: string, value: unknown, notes: string
     depth = 2;
     warnings.push(`${file}: using the array under "${key}" as the seeds`);
   } else {
-    throw new InputError(`seed file ${file}: expected a JSON array of seed objects, got ${value === null ? 'null' : typeof value}`);
+    throw new InputError(
+      `seed file ${file}: expected a JSON array of seed objects, got ${value === null ? 'null' : typeof value}`,
+    );
   }
   const starts = arrayElementLines(text, depth);
   // Several elements can start on one line (a minified file): number them within the line.
@@ -137,15 +159,24 @@ function fromDelimited(file: string, text: string, format: 'csv' | 'tsv'): RawRe
   const names = header.fields.map((f) => f.trim());
   const seenNames = new Set<string>();
   for (const [i, name] of names.entries()) {
-    if (!name) throw new InputError(`seed file ${file}:${header.line}: column ${i + 1} of the header row has no name (the first row must name the columns)`);
-    if (seenNames.has(name)) throw new InputError(`seed file ${file}:${header.line}: column "${name}" appears twice in the header row`);
+    if (!name)
+      throw new InputError(
+        `seed file ${file}:${header.line}: column ${i + 1} of the header row has no name (the first row must name the columns)`,
+      );
+    if (seenNames.has(name))
+      throw new InputError(
+        `seed file ${file}:${header.line}: column "${name}" appears twice in the header row`,
+      );
     seenNames.add(name);
   }
   const entries = records.map((r): RawEntry => {
     const base = { line: r.line, label: String(r.line) };
     if (r.error) return { ...base, error: r.error };
     if (r.fields.length !== names.length) {
-      return { ...base, error: `expected ${names.length} columns as in the header row, got ${r.fields.length} (a field containing ${format === 'csv' ? 'a comma' : 'a tab'} must be quoted)` };
+      return {
+        ...base,
+        error: `expected ${names.length} columns as in the header row, got ${r.fields.length} (a field containing ${format === 'csv' ? 'a comma' : 'a tab'} must be quoted)`,
+      };
     }
     const value: Record<string, string> = {};
     names.forEach((name, i) => (value[name] = r.fields[i]!));

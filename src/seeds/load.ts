@@ -58,7 +58,9 @@ function checkSize(file: string): void {
     return; // readText reports missing/unreadable files with a clear message
   }
   if (size > MAX_SEED_FILE_BYTES) {
-    throw new InputError(`seed file ${file} is ${Math.round(size / 1048576)} MiB; the limit is ${MAX_SEED_FILE_BYTES / 1048576} MiB (seed sets are usually far smaller: is this the right file?)`);
+    throw new InputError(
+      `seed file ${file} is ${Math.round(size / 1048576)} MiB; the limit is ${MAX_SEED_FILE_BYTES / 1048576} MiB (seed sets are usually far smaller: is this the right file?)`,
+    );
   }
 }
 
@@ -67,13 +69,21 @@ export function loadSeeds(file: string, opts: LoadSeedsOptions = {}): LoadedSeed
   const field = opts.field?.trim() || undefined;
   checkSize(file);
   const text = readText(file, 'seed file');
-  if (!text.trim()) throw new InputError(`seed file ${file} is empty; expected one seed instruction per line (JSONL, CSV, TSV, text) or a JSON array`);
+  if (!text.trim())
+    throw new InputError(
+      `seed file ${file} is empty; expected one seed instruction per line (JSONL, CSV, TSV, text) or a JSON array`,
+    );
 
   const { format, entries, warnings } = readRecords(file, text);
   if (field !== undefined && format === 'text') {
-    throw new InputError(`--field ${field}: seed file ${file} is plain text (one instruction per line), which has no fields`);
+    throw new InputError(
+      `--field ${field}: seed file ${file} is plain text (one instruction per line), which has no fields`,
+    );
   }
-  if (!entries.length) throw new InputError(`seed file ${file} has no seed records${format === 'csv' || format === 'tsv' ? ' (only a header row)' : ''}`);
+  if (!entries.length)
+    throw new InputError(
+      `seed file ${file} has no seed records${format === 'csv' || format === 'tsv' ? ' (only a header row)' : ''}`,
+    );
 
   const problems: { origin: string; reason: string }[] = [];
   const seeds: Seed[] = [];
@@ -92,13 +102,19 @@ export function loadSeeds(file: string, opts: LoadSeedsOptions = {}): LoadedSeed
       continue;
     }
     if (got.instruction.length > maxChars) {
-      problems.push({ origin, reason: `instruction is ${got.instruction.length} characters, over the limit of ${maxChars} (limits.maxSeedChars)` });
+      problems.push({
+        origin,
+        reason: `instruction is ${got.instruction.length} characters, over the limit of ${maxChars} (limits.maxSeedChars)`,
+      });
       continue;
     }
     const id = got.id ?? `seed-${entry.label}`;
     const firstLine = idLines.get(id);
     if (firstLine !== undefined) {
-      problems.push({ origin, reason: `duplicate id "${id}" (already used at line ${firstLine}); ids must be unique` });
+      problems.push({
+        origin,
+        reason: `duplicate id "${id}" (already used at line ${firstLine}); ids must be unique`,
+      });
       continue;
     }
     idLines.set(id, entry.label);
@@ -114,13 +130,18 @@ export function loadSeeds(file: string, opts: LoadSeedsOptions = {}): LoadedSeed
     );
   }
   if (!seeds.length) {
-    throw new InputError(`seed file ${file}: no valid seeds (all ${problems.length} records are invalid):`, listCapped(problems.map((p) => `${p.origin}: ${p.reason}`)));
+    throw new InputError(
+      `seed file ${file}: no valid seeds (all ${problems.length} records are invalid):`,
+      listCapped(problems.map((p) => `${p.origin}: ${p.reason}`)),
+    );
   }
 
   const unique = dropDuplicateTexts(file, seeds, warnings);
   if (fieldCounts.size > 1) {
     const parts = [...fieldCounts].map(([f, c]) => `"${f}" in ${c}`);
-    warnings.push(`${file}: records use different instruction fields: ${parts.join(', ')}; pass --field to pick one`);
+    warnings.push(
+      `${file}: records use different instruction fields: ${parts.join(', ')}; pass --field to pick one`,
+    );
   }
   return { seeds: unique, warnings, skipped: problems, format, field: [...fieldCounts.keys()].join(', ') };
 }
@@ -140,7 +161,9 @@ function dropDuplicateTexts(file: string, seeds: Seed[], warnings: string[]): Se
     kept.push(group[0]!);
     if (group.length > 1) {
       const lines = group.map((s) => s.origin.slice(file.length + 1));
-      dupWarnings.push(`${file}: duplicate seed at lines ${lines.join(', ')}; kept line ${lines[0]} (id ${group[0]!.id})`);
+      dupWarnings.push(
+        `${file}: duplicate seed at lines ${lines.join(', ')}; kept line ${lines[0]} (id ${group[0]!.id})`,
+      );
     }
   }
   // groups preserves first-seen order, so `kept` is still in file order.
