@@ -1,15 +1,25 @@
 // Lint rules that protect durability: no floating promises anywhere, and no Node built-ins in
 // workflow code (it runs in Temporal's deterministic sandbox and is replayed).
+import { defineConfig, globalIgnores } from 'eslint/config';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
-export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.codeclm/**', 'coverage/**', 'bin/**', '*.config.*', 'temporal-docker/**'] },
+// defineConfig (ESLint >= 9.22) replaces the deprecated tseslint.config helper.
+export default defineConfig(
+  globalIgnores([
+    'node_modules/**',
+    'dist/**',
+    '.codeclm/**',
+    'coverage/**',
+    'bin/**',
+    '*.config.*',
+    'temporal-docker/**',
+  ]),
   js.configs.recommended,
-  ...tseslint.configs.recommended,
+  tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
@@ -25,9 +35,16 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code must stay deterministic: no Node built-ins.' })),
+          paths: nodeBuiltins.map((name) => ({
+            name,
+            message: 'Workflow code must stay deterministic: no Node built-ins.',
+          })),
           patterns: [
-            { group: ['../activities/*', '../activities'], allowTypeImports: true, message: 'Workflows may import only types from activities.' },
+            {
+              group: ['../activities/*', '../activities'],
+              allowTypeImports: true,
+              message: 'Workflows may import only types from activities.',
+            },
           ],
         },
       ],
