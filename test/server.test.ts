@@ -17,6 +17,7 @@ const cli = path.join(repo, 'bin', 'codeclm.js');
 
 interface Running {
   child: ChildProcess;
+  stdout: () => string;
   stderr: () => string;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -26,12 +27,13 @@ const started: Running[] = [];
 function runCli(args: string[]): Running {
   const child = spawn(process.execPath, [cli, ...args], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
+  let out = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  child.stdout!.resume();
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  const running = { child, stderr: () => err, exit };
+  const running = { child, stdout: () => out, stderr: () => err, exit };
   started.push(running);
   return running;
 }
@@ -158,4 +160,24 @@ test('codeclm server --port abc is a usage error (exit 2)', async () => {
   const { code } = await proc.exit;
   expect(code).toBe(2);
   expect(proc.stderr()).toMatch(/--port/);
+});
+
+test('codeclm server exits 1 when the dev server dies under it', async () => {
+  const dir = tmpDir('codeclm-server-test-');
+  const port = await freePort();
+  const proc = runCli([
+    'server',
+    '--db',
+    path.join(dir, 't.db'),
+    '--port',
+    String(port),
+    '--headless',
+    '--json',
+  ]);
+  await waitUntil('the JSON ready line', async () => proc.stdout().includes('"pid"'), 90_000, proc);
+  const { pid } = JSON.parse(proc.stdout().trim().split('\n')[0]) as { pid: number };
+  process.kill(pid, 'SIGKILL');
+  const { code } = await proc.exit;
+  expect(code).toBe(1);
+  expect(proc.stderr()).toMatch(/unexpectedly/);
 });
