@@ -35,8 +35,12 @@ interface Setup {
   log: (line: string) => void;
 }
 
+const roots: string[] = [];
+afterAll(() => roots.forEach((r) => fs.rmSync(r, { recursive: true, force: true })));
+
 function setup(): Setup {
   const root = tmpDir('codeclm-provision-');
+  roots.push(root);
   const logs: string[] = [];
   const emptyDir = path.join(root, 'empty');
   fs.mkdirSync(emptyDir);
