@@ -1,5 +1,6 @@
 import type { Command } from './command';
 import { provisionCommand } from './provision';
+import { simLlmCommand } from './simLlm';
 import { serverCommand } from './server';
 import { runCommand } from './run';
 import { demoCommand } from './demo';
@@ -17,5 +18,6 @@ export const commands: Command[] = [
   cancelCommand,
   exportCommand,
   demoCommand,
+  simLlmCommand,
   provisionCommand,
 ];

@@ -1,0 +1,77 @@
+import { flag, intOpt, numOpt, str, UsageError, type Command } from './command';
+import { startSimulator } from '../sim';
+
+/**
+ * `codeclm sim-llm`: the offline OpenAI-compatible simulator in the foreground. It serves canned,
+ * deterministic content for tests, benchmarks and the offline demo; the banner says so plainly.
+ */
+export const simLlmCommand: Command = {
+  name: 'sim-llm',
+  summary: 'run the offline OpenAI-compatible LLM simulator (a test tool, not a model)',
+  usage:
+    'sim-llm [--port 8787] [--host 127.0.0.1] [--seed S] [--latency-ms N] [--error-rate R] [--malformed-rate R] [--truncate-rate R] [--rpm N] [--json]',
+  details: [
+    'Serves POST /v1/chat/completions and GET /v1/models with deterministic simulated content',
+    '(same seed + same request = same reply). Models whose name matches /target|small|weak|mini|tiny/i',
+    'answer like a weaker model; any other name answers like the strong model.',
+    'Faults: --latency-ms (lognormal mean), --error-rate (429 with Retry-After / 500 / 503),',
+    '--malformed-rate (broken, fenced or chatty JSON), --truncate-rate (finish_reason "length"),',
+    '--rpm (requests-per-minute cap, answered 429 with Retry-After).',
+    'Control: POST /_sim/script (JSON list of scripted next responses, e.g. [{"status":429,"retryAfter":1},',
+    '{"reset":true},{"malformed":"fenced","task":"encode"}]), GET /_sim/requests, GET /_sim/stats, POST /_sim/reset.',
+    'Point the pipeline at it with OPENAI_BASE_URL=<printed url>. Stops on SIGINT/SIGTERM.',
+    '--json prints {"url","port"} on stdout once listening.',
+  ],
+  options: {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    seed: { type: 'string' },
+    'latency-ms': { type: 'string' },
+    'error-rate': { type: 'string' },
+    'malformed-rate': { type: 'string' },
+    'truncate-rate': { type: 'string' },
+    rpm: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run(args) {
+    if (args.positionals.length) throw new UsageError(`codeclm sim-llm: unexpected argument "${args.positionals[0]}"\nusage: codeclm ${simLlmCommand.usage}`);
+    const port = intOpt(args, 'port', simLlmCommand, { min: 0 }) ?? 8787;
+    if (port > 65535) throw new UsageError('codeclm sim-llm: --port must be <= 65535');
+    const seedText = str(args, 'seed');
+    const seed = seedText === undefined ? 0 : Number(seedText);
+    if (!Number.isInteger(seed)) throw new UsageError(`codeclm sim-llm: --seed must be an integer, got "${seedText}"`);
+    const rate = (name: string) => numOpt(args, name, simLlmCommand, { min: 0, max: 1 });
+    const sim = await startSimulator({
+      port,
+      host: str(args, 'host') ?? '127.0.0.1',
+      seed,
+      latencyMs: numOpt(args, 'latency-ms', simLlmCommand, { min: 0 }),
+      errorRate: rate('error-rate'),
+      malformedRate: rate('malformed-rate'),
+      truncateRate: rate('truncate-rate'),
+      rpm: numOpt(args, 'rpm', simLlmCommand, { min: 1 }),
+    });
+    process.stderr.write(
+      [
+        '*** codeclm sim-llm: OFFLINE SIMULATOR, not a language model. ***',
+        `It speaks the OpenAI Chat Completions API at ${sim.url} with canned, deterministic content (seed ${seed})`,
+        'for tests, benchmarks and the offline demo. Datasets made with it are test data, not model output.',
+        `Use it with: OPENAI_BASE_URL=${sim.url}   (Ctrl-C to stop)`,
+        '',
+      ].join('\n'),
+    );
+    if (flag(args, 'json')) process.stdout.write(`${JSON.stringify({ url: sim.url, port: sim.port })}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    const stats = sim.stats();
+    await sim.close();
+    process.stderr.write(`codeclm sim-llm: stopped after ${stats.requests} requests\n`);
+  },
+};

@@ -1,0 +1,54 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Seeded randomness for the simulator. Content choices come from a hash of (seed, request), so the
+ * same request always gets the same answer; fault injection uses a seeded stream, so a run with the
+ * same seed and the same request order sees the same faults.
+ */
+
+/** A 32-bit hash of the parts (sha256-based: stable across Node versions and platforms). */
+export function hash32(...parts: (string | number)[]): number {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(`${String(p)}\u0000`);
+  return h.digest().readUInt32BE(0);
+}
+
+/** mulberry32: small, fast, good enough for test data (not for anything secret). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A uniform [0,1) number fixed by the parts: one independent "coin" per named decision. */
+export function unit(...parts: (string | number)[]): number {
+  return hash32(...parts) / 4294967296;
+}
+
+export function pick<T>(items: readonly T[], rand: () => number): T {
+  return items[Math.floor(rand() * items.length) % items.length]!;
+}
+
+/** Fisher-Yates on a copy. */
+export function shuffled<T>(items: readonly T[], rand: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/** A lognormal sample with the given mean (sigma fixed at 0.5: a realistic long-ish tail). */
+export function lognormal(mean: number, rand: () => number, sigma = 0.5): number {
+  if (mean <= 0) return 0;
+  const mu = Math.log(mean) - (sigma * sigma) / 2;
+  // Box-Muller; 1 - rand() keeps the log argument away from 0.
+  const z = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  return Math.exp(mu + sigma * z);
+}
