@@ -4,6 +4,8 @@ import { createLlmClient } from './llm/client';
 import type { ResolvedRole, RoleName } from './schemas/config';
 import type { LlmClient } from './llm/types';
 import { DEFAULT_TASK_QUEUE } from './temporal/connection';
+import type { DataConverter } from '@temporalio/common';
+import { dataConverterFromEnv } from './codec/converter';
 
 /**
  * A codeclm worker: the pipeline's workflows and activities on one task queue. `codeclm worker`
@@ -17,6 +19,8 @@ export interface WorkerOptions {
   concurrency?: number;
   deps?: Partial<ActivityDeps>;
   env?: NodeJS.ProcessEnv;
+  /** Payload encryption; default: from CODECLM_ENCRYPTION_KEY(_FILE) in `env` (src/codec). */
+  dataConverter?: DataConverter;
 }
 
 /** LLM clients are built once per distinct role config and reused by every activity. */
@@ -49,6 +53,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
     workflowsPath: workflowsPath(),
     activities: createActivities(deps),
+    dataConverter: opts.dataConverter ?? dataConverterFromEnv(opts.env ?? process.env),
     maxConcurrentActivityTaskExecutions: concurrency,
     maxConcurrentWorkflowTaskExecutions: 40,
     maxCachedWorkflows: 500,

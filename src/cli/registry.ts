@@ -4,6 +4,7 @@ import { simLlmCommand } from './simLlm';
 import { serverCommand } from './server';
 import { runCommand } from './run';
 import { demoCommand } from './demo';
+import { codecServerCommand } from './codecServer';
 import { cancelCommand, exportCommand, pauseCommand, resumeCommand, statusCommand, waitCommand, workerCommand } from './control';
 
 /** Every CLI command, in the order `codeclm --help` lists them. */
@@ -20,4 +21,5 @@ export const commands: Command[] = [
   demoCommand,
   simLlmCommand,
   provisionCommand,
+  codecServerCommand,
 ];
