@@ -1,10 +1,11 @@
 import type { ActivityDeps } from './deps';
 import { createStageActivities } from './stages';
 import { createSinkActivities } from './sink';
+import { createEvalActivities } from './eval';
 
 /** All activities of a worker, built from injected dependencies (LLM client factory, clock). */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createStageActivities(deps), ...createSinkActivities() };
+  return { ...createStageActivities(deps), ...createSinkActivities(), ...createEvalActivities() };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

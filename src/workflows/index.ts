@@ -1,1 +1,2 @@
 export { codeclmRun, encodeSeeds, generateForEntry, refineInstruction } from './pipeline';
+export { codeclmEval, evalChunk, evalInstruction } from './eval';

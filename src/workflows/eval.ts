@@ -1,0 +1,323 @@
+/**
+ * `codeclm eval`: the Capacity Recovery Ratio (CODECLM.md section 7) as durable workflows.
+ *
+ *   codeclmEval            snapshot the instruction set -> chunks (fan-out) -> assemble outputs
+ *   └─ evalChunk           up to EVAL_CHUNK instructions, a sliding window of leaf workflows
+ *      └─ evalInstruction  both answers (concurrently) -> judge in both orders (concurrently) -> verdict
+ *
+ * Instruction and answer texts live only in the leaf histories (each leaf reads its instruction
+ * from the snapshot by index and writes its result to its own file); chunks and the parent see
+ * verdicts, counts, usage and failure reasons. The verdict and CRR are pure functions (src/report/crr).
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  ChildWorkflowFailure,
+  defineQuery,
+  executeChild,
+  isCancellation,
+  setHandler,
+} from '@temporalio/workflow';
+import type { ResolvedConfig } from '../schemas/config';
+import type { Usage } from '../schemas/records';
+import { addUsage } from '../schemas/records';
+import type { Failure } from '../schemas/run';
+import type { EvalRecord } from '../activities/eval';
+import { scoresFromJudgements, verdict, type CrrSummary, type Verdict } from '../report/crr';
+import { fileActivities, llmActivities } from './activities';
+import { slidingWindow } from './window';
+
+/** Instructions per evalChunk child: keeps every history small at any set size. */
+export const EVAL_CHUNK = 100;
+/** Failures kept in workflow state for progress; every failure is also in its own file and in the report. */
+const MAX_FAILURES_LISTED = 100;
+
+export interface EvalInput {
+  evalId: string;
+  instructionsFile: string;
+  outDir: string;
+  field?: string;
+  categoryField?: string;
+  skipInvalid: boolean;
+  config: ResolvedConfig;
+  taskQueue?: string;
+}
+
+export interface EvalTally {
+  judged: number;
+  target_wins: number;
+  ties: number;
+  strong_wins: number;
+  failed: number;
+}
+
+export interface EvalProgress extends EvalTally {
+  evalId: string;
+  phase: 'starting' | 'prepare' | 'judge' | 'finalize' | 'done';
+  state: 'running' | 'completed' | 'failed' | 'cancelled';
+  outDir: string;
+  instructions: number;
+  usage: Usage;
+  failures: Failure[];
+  startedAt: number;
+  finishedAt?: number;
+}
+
+export interface EvalResult {
+  evalId: string;
+  outDir: string;
+  instructions: number;
+  judged: number;
+  failed: number;
+  crr: CrrSummary;
+  usage: Usage;
+  wallSeconds: number;
+  files: { evalJsonl: string; reportJson: string; reportMd: string };
+}
+
+export const evalProgressQuery = defineQuery<EvalProgress>('evalProgress');
+
+function emptyTally(): EvalTally {
+  return { judged: 0, target_wins: 0, ties: 0, strong_wins: 0, failed: 0 };
+}
+
+function addTally(into: EvalTally, from: EvalTally): void {
+  into.judged += from.judged;
+  into.target_wins += from.target_wins;
+  into.ties += from.ties;
+  into.strong_wins += from.strong_wins;
+  into.failed += from.failed;
+}
+
+function countVerdict(t: EvalTally, v: Verdict): void {
+  t.judged++;
+  if (v === 'target') t.target_wins++;
+  else if (v === 'tie') t.ties++;
+  else t.strong_wins++;
+}
+
+function failureReason(err: unknown): string {
+  let e = err;
+  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause) e = e.cause;
+  const type = e instanceof ApplicationFailure && e.type ? `${e.type}: ` : '';
+  return `${type}${(e as Error)?.message ?? String(e)}`;
+}
+
+function pad(n: number, width: number): string {
+  return String(n).padStart(width, '0');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The evaluation
+// ---------------------------------------------------------------------------------------------
+
+export async function codeclmEval(input: EvalInput): Promise<EvalResult> {
+  const { config, outDir, evalId } = input;
+  const files = fileActivities(input.taskQueue);
+  const progress: EvalProgress = {
+    evalId,
+    phase: 'starting',
+    state: 'running',
+    outDir,
+    instructions: 0,
+    ...emptyTally(),
+    usage: {},
+    failures: [],
+    startedAt: Date.now(),
+  };
+  setHandler(evalProgressQuery, () => progress);
+  let skipped: { origin: string; reason: string }[] = [];
+
+  const finish = async (): Promise<EvalResult> => {
+    progress.phase = 'finalize';
+    progress.finishedAt = Date.now();
+    const final = await files.finalizeEval({
+      evalId,
+      outDir,
+      instructionsFile: input.instructionsFile,
+      config,
+      usage: progress.usage,
+      startedAt: progress.startedAt,
+      finishedAt: progress.finishedAt,
+      skipped,
+      state: progress.state === 'running' ? 'completed' : progress.state,
+    });
+    progress.phase = 'done';
+    if (progress.state === 'running') progress.state = 'completed';
+    return {
+      evalId,
+      outDir,
+      instructions: progress.instructions,
+      judged: final.judged,
+      failed: final.failed,
+      crr: final.crr,
+      usage: progress.usage,
+      wallSeconds: (progress.finishedAt - progress.startedAt) / 1000,
+      files: { evalJsonl: final.evalJsonl, reportJson: final.reportJson, reportMd: final.reportMd },
+    };
+  };
+
+  try {
+    progress.phase = 'prepare';
+    const info = await files.prepareEval({
+      outDir,
+      instructionsFile: input.instructionsFile,
+      field: input.field,
+      categoryField: input.categoryField,
+      skipInvalid: input.skipInvalid,
+      maxChars: config.limits.maxSeedChars,
+    });
+    progress.instructions = info.count;
+    skipped = info.skipped;
+
+    progress.phase = 'judge';
+    const chunks: { start: number; end: number }[] = [];
+    for (let start = 0; start < info.count; start += EVAL_CHUNK) chunks.push({ start, end: Math.min(info.count, start + EVAL_CHUNK) });
+    const perChunk = Math.max(1, Math.min(config.limits.concurrency, EVAL_CHUNK));
+    const chunkWindow = Math.max(1, Math.ceil(config.limits.concurrency / perChunk));
+    await slidingWindow(chunks, chunkWindow, async ({ start, end }, i) => {
+      const result = await executeChild(evalChunk, {
+        workflowId: `${evalId}/chunk-${pad(i, 5)}`,
+        taskQueue: input.taskQueue,
+        args: [{ evalId, outDir, start, end, window: perChunk, config, taskQueue: input.taskQueue }],
+      });
+      addTally(progress, result.tally);
+      addUsage(progress.usage, result.usage);
+      for (const f of result.failures) if (progress.failures.length < MAX_FAILURES_LISTED) progress.failures.push(f);
+    });
+    return await finish();
+  } catch (err) {
+    if (isCancellation(err)) {
+      // Keep what finished: assemble eval.jsonl and the report of the judged items, then end as cancelled.
+      progress.state = 'cancelled';
+      await CancellationScope.nonCancellable(finish);
+    } else progress.state = 'failed';
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One chunk of instructions
+// ---------------------------------------------------------------------------------------------
+
+export interface EvalChunkInput {
+  evalId: string;
+  outDir: string;
+  start: number;
+  end: number;
+  window: number;
+  config: ResolvedConfig;
+  taskQueue?: string;
+}
+
+export interface EvalChunkResult {
+  tally: EvalTally;
+  usage: Usage;
+  failures: Failure[];
+}
+
+export async function evalChunk(input: EvalChunkInput): Promise<EvalChunkResult> {
+  const result: EvalChunkResult = { tally: emptyTally(), usage: {}, failures: [] };
+  const indexes = Array.from({ length: input.end - input.start }, (_, i) => input.start + i);
+  await slidingWindow(indexes, input.window, async (index) => {
+    let outcome: EvalItemOutcome;
+    try {
+      outcome = await executeChild(evalInstruction, {
+        workflowId: `${input.evalId}/i${pad(index, 6)}`,
+        taskQueue: input.taskQueue,
+        args: [{ evalId: input.evalId, outDir: input.outDir, index, config: input.config, taskQueue: input.taskQueue }],
+      });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      outcome = { index, status: 'failed', stage: 'workflow', reason: failureReason(err), usage: {} };
+    }
+    addUsage(result.usage, outcome.usage);
+    if (outcome.status === 'judged') countVerdict(result.tally, outcome.verdict!);
+    else {
+      result.tally.failed++;
+      if (result.failures.length < MAX_FAILURES_LISTED) {
+        result.failures.push({ item: `instruction #${index}`, stage: outcome.stage ?? 'eval', reason: outcome.reason ?? 'unknown' });
+      }
+    }
+  });
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One instruction: two answers, two judgements, one verdict
+// ---------------------------------------------------------------------------------------------
+
+export interface EvalItemInput {
+  evalId: string;
+  outDir: string;
+  index: number;
+  config: ResolvedConfig;
+  taskQueue?: string;
+}
+
+export interface EvalItemOutcome {
+  index: number;
+  status: 'judged' | 'failed';
+  verdict?: Verdict;
+  stage?: string;
+  reason?: string;
+  usage: Usage;
+}
+
+export async function evalInstruction(input: EvalItemInput): Promise<EvalItemOutcome> {
+  const { config, index, outDir } = input;
+  const { roles } = config;
+  const llm = llmActivities(config.limits, input.taskQueue);
+  const files = fileActivities(input.taskQueue);
+  const usage: Usage = {};
+  const state = await files.loadEvalItem({ outDir, index });
+  const { item } = state;
+  // A previous attempt (a reset, a re-run with the same id) already judged this one: no new calls.
+  if (state.done) return { index, status: 'judged', verdict: state.done.verdict, usage };
+
+  // The judge always runs at temperature 0 here, whatever the config says for the pipeline.
+  const method = { ...config.method, judgeTemperature: 0 };
+  const judgeRole = roles.judge.temperature ? { ...roles.judge, temperature: 0 } : roles.judge;
+  const label = `eval ${item.id}`;
+  let stage = 'answer';
+  try {
+    const [target, strong] = await Promise.all([
+      llm.answer({ who: 'target', cfg: roles.target, method, instruction: item.instruction, label: `target answer ${label}` }),
+      llm.answer({ who: 'strong', cfg: roles.strong, method, instruction: item.instruction, label: `strong answer ${label}` }),
+    ]);
+    addUsage(usage, target.usage);
+    addUsage(usage, strong.usage);
+
+    stage = 'judge';
+    const [targetFirst, strongFirst] = await Promise.all([
+      llm.judge({ judge: judgeRole, method, instruction: item.instruction, answerA: target.text, answerB: strong.text, label: `judge ${label} (target first)` }),
+      llm.judge({ judge: judgeRole, method, instruction: item.instruction, answerA: strong.text, answerB: target.text, label: `judge ${label} (strong first)` }),
+    ]);
+    addUsage(usage, targetFirst.usage);
+    addUsage(usage, strongFirst.usage);
+    const scores = scoresFromJudgements(targetFirst.scores, strongFirst.scores);
+    const v = verdict(scores);
+
+    stage = 'save';
+    const record: EvalRecord = {
+      index,
+      id: item.id,
+      category: item.category ?? null,
+      instruction: item.instruction,
+      target_answer: target.text,
+      strong_answer: strong.text,
+      scores,
+      verdict: v,
+      eval_id: input.evalId,
+    };
+    await files.saveEvalResult({ outDir, record });
+    return { index, status: 'judged', verdict: v, usage };
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    // A poison item (output that never validates, a rejected request) is reported with its reason.
+    const reason = failureReason(err);
+    await files.saveEvalFailure({ outDir, failure: { index, id: item.id, category: item.category ?? null, stage, reason } });
+    return { index, status: 'failed', stage, reason, usage };
+  }
+}
