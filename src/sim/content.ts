@@ -1,5 +1,5 @@
 import type { DecodeOutput, EncodeOutput, ImproveOutput, RubricsOutput } from '../tasks';
-import { contentWords, domainOfUseCase, rankDomains } from './lexicon';
+import { contentWords, domainOfUseCase, rankDomains, useCaseFor } from './lexicon';
 import { hash32, pick, prng, shuffled } from './prng';
 
 /**
@@ -35,8 +35,8 @@ export function encode(seed: number, instruction: string, maxSkills: number): En
     const skills = [...words.slice(0, want - 1).map((w) => `${w} knowledge`), 'clear explanation'].slice(0, limit);
     return { use_case: 'general question answering', skills };
   }
-  // Mostly the domain's usual label, sometimes its alternative: same domain, same use case, mostly.
-  const useCase = rand() < 0.8 ? top.useCases[0]! : pick(top.useCases.slice(1), rand);
+  // Same domain, same use case: the usual label, or its alternative when the seed asks for that flavour.
+  const useCase = useCaseFor(top, instruction);
   const skills = shuffled(top.skills, rand).slice(0, want);
   // A seed that also touches a second domain borrows one of its skills (mix-and-match has material).
   const second = ranked[1]?.domain;

@@ -6,8 +6,9 @@
 export interface Domain {
   id: string;
   keywords: string[];
-  /** The first is the usual label; the others are drawn now and then, like a real labeller's variety. */
-  useCases: string[];
+  /** [usual label, alternative label]; the alternative is used when the seed hits one of altTriggers. */
+  useCases: [string, string];
+  altTriggers: string[];
   skills: string[];
   topics: string[];
 }
@@ -15,6 +16,7 @@ export interface Domain {
 export const domains: Domain[] = [
   {
     id: 'coding',
+    altTriggers: ['bug', 'debug', 'error', 'fix', 'exception', 'crash'],
     keywords: ['code', 'coding', 'program', 'function', 'python', 'javascript', 'typescript', 'java', 'bug', 'debug', 'script', 'api', 'sql', 'algorithm', 'compile', 'regex', 'class', 'software', 'git'],
     useCases: ['software development', 'code debugging'],
     skills: ['code writing', 'debugging', 'algorithm design', 'code explanation', 'api usage', 'error handling'],
@@ -22,6 +24,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'writing',
+    altTriggers: ['edit', 'proofread', 'rewrite', 'grammar', 'improve'],
     keywords: ['write', 'essay', 'story', 'poem', 'article', 'blog', 'letter', 'novel', 'paragraph', 'rewrite', 'edit', 'proofread', 'summary', 'summarize', 'summarise', 'headline'],
     useCases: ['creative writing', 'content editing'],
     skills: ['narrative structure', 'tone adaptation', 'concise writing', 'persuasive writing', 'grammar correction', 'vivid description'],
@@ -29,6 +32,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'math',
+    altTriggers: ['teach', 'explain', 'homework', 'student'],
     keywords: ['math', 'equation', 'solve', 'calculate', 'integral', 'derivative', 'algebra', 'geometry', 'probability', 'proof', 'theorem', 'fraction', 'percent', 'percentage', 'statistics'],
     useCases: ['math problem solving', 'math tutoring'],
     skills: ['step by step reasoning', 'algebraic manipulation', 'numerical calculation', 'proof writing', 'probability reasoning'],
@@ -36,6 +40,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'travel',
+    altTriggers: ['advice', 'tips', 'safe', 'visa', 'pack'],
     keywords: ['travel', 'trip', 'itinerary', 'vacation', 'holiday', 'flight', 'hotel', 'visit', 'tour', 'destination', 'backpacking', 'sightseeing'],
     useCases: ['trip itinerary planning', 'travel advice'],
     skills: ['itinerary planning', 'budget estimation', 'local knowledge', 'logistics coordination', 'time management'],
@@ -43,6 +48,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'cooking',
+    altTriggers: ['week', 'weekly', 'plan', 'meal', 'diet'],
     keywords: ['recipe', 'cook', 'cooking', 'bake', 'baking', 'dish', 'meal', 'ingredient', 'dinner', 'lunch', 'breakfast', 'vegan', 'kitchen', 'cake', 'soup'],
     useCases: ['recipe creation', 'meal planning'],
     skills: ['recipe design', 'ingredient substitution', 'nutrition awareness', 'cooking technique', 'meal planning'],
@@ -50,6 +56,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'health',
+    altTriggers: ['coach', 'habit', 'motivation', 'routine'],
     keywords: ['health', 'exercise', 'workout', 'fitness', 'diet', 'sleep', 'symptom', 'doctor', 'medical', 'stress', 'anxiety', 'weight', 'running', 'yoga'],
     useCases: ['health and fitness advice', 'wellness coaching'],
     skills: ['evidence based advice', 'habit formation', 'risk awareness', 'exercise programming', 'empathetic communication'],
@@ -57,6 +64,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'finance',
+    altTriggers: ['invest', 'investment', 'stock', 'stocks', 'portfolio', 'fund'],
     keywords: ['money', 'budget', 'invest', 'investment', 'saving', 'savings', 'loan', 'mortgage', 'tax', 'retirement', 'stock', 'debt', 'finance', 'financial', 'credit'],
     useCases: ['personal finance planning', 'investment advice'],
     skills: ['financial planning', 'risk assessment', 'budget analysis', 'tax awareness', 'clear explanation'],
@@ -64,6 +72,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'business',
+    altTriggers: ['strategy', 'competitor', 'growth', 'compete'],
     keywords: ['business', 'startup', 'company', 'strategy', 'plan', 'market', 'revenue', 'product', 'customer', 'sales', 'pitch', 'investor', 'competitor', 'management', 'team'],
     useCases: ['business plan development', 'business strategy'],
     skills: ['market research', 'strategic planning', 'financial forecasting', 'competitive analysis', 'stakeholder communication'],
@@ -71,6 +80,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'education',
+    altTriggers: ['explain', 'concept', 'understand'],
     keywords: ['teach', 'teaching', 'lesson', 'student', 'students', 'class', 'classroom', 'curriculum', 'school', 'quiz', 'exam', 'homework', 'teacher', 'kids'],
     useCases: ['lesson planning', 'educational explanation'],
     skills: ['lesson design', 'concept simplification', 'assessment design', 'audience adaptation', 'example generation'],
@@ -78,6 +88,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'science',
+    altTriggers: ['experiment', 'hypothesis', 'why'],
     keywords: ['science', 'physics', 'chemistry', 'biology', 'experiment', 'atom', 'energy', 'climate', 'evolution', 'planet', 'quantum', 'cell', 'molecule', 'gravity'],
     useCases: ['science explanation', 'scientific reasoning'],
     skills: ['scientific explanation', 'analogy use', 'experimental design', 'fact checking', 'causal reasoning'],
@@ -85,6 +96,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'law',
+    altTriggers: ['contract', 'clause', 'review', 'lease'],
     keywords: ['law', 'legal', 'contract', 'lawyer', 'court', 'rights', 'lease', 'tenant', 'landlord', 'copyright', 'liability', 'regulation', 'gdpr', 'sue'],
     useCases: ['legal information', 'contract review'],
     skills: ['legal reasoning', 'plain language explanation', 'risk identification', 'document review'],
@@ -92,6 +104,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'marketing',
+    altTriggers: ['slogan', 'copy', 'tagline', 'headline', 'ad'],
     keywords: ['marketing', 'campaign', 'brand', 'branding', 'advert', 'advertising', 'seo', 'social media', 'instagram', 'slogan', 'audience', 'newsletter', 'promotion', 'launch'],
     useCases: ['marketing campaign design', 'copywriting'],
     skills: ['audience targeting', 'copywriting', 'brand voice', 'campaign planning', 'seo optimization'],
@@ -99,6 +112,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'support',
+    altTriggers: ['complaint', 'angry', 'upset', 'unhappy'],
     keywords: ['refund', 'complaint', 'support', 'ticket', 'order', 'delivery', 'return', 'account', 'password', 'subscription', 'cancel', 'reply', 'apologize', 'apologise'],
     useCases: ['customer support response', 'complaint handling'],
     skills: ['empathetic communication', 'problem resolution', 'policy explanation', 'de escalation'],
@@ -106,6 +120,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'data',
+    altTriggers: ['chart', 'graph', 'plot', 'dashboard', 'visualization', 'visualize'],
     keywords: ['data', 'dataset', 'analysis', 'analyze', 'analyse', 'chart', 'graph', 'excel', 'spreadsheet', 'regression', 'pandas', 'dashboard', 'metrics', 'csv', 'visualization'],
     useCases: ['data analysis', 'data visualization'],
     skills: ['data cleaning', 'statistical analysis', 'data visualization', 'insight communication', 'spreadsheet formulas'],
@@ -113,6 +128,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'career',
+    altTriggers: ['resume', 'cv', 'cover', 'application'],
     keywords: ['resume', 'cv', 'interview', 'job', 'career', 'cover letter', 'promotion', 'salary', 'linkedin', 'hiring', 'manager', 'colleague'],
     useCases: ['career advice', 'job application writing'],
     skills: ['professional writing', 'self presentation', 'negotiation strategy', 'interview preparation'],
@@ -120,6 +136,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'history',
+    altTriggers: ['why', 'cause', 'causes', 'impact', 'analyze', 'analyse'],
     keywords: ['history', 'historical', 'war', 'empire', 'ancient', 'century', 'revolution', 'king', 'queen', 'civilization', 'medieval', 'dynasty'],
     useCases: ['historical explanation', 'history analysis'],
     skills: ['historical context', 'cause and effect', 'source evaluation', 'chronological ordering'],
@@ -127,6 +144,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'language',
+    altTriggers: ['learn', 'learning', 'practice', 'grammar', 'vocabulary'],
     keywords: ['translate', 'translation', 'spanish', 'french', 'german', 'chinese', 'grammar', 'vocabulary', 'language', 'pronounce', 'idiom', 'english'],
     useCases: ['language translation', 'language learning'],
     skills: ['translation accuracy', 'grammar explanation', 'cultural nuance', 'vocabulary building'],
@@ -134,6 +152,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'relationships',
+    altTriggers: ['partner', 'relationship', 'boyfriend', 'girlfriend', 'husband', 'wife', 'dating'],
     keywords: ['friend', 'relationship', 'partner', 'family', 'parent', 'child', 'kids', 'wedding', 'gift', 'birthday', 'advice', 'conflict', 'roommate'],
     useCases: ['personal advice', 'relationship advice'],
     skills: ['empathetic communication', 'conflict resolution', 'perspective taking', 'practical suggestions'],
@@ -141,6 +160,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'tech',
+    altTriggers: ['buy', 'recommend', 'best', 'compare', 'choose'],
     keywords: ['computer', 'laptop', 'phone', 'wifi', 'router', 'install', 'windows', 'linux', 'mac', 'printer', 'backup', 'security', 'device', 'app'],
     useCases: ['technical troubleshooting', 'technology advice'],
     skills: ['troubleshooting', 'step by step instructions', 'security awareness', 'product comparison'],
@@ -148,6 +168,7 @@ export const domains: Domain[] = [
   },
   {
     id: 'environment',
+    altTriggers: ['garden', 'gardening', 'plant', 'plants', 'grow'],
     keywords: ['environment', 'sustainable', 'sustainability', 'recycling', 'recycle', 'carbon', 'pollution', 'renewable', 'solar', 'garden', 'gardening', 'plant', 'waste'],
     useCases: ['sustainability advice', 'gardening advice'],
     skills: ['practical suggestions', 'impact estimation', 'scientific explanation', 'plan creation'],
@@ -167,6 +188,15 @@ const STOPWORDS = new Set(
 export function contentWords(text: string): string[] {
   const words = text.toLowerCase().match(/[\p{L}\p{N}][\p{L}\p{N}'+#-]*/gu) ?? [];
   return [...new Set(words.filter((w) => w.length > 2 && !STOPWORDS.has(w)))];
+}
+
+function hasWord(text: string, word: string): boolean {
+  return ` ${text.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ')} `.includes(` ${word} `);
+}
+
+/** The domain's use case for this seed: the alternative label when the seed asks for that flavour. */
+export function useCaseFor(domain: Domain, text: string): string {
+  return domain.altTriggers.some((w) => hasWord(text, w)) ? domain.useCases[1] : domain.useCases[0];
 }
 
 /** Domains ordered by keyword hits (best first); empty when nothing matches. */
