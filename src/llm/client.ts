@@ -46,6 +46,7 @@ export function createLlmClient(role: RoleName, cfg: ResolvedRole, env: NodeJS.P
     const ctx: LlmErrorContext = { role, model: cfg.model, baseURL: cfg.baseURL, task, secrets };
     if (opts.signal?.aborted) throw classifyLlmError(opts.signal.reason, ctx, opts.signal);
     const temperature = opts.temperature ?? cfg.temperature;
+    const started = Date.now();
     try {
       const res = await sdk.chat.completions.create(
         {
@@ -65,7 +66,7 @@ export function createLlmClient(role: RoleName, cfg: ResolvedRole, env: NodeJS.P
       usage.completionTokens += res.usage?.completion_tokens ?? Math.ceil(content.length / 4);
       return { content, finish: choice?.finish_reason ?? null };
     } catch (err) {
-      throw classifyLlmError(err, ctx, opts.signal);
+      throw classifyLlmError(err, { ...ctx, timedOut: Date.now() - started >= cfg.timeoutMs }, opts.signal);
     }
   }
 

@@ -17,6 +17,8 @@ export interface LlmErrorContext {
   task: string;
   /** Strings to scrub from any message (the API key). Never printed. */
   secrets?: string[];
+  /** The call ran for its whole timeout (the SDK cannot always tell a timeout from other failures). */
+  timedOut?: boolean;
 }
 
 export const MAX_RETRY_DELAY_MS = 5 * 60_000;
@@ -89,7 +91,7 @@ export function classifyLlmError(err: unknown, ctx: LlmErrorContext, signal?: Ab
   if (err instanceof ApplicationFailure) return err;
   const where = describeCall(ctx);
   if (err instanceof APIConnectionError) {
-    const what = err.name === 'APIConnectionTimeoutError' || /timed? ?out/i.test(err.message) ? 'timed out' : 'failed to connect';
+    const what = ctx.timedOut || err.name === 'APIConnectionTimeoutError' || /timed? ?out/i.test(err.message) ? 'timed out' : 'failed to connect';
     return ApplicationFailure.create({ type: LlmFailure.Connection, message: `LLM request ${what}: ${where}: ${redact(err.message, ctx.secrets)}`, nonRetryable: false });
   }
   if (err instanceof APIError && typeof err.status === 'number') {
