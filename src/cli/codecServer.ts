@@ -10,7 +10,9 @@ function portOpt(args: ParsedArgs): number {
   if (v === undefined) return 8888;
   const n = Number(v);
   if (!/^\d+$/.test(v) || n > 65535) {
-    throw new UsageError(`codeclm codec-server: --port must be a TCP port (0-65535, 0 = any free port), got "${v}"\nusage: codeclm ${codecServerCommand.usage}`);
+    throw new UsageError(
+      `codeclm codec-server: --port must be a TCP port (0-65535, 0 = any free port), got "${v}"\nusage: codeclm ${codecServerCommand.usage}`,
+    );
   }
   return n;
 }
@@ -23,7 +25,9 @@ function corsOrigins(args: ParsedArgs): string[] {
     .filter(Boolean);
   for (const o of list) {
     if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) {
-      throw new UsageError(`codeclm codec-server: --cors-origin must be an origin like http://localhost:8233 (scheme://host[:port]) or '*', got "${o}"`);
+      throw new UsageError(
+        `codeclm codec-server: --cors-origin must be an origin like http://localhost:8233 (scheme://host[:port]) or '*', got "${o}"`,
+      );
     }
   }
   return list.length ? list : DEFAULT_CORS_ORIGINS;
@@ -53,12 +57,18 @@ export const codecServerCommand: Command = {
     json: { type: 'boolean' },
   },
   async run(args) {
-    if (args.positionals.length) throw new UsageError(`codeclm codec-server: unexpected argument "${args.positionals[0]}"\nusage: codeclm ${codecServerCommand.usage}`);
+    if (args.positionals.length)
+      throw new UsageError(
+        `codeclm codec-server: unexpected argument "${args.positionals[0]}"\nusage: codeclm ${codecServerCommand.usage}`,
+      );
     const port = portOpt(args);
     const host = str(args, 'host') ?? '127.0.0.1';
     const origins = corsOrigins(args);
     const codec = codecFromEnv();
-    if (!codec) throw new UsageError(`codeclm codec-server: encryption is off: set ${KEY_ENV} (base64 of 32 bytes) or ${KEY_FILE_ENV} to the workers' key`);
+    if (!codec)
+      throw new UsageError(
+        `codeclm codec-server: encryption is off: set ${KEY_ENV} (base64 of 32 bytes) or ${KEY_FILE_ENV} to the workers' key`,
+      );
     const server = await startCodecServer({
       codec,
       port,
@@ -66,8 +76,14 @@ export const codecServerCommand: Command = {
       corsOrigins: origins,
       log: (line) => process.stderr.write(`codeclm codec-server: ${line}\n`),
     });
-    if (flag(args, 'json')) process.stdout.write(`${JSON.stringify({ url: server.url, port: server.port, keyId: codec.currentKeyId })}\n`);
-    else process.stdout.write(`codec server on ${server.url} (current key id ${codec.currentKeyId}; CORS: ${origins.join(', ')})\n`);
+    if (flag(args, 'json'))
+      process.stdout.write(
+        `${JSON.stringify({ url: server.url, port: server.port, keyId: codec.currentKeyId })}\n`,
+      );
+    else
+      process.stdout.write(
+        `codec server on ${server.url} (current key id ${codec.currentKeyId}; CORS: ${origins.join(', ')})\n`,
+      );
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);

@@ -71,7 +71,8 @@ export class AesGcmCodec implements PayloadCodec {
       );
     }
     const data = Buffer.from(payload.data ?? new Uint8Array());
-    if (data.length < IV_BYTES + TAG_BYTES) throw new DecryptionError(`encrypted payload (key id "${id}") is truncated`);
+    if (data.length < IV_BYTES + TAG_BYTES)
+      throw new DecryptionError(`encrypted payload (key id "${id}") is truncated`);
     const iv = data.subarray(0, IV_BYTES);
     const tag = data.subarray(data.length - TAG_BYTES);
     const decipher = crypto.createDecipheriv(CIPHER, key, iv, { authTagLength: TAG_BYTES });
@@ -79,9 +80,14 @@ export class AesGcmCodec implements PayloadCodec {
     decipher.setAuthTag(tag);
     let plain: Buffer;
     try {
-      plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
+      plain = Buffer.concat([
+        decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)),
+        decipher.final(),
+      ]);
     } catch {
-      throw new DecryptionError(`encrypted payload (key id "${id}") failed authentication: wrong key for this id, or the payload was altered`);
+      throw new DecryptionError(
+        `encrypted payload (key id "${id}") failed authentication: wrong key for this id, or the payload was altered`,
+      );
     }
     const decoded = temporal.api.common.v1.Payload.decode(plain);
     return { metadata: decoded.metadata ?? {}, data: decoded.data ?? new Uint8Array() };

@@ -60,9 +60,14 @@ export function generateKey(): string {
 /** Decodes one key; `where` names the variable/file/entry for the error (the value is never shown). */
 function decodeKey(text: string, where: string): Buffer {
   const t = text.trim();
-  if (!t) throw new EncryptionKeyError(`${where}: empty key; expected base64 of ${KEY_BYTES} random bytes (e.g. \`openssl rand -base64 32\`)`);
+  if (!t)
+    throw new EncryptionKeyError(
+      `${where}: empty key; expected base64 of ${KEY_BYTES} random bytes (e.g. \`openssl rand -base64 32\`)`,
+    );
   if (!BASE64.test(t)) {
-    throw new EncryptionKeyError(`${where}: not valid base64; expected base64 of ${KEY_BYTES} random bytes (e.g. \`openssl rand -base64 32\`)`);
+    throw new EncryptionKeyError(
+      `${where}: not valid base64; expected base64 of ${KEY_BYTES} random bytes (e.g. \`openssl rand -base64 32\`)`,
+    );
   }
   const key = Buffer.from(t, t.includes('-') || t.includes('_') ? 'base64url' : 'base64');
   if (key.length !== KEY_BYTES) {
@@ -86,14 +91,17 @@ function parseEntry(text: string, where: string): Entry {
   }
   const id = text.slice(0, colon).trim();
   if (!KEY_ID.test(id)) {
-    throw new EncryptionKeyError(`${where}: key id must be 1-64 letters, digits, '.', '_' or '-' (entries are ID:BASE64 or BASE64)`);
+    throw new EncryptionKeyError(
+      `${where}: key id must be 1-64 letters, digits, '.', '_' or '-' (entries are ID:BASE64 or BASE64)`,
+    );
   }
   return { id, key: decodeKey(text.slice(colon + 1), `${where} (key id "${id}")`) };
 }
 
 function addEntry(keys: Map<string, Buffer>, e: Entry, where: string): void {
   const had = keys.get(e.id);
-  if (had && !had.equals(e.key)) throw new EncryptionKeyError(`${where}: key id "${e.id}" is given twice with different keys`);
+  if (had && !had.equals(e.key))
+    throw new EncryptionKeyError(`${where}: key id "${e.id}" is given twice with different keys`);
   keys.set(e.id, e.key);
 }
 
@@ -106,7 +114,9 @@ export function keyringFromEnv(env: NodeJS.ProcessEnv = process.env): Keyring | 
   const oldText = value(OLD_KEYS_ENV);
   if (!keyText && !keyFile) {
     if (wantedId || oldText) {
-      throw new EncryptionKeyError(`${wantedId ? KEY_ID_ENV : OLD_KEYS_ENV} is set but neither ${KEY_ENV} nor ${KEY_FILE_ENV} is: encryption needs a current key`);
+      throw new EncryptionKeyError(
+        `${wantedId ? KEY_ID_ENV : OLD_KEYS_ENV} is set but neither ${KEY_ENV} nor ${KEY_FILE_ENV} is: encryption needs a current key`,
+      );
     }
     return undefined;
   }
@@ -126,7 +136,9 @@ export function keyringFromEnv(env: NodeJS.ProcessEnv = process.env): Keyring | 
     try {
       text = fs.readFileSync(keyFile!, 'utf8');
     } catch (err) {
-      throw new EncryptionKeyError(`${KEY_FILE_ENV}: cannot read ${keyFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new EncryptionKeyError(
+        `${KEY_FILE_ENV}: cannot read ${keyFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     const entries: Entry[] = [];
     text.split(/\r?\n/).forEach((line, i) => {
@@ -137,9 +149,13 @@ export function keyringFromEnv(env: NodeJS.ProcessEnv = process.env): Keyring | 
       addEntry(keys, e, where);
       entries.push(e);
     });
-    if (entries.length === 0) throw new EncryptionKeyError(`${KEY_FILE_ENV} (${keyFile}): no keys in the file`);
+    if (entries.length === 0)
+      throw new EncryptionKeyError(`${KEY_FILE_ENV} (${keyFile}): no keys in the file`);
     currentId = wantedId ?? entries[0]!.id;
-    if (!keys.has(currentId)) throw new EncryptionKeyError(`${KEY_ID_ENV}: no key with id "${currentId}" in ${KEY_FILE_ENV} (${keyFile})`);
+    if (!keys.has(currentId))
+      throw new EncryptionKeyError(
+        `${KEY_ID_ENV}: no key with id "${currentId}" in ${KEY_FILE_ENV} (${keyFile})`,
+      );
   }
 
   if (oldText) {
@@ -150,7 +166,9 @@ export function keyringFromEnv(env: NodeJS.ProcessEnv = process.env): Keyring | 
         const where = `${OLD_KEYS_ENV} entry ${i + 1}`;
         const e = parseEntry(t, where);
         if (e.id === currentId && !e.key.equals(keys.get(currentId)!)) {
-          throw new EncryptionKeyError(`${where}: key id "${e.id}" is the current key's id but the key differs`);
+          throw new EncryptionKeyError(
+            `${where}: key id "${e.id}" is the current key's id but the key differs`,
+          );
         }
         addEntry(keys, e, where);
       });

@@ -34,19 +34,22 @@ interface JsonPayload {
 const DEFAULT_MAX_BODY = 64 * 1024 * 1024;
 
 function fromJson(p: JsonPayload): Payload {
-  if (p === null || typeof p !== 'object') throw new BadRequest('each payload must be an object with metadata and data');
+  if (p === null || typeof p !== 'object')
+    throw new BadRequest('each payload must be an object with metadata and data');
   const metadata: Record<string, Uint8Array> = {};
   for (const [k, v] of Object.entries(p.metadata ?? {})) {
     if (typeof v !== 'string') throw new BadRequest(`payload metadata "${k}" must be a base64 string`);
     metadata[k] = Buffer.from(v, 'base64');
   }
-  if (p.data !== undefined && p.data !== null && typeof p.data !== 'string') throw new BadRequest('payload data must be a base64 string');
+  if (p.data !== undefined && p.data !== null && typeof p.data !== 'string')
+    throw new BadRequest('payload data must be a base64 string');
   return { metadata, data: Buffer.from(p.data ?? '', 'base64') };
 }
 
 function toJson(p: Payload): JsonPayload {
   const metadata: Record<string, string> = {};
-  for (const [k, v] of Object.entries(p.metadata ?? {})) if (v) metadata[k] = Buffer.from(v).toString('base64');
+  for (const [k, v] of Object.entries(p.metadata ?? {}))
+    if (v) metadata[k] = Buffer.from(v).toString('base64');
   return { metadata, data: Buffer.from(p.data ?? new Uint8Array()).toString('base64') };
 }
 
@@ -95,7 +98,11 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
   const server = http.createServer((req, res) => {
     const send = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
-      res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...corsHeaders(req) });
+      res.writeHead(status, {
+        'Content-Type': 'application/json',
+        'Content-Length': Buffer.byteLength(text),
+        ...corsHeaders(req),
+      });
       res.end(text);
     };
     const url = new URL(req.url ?? '/', 'http://codec');
@@ -129,9 +136,12 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
         }
         if (!body || !Array.isArray(body.payloads)) throw new BadRequest('body must be {"payloads": [...]}');
         const payloads = (body.payloads as JsonPayload[]).map(fromJson);
-        const out = action === 'encode' ? await opts.codec.encode(payloads) : await opts.codec.decode(payloads);
+        const out =
+          action === 'encode' ? await opts.codec.encode(payloads) : await opts.codec.decode(payloads);
         send(200, { payloads: out.map(toJson) });
-        log(`${action} ${payloads.length} payload(s) (namespace ${String(req.headers['x-namespace'] ?? '-')})`);
+        log(
+          `${action} ${payloads.length} payload(s) (namespace ${String(req.headers['x-namespace'] ?? '-')})`,
+        );
       } catch (err) {
         const status = err instanceof BadRequest ? 400 : 422;
         // Codec errors name key ids, never keys.
