@@ -11,7 +11,10 @@ import { answerTargetTask, encodeTask, judgeTask } from '../src/tasks';
 
 const KEY = 'sk-test-SECRET-123';
 const env = { CODECLM_TEST_KEY: KEY };
-const encodeSlots = { instruction: 'Write a Python function that removes duplicates from a list.', max_skills: '3' };
+const encodeSlots = {
+  instruction: 'Write a Python function that removes duplicates from a list.',
+  max_skills: '3',
+};
 
 let sim: Simulator;
 beforeAll(async () => {
@@ -25,13 +28,21 @@ beforeEach(async () => {
 });
 
 async function control(path: string, body: unknown): Promise<void> {
-  const res = await fetch(`${sim.url.replace(/\/v1$/, '')}${path}`, { method: 'POST', body: JSON.stringify(body) });
+  const res = await fetch(`${sim.url.replace(/\/v1$/, '')}${path}`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+  });
   expect(res.status).toBe(200);
 }
 const script = (items: ScriptItem[]) => control('/_sim/script', items);
 
 function role(over: Partial<ResolvedRole> = {}): ResolvedRole {
-  return resolvedRoleSchema.parse({ baseURL: sim.url, model: 'sim-strong', apiKeyEnv: 'CODECLM_TEST_KEY', ...over });
+  return resolvedRoleSchema.parse({
+    baseURL: sim.url,
+    model: 'sim-strong',
+    apiKeyEnv: 'CODECLM_TEST_KEY',
+    ...over,
+  });
 }
 
 async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
@@ -71,7 +82,11 @@ describe('structured output', () => {
   test('broken JSON, then schema-invalid JSON, then a repaired reply', async () => {
     const client = createLlmClient('judge', role(), env);
     await script([{ malformed: 'broken' }, { content: '{"score_a": 11, "score_b": "high"}' }]);
-    const r = await client.structured(judgeTask, { instruction: 'Say hi.', answer_a: 'Hi!', answer_b: 'Hello there, hi!' });
+    const r = await client.structured(judgeTask, {
+      instruction: 'Say hi.',
+      answer_a: 'Hi!',
+      answer_b: 'Hello there, hi!',
+    });
     expect(r.value.score_a).toBeGreaterThanOrEqual(1);
     expect(r.usage.calls).toBe(3);
     expect(sim.requests()).toHaveLength(3);
@@ -104,12 +119,16 @@ describe('structured output', () => {
 describe('text output', () => {
   test('plain answer; finish_reason "length" is repaired with a shorter answer', async () => {
     const client = createLlmClient('target', role({ model: 'sim-target', maxTokens: 30 }), env);
-    const r = await client.text(answerTargetTask, { instruction: 'Plan three days in Lisbon with a budget for a student.' });
+    const r = await client.text(answerTargetTask, {
+      instruction: 'Plan three days in Lisbon with a budget for a student.',
+    });
     expect(r.usage.calls).toBe(2);
     expect(r.value.length).toBeLessThanOrEqual(120);
     expect(r.value.length).toBeGreaterThan(0);
     const roomy = createLlmClient('target', role({ model: 'sim-target' }), env);
-    expect((await roomy.text(answerTargetTask, { instruction: 'Plan three days in Lisbon.' })).usage.calls).toBe(1);
+    expect(
+      (await roomy.text(answerTargetTask, { instruction: 'Plan three days in Lisbon.' })).usage.calls,
+    ).toBe(1);
   });
 
   test('always cut: LlmInvalidOutput', async () => {
@@ -125,7 +144,11 @@ describe('error classification', () => {
   const client = () => createLlmClient('strong', role(), env);
 
   test('429 with Retry-After: retryable LlmRateLimited with nextRetryDelay', async () => {
-    await script([{ status: 429, retryAfter: 3 }, { status: 429, retryAfterMs: 250 }, { status: 429, retryAfter: 100000 }]);
+    await script([
+      { status: 429, retryAfter: 3 },
+      { status: 429, retryAfterMs: 250 },
+      { status: 429, retryAfter: 100000 },
+    ]);
     const a = await failure(client().structured(encodeTask, encodeSlots));
     expect(a.type).toBe(LlmFailure.RateLimited);
     expect(a.nonRetryable).toBe(false);
@@ -156,7 +179,9 @@ describe('error classification', () => {
 
   test('timeout: retryable LlmConnection', async () => {
     await script([{ delayMs: 2000 }]);
-    const f = await failure(createLlmClient('strong', role({ timeoutMs: 200 }), env).structured(encodeTask, encodeSlots));
+    const f = await failure(
+      createLlmClient('strong', role({ timeoutMs: 200 }), env).structured(encodeTask, encodeSlots),
+    );
     expect(f.type).toBe(LlmFailure.Connection);
     expect(f.message).toMatch(/timed out/);
   });
@@ -165,7 +190,9 @@ describe('error classification', () => {
     const gone = await startSimulator();
     const url = gone.url;
     await gone.close();
-    const f = await failure(createLlmClient('strong', role({ baseURL: url }), env).structured(encodeTask, encodeSlots));
+    const f = await failure(
+      createLlmClient('strong', role({ baseURL: url }), env).structured(encodeTask, encodeSlots),
+    );
     expect(f.type).toBe(LlmFailure.Connection);
   });
 
@@ -183,7 +210,13 @@ describe('error classification', () => {
   });
 
   test('context length: non-retryable LlmContextLength', async () => {
-    await script([{ status: 400, code: 'context_length_exceeded', message: "This model's maximum context length is 8192 tokens." }]);
+    await script([
+      {
+        status: 400,
+        code: 'context_length_exceeded',
+        message: "This model's maximum context length is 8192 tokens.",
+      },
+    ]);
     const f = await failure(client().structured(encodeTask, encodeSlots));
     expect(f.type).toBe(LlmFailure.ContextLength);
     expect(f.nonRetryable).toBe(true);
@@ -196,17 +229,27 @@ describe('error classification', () => {
       const controller = new AbortController();
       const started = Date.now();
       setTimeout(() => controller.abort(new Error('cancelled by test')), 100);
-      await expect(c.structured(encodeTask, encodeSlots, { signal: controller.signal })).rejects.toThrow('cancelled by test');
+      await expect(c.structured(encodeTask, encodeSlots, { signal: controller.signal })).rejects.toThrow(
+        'cancelled by test',
+      );
       expect(Date.now() - started).toBeLessThan(2000);
       // Already aborted: no HTTP call at all.
-      await expect(c.text(answerTargetTask, { instruction: 'hi' }, { signal: controller.signal })).rejects.toThrow('cancelled by test');
+      await expect(
+        c.text(answerTargetTask, { instruction: 'hi' }, { signal: controller.signal }),
+      ).rejects.toThrow('cancelled by test');
     } finally {
       await slow.close();
     }
   });
 
   test('an unexpected error is classified retryable and redacted', () => {
-    const f = classifyLlmError(new Error(`boom ${KEY}`), { role: 'judge', model: 'm', baseURL: 'http://u:p@host/v1', task: 't', secrets: [KEY] });
+    const f = classifyLlmError(new Error(`boom ${KEY}`), {
+      role: 'judge',
+      model: 'm',
+      baseURL: 'http://u:p@host/v1',
+      task: 't',
+      secrets: [KEY],
+    });
     expect(f).toBeInstanceOf(ApplicationFailure);
     expect(f.message).not.toContain(KEY);
     expect(f.message).not.toContain('u:p@');
@@ -217,9 +260,15 @@ describe('error classification', () => {
 describe('helpers', () => {
   test('extractJson finds the first JSON value in chatty, fenced or trailing text', () => {
     expect(extractJson('{"a":1}')).toEqual({ ok: true, value: { a: 1 } });
-    expect(extractJson('Sure!\n```json\n{"a": "}"}\n```\nanything else?')).toEqual({ ok: true, value: { a: '}' } });
+    expect(extractJson('Sure!\n```json\n{"a": "}"}\n```\nanything else?')).toEqual({
+      ok: true,
+      value: { a: '}' },
+    });
     expect(extractJson('Result: [1, 2] and that is all {not json}')).toEqual({ ok: true, value: [1, 2] });
-    expect(extractJson('Here: {"a": {"b": [1, {"c": "x\\"y"}]}} Hope it helps.')).toEqual({ ok: true, value: { a: { b: [1, { c: 'x"y' }] } } });
+    expect(extractJson('Here: {"a": {"b": [1, {"c": "x\\"y"}]}} Hope it helps.')).toEqual({
+      ok: true,
+      value: { a: { b: [1, { c: 'x"y' }] } },
+    });
     expect(extractJson('{"a": 1, "b": [').ok).toBe(false);
     expect(extractJson('   ').ok).toBe(false);
   });
@@ -227,12 +276,20 @@ describe('helpers', () => {
   test('response schema is closed, fully required, without keywords strict mode rejects', () => {
     const s = responseJsonSchema(encodeTask.output);
     expect(JSON.stringify(s)).not.toMatch(/minLength|maxLength|\$schema/);
-    expect(s).toMatchObject({ type: 'object', additionalProperties: false, required: ['use_case', 'skills'] });
+    expect(s).toMatchObject({
+      type: 'object',
+      additionalProperties: false,
+      required: ['use_case', 'skills'],
+    });
   });
 
   test('createLlmClients builds one client per role with the config repair budget', () => {
     const r = role();
-    const cfg = resolvedConfigSchema.parse({ roles: { strong: r, target: { ...r, model: 'sim-target' }, judge: r }, method: {}, limits: { repairAttempts: 0 } });
+    const cfg = resolvedConfigSchema.parse({
+      roles: { strong: r, target: { ...r, model: 'sim-target' }, judge: r },
+      method: {},
+      limits: { repairAttempts: 0 },
+    });
     const clients = createLlmClients(cfg, env);
     expect(clients.target.model).toBe('sim-target');
     expect(clients.judge.role).toBe('judge');

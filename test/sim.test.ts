@@ -26,15 +26,27 @@ interface Completion {
 }
 
 async function post(sim: Simulator, body: unknown, path = '/chat/completions'): Promise<Response> {
-  return fetch(`${sim.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return fetch(`${sim.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 }
 
-function jsonSchemaBody(task: StructuredTask<unknown>, slots: Slots, model = 'sim-strong', temperature = 0.7) {
+function jsonSchemaBody(
+  task: StructuredTask<unknown>,
+  slots: Slots,
+  model = 'sim-strong',
+  temperature = 0.7,
+) {
   return {
     model,
     temperature,
     messages: messagesFor(task, slots),
-    response_format: { type: 'json_schema', json_schema: { name: task.name, schema: z.toJSONSchema(task.output), strict: true } },
+    response_format: {
+      type: 'json_schema',
+      json_schema: { name: task.name, schema: z.toJSONSchema(task.output), strict: true },
+    },
   };
 }
 
@@ -44,24 +56,52 @@ async function completion(sim: Simulator, body: unknown): Promise<Completion> {
   return (await res.json()) as Completion;
 }
 
-async function structured<O>(sim: Simulator, task: StructuredTask<O>, slots: Slots, model?: string): Promise<O> {
+async function structured<O>(
+  sim: Simulator,
+  task: StructuredTask<O>,
+  slots: Slots,
+  model?: string,
+): Promise<O> {
   const c = await completion(sim, jsonSchemaBody(task as StructuredTask<unknown>, slots, model));
   return task.output.parse(JSON.parse(c.choices[0]!.message.content));
 }
 
 async function control(sim: Simulator, path: string, body?: unknown): Promise<unknown> {
   const base = sim.url.replace(/\/v1$/, '');
-  const res = await fetch(`${base}${path}`, body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) });
+  const res = await fetch(
+    `${base}${path}`,
+    body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) },
+  );
   expect(res.status).toBe(200);
   return res.json();
 }
 
 const slotsFor: Record<string, Slots> = {
-  codeclm_encode: { instruction: 'Write a Python function that removes duplicates from a list.', max_skills: '3' },
-  codeclm_decode: { use_case: 'trip itinerary planning', skills: 'itinerary planning, budget estimation', count: '7', batch: '1' },
-  codeclm_rubrics: { use_case: 'trip itinerary planning', skills: 'itinerary planning, budget estimation', count: '4' },
-  codeclm_improve: { use_case: 'trip itinerary planning', action: 'Add a constraint that the answer must present the key points in a table.', instruction: 'Plan three days in Lisbon.' },
-  codeclm_judge: { instruction: 'Plan three days in Lisbon.', answer_a: 'Day 1: Alfama and the castle. Day 2: Belém. Day 3: Sintra.', answer_b: 'It depends.' },
+  codeclm_encode: {
+    instruction: 'Write a Python function that removes duplicates from a list.',
+    max_skills: '3',
+  },
+  codeclm_decode: {
+    use_case: 'trip itinerary planning',
+    skills: 'itinerary planning, budget estimation',
+    count: '7',
+    batch: '1',
+  },
+  codeclm_rubrics: {
+    use_case: 'trip itinerary planning',
+    skills: 'itinerary planning, budget estimation',
+    count: '4',
+  },
+  codeclm_improve: {
+    use_case: 'trip itinerary planning',
+    action: 'Add a constraint that the answer must present the key points in a table.',
+    instruction: 'Plan three days in Lisbon.',
+  },
+  codeclm_judge: {
+    instruction: 'Plan three days in Lisbon.',
+    answer_a: 'Day 1: Alfama and the castle. Day 2: Belém. Day 3: Sintra.',
+    answer_b: 'It depends.',
+  },
 };
 
 describe('simulator over HTTP', () => {
@@ -76,35 +116,51 @@ describe('simulator over HTTP', () => {
     await control(sim, '/_sim/reset', {});
   });
 
-  test.each([encodeTask, decodeTask, rubricsTask, improveTask, judgeTask] as StructuredTask<unknown>[])('json_schema $name returns schema-valid JSON', async (task) => {
-    const c = await completion(sim, jsonSchemaBody(task, slotsFor[task.name]!));
-    expect(c.object).toBe('chat.completion');
-    expect(c.system_fingerprint).toBe('codeclm-sim');
-    expect(c.choices[0]!.finish_reason).toBe('stop');
-    expect(c.usage.total_tokens).toBe(c.usage.prompt_tokens + c.usage.completion_tokens);
-    expect(c.usage.completion_tokens).toBeGreaterThan(0);
-    const value = task.output.parse(JSON.parse(c.choices[0]!.message.content));
-    if (task === decodeTask) expect(new Set((value as { instructions: string[] }).instructions).size).toBe(7);
-    if (task === rubricsTask) expect((value as { rubrics: unknown[] }).rubrics).toHaveLength(4);
-    if (task === encodeTask) expect((value as { skills: string[] }).skills.length).toBeLessThanOrEqual(3);
-    if (task === improveTask) expect((value as { instruction: string }).instruction).toMatch(/^Plan three days in Lisbon\.\n.*table/);
-    expect(sim.requests().at(-1)).toMatchObject({ task: task.name, status: 200 });
-  });
+  test.each([encodeTask, decodeTask, rubricsTask, improveTask, judgeTask] as StructuredTask<unknown>[])(
+    'json_schema $name returns schema-valid JSON',
+    async (task) => {
+      const c = await completion(sim, jsonSchemaBody(task, slotsFor[task.name]!));
+      expect(c.object).toBe('chat.completion');
+      expect(c.system_fingerprint).toBe('codeclm-sim');
+      expect(c.choices[0]!.finish_reason).toBe('stop');
+      expect(c.usage.total_tokens).toBe(c.usage.prompt_tokens + c.usage.completion_tokens);
+      expect(c.usage.completion_tokens).toBeGreaterThan(0);
+      const value = task.output.parse(JSON.parse(c.choices[0]!.message.content));
+      if (task === decodeTask)
+        expect(new Set((value as { instructions: string[] }).instructions).size).toBe(7);
+      if (task === rubricsTask) expect((value as { rubrics: unknown[] }).rubrics).toHaveLength(4);
+      if (task === encodeTask) expect((value as { skills: string[] }).skills.length).toBeLessThanOrEqual(3);
+      if (task === improveTask)
+        expect((value as { instruction: string }).instruction).toMatch(
+          /^Plan three days in Lisbon\.\n.*table/,
+        );
+      expect(sim.requests().at(-1)).toMatchObject({ task: task.name, status: 200 });
+    },
+  );
 
   test('without json_schema the task is recognised from the prompt (also with an appended JSON instruction)', async () => {
     const messages = messagesFor(encodeTask, slotsFor.codeclm_encode!);
-    messages[1]!.content += '\n\nReply with only a JSON object that matches the JSON schema "codeclm_encode" below.\n{"type":"object"}';
+    messages[1]!.content +=
+      '\n\nReply with only a JSON object that matches the JSON schema "codeclm_encode" below.\n{"type":"object"}';
     const c = await completion(sim, { model: 'm', messages, response_format: { type: 'json_object' } });
-    expect(encodeTask.output.parse(JSON.parse(c.choices[0]!.message.content)).use_case).toBe('software development');
+    expect(encodeTask.output.parse(JSON.parse(c.choices[0]!.message.content)).use_case).toBe(
+      'software development',
+    );
     expect(sim.requests().at(-1)!.task).toBe('codeclm_encode');
     // Anything else is an answer request: free text.
-    const a = await completion(sim, { model: 'm', messages: messagesFor(answerStrongTask, { instruction: 'Plan three days in Lisbon.' }) });
+    const a = await completion(sim, {
+      model: 'm',
+      messages: messagesFor(answerStrongTask, { instruction: 'Plan three days in Lisbon.' }),
+    });
     expect(a.choices[0]!.message.content).toMatch(/lisbon/i);
     expect(sim.requests().at(-1)!.task).toBe('answer');
   });
 
   test('same seed and request give the same reply; another seed may differ', async () => {
-    const body = jsonSchemaBody(decodeTask as StructuredTask<unknown>, { ...slotsFor.codeclm_decode!, count: '12' });
+    const body = jsonSchemaBody(decodeTask as StructuredTask<unknown>, {
+      ...slotsFor.codeclm_decode!,
+      count: '12',
+    });
     const a = await completion(sim, body);
     const b = await completion(sim, body);
     expect(b.choices[0]!.message.content).toBe(a.choices[0]!.message.content);
@@ -120,7 +176,12 @@ describe('simulator over HTTP', () => {
   test('encode metadata follows the seed text', async () => {
     const enc = (instruction: string) => structured(sim, encodeTask, { instruction, max_skills: '3' });
     const coding = await Promise.all(
-      ['Write a JavaScript function that sorts dates', 'Write a Python script to rename files', 'Write a SQL query that returns duplicates', 'Explain what this regex does in my code'].map(enc),
+      [
+        'Write a JavaScript function that sorts dates',
+        'Write a Python script to rename files',
+        'Write a SQL query that returns duplicates',
+        'Explain what this regex does in my code',
+      ].map(enc),
     );
     expect((await enc('Fix the bug in my Python function')).use_case).toBe('code debugging');
     const travel = await enc('Plan a one-week trip to Japan with hotel suggestions');
@@ -130,7 +191,10 @@ describe('simulator over HTTP', () => {
     expect(travel.use_case).toMatch(/trip|travel/);
     expect(cooking.use_case).toMatch(/recipe|meal/);
     expect(new Set([codingUseCases[0], travel.use_case, cooking.use_case]).size).toBe(3);
-    const one = await structured(sim, encodeTask, { instruction: 'Plan a one-week trip to Japan with hotel suggestions', max_skills: '1' });
+    const one = await structured(sim, encodeTask, {
+      instruction: 'Plan a one-week trip to Japan with hotel suggestions',
+      max_skills: '1',
+    });
     expect(one.skills).toHaveLength(1);
   });
 
@@ -161,7 +225,11 @@ describe('simulator over HTTP', () => {
       { malformed: 'fenced', task: 'encode' },
       { malformed: 'broken' },
       { truncate: true },
-      { status: 400, code: 'context_length_exceeded', message: "This model's maximum context length is 8192 tokens" },
+      {
+        status: 400,
+        code: 'context_length_exceeded',
+        message: "This model's maximum context length is 8192 tokens",
+      },
     ]);
     const body = jsonSchemaBody(encodeTask as StructuredTask<unknown>, slotsFor.codeclm_encode!);
     const r429 = await post(sim, body);
@@ -181,7 +249,12 @@ describe('simulator over HTTP', () => {
     expect(r400.status).toBe(400);
     expect(((await r400.json()) as { error: { code: string } }).error.code).toBe('context_length_exceeded');
     expect((await completion(sim, body)).choices[0]!.finish_reason).toBe('stop');
-    const log = (await control(sim, '/_sim/requests')) as { status: number; task: string; model: string; time: string }[];
+    const log = (await control(sim, '/_sim/requests')) as {
+      status: number;
+      task: string;
+      model: string;
+      time: string;
+    }[];
     expect(log.map((l) => l.status)).toEqual([429, 500, 0, 503, 200, 200, 200, 400, 200]);
     expect(log[0]).toMatchObject({ task: 'codeclm_encode', model: 'sim-strong' });
     expect(Date.parse(log[0]!.time)).not.toBeNaN();
@@ -189,7 +262,10 @@ describe('simulator over HTTP', () => {
 
   test('bad scripts and bad requests are rejected with a reason', async () => {
     const base = sim.url.replace(/\/v1$/, '');
-    const bad = await fetch(`${base}/_sim/script`, { method: 'POST', body: JSON.stringify([{ status: 200 }]) });
+    const bad = await fetch(`${base}/_sim/script`, {
+      method: 'POST',
+      body: JSON.stringify([{ status: 200 }]),
+    });
     expect(bad.status).toBe(400);
     expect((await post(sim, { messages: [] })).status).toBe(400);
     const models = (await (await fetch(`${sim.url}/models`)).json()) as { data: { id: string }[] };
@@ -197,7 +273,11 @@ describe('simulator over HTTP', () => {
   });
 
   test('max_tokens cuts the reply with finish_reason "length"', async () => {
-    const c = await completion(sim, { model: 'm', max_tokens: 5, messages: messagesFor(answerStrongTask, { instruction: 'Plan three days in Lisbon.' }) });
+    const c = await completion(sim, {
+      model: 'm',
+      max_tokens: 5,
+      messages: messagesFor(answerStrongTask, { instruction: 'Plan three days in Lisbon.' }),
+    });
     expect(c.choices[0]!.finish_reason).toBe('length');
     expect(c.choices[0]!.message.content.length).toBeLessThanOrEqual(20);
   });
@@ -207,7 +287,8 @@ describe('simulator over HTTP', () => {
       const s = await startSimulator({ seed: 3, errorRate: 0.5 });
       try {
         const out: number[] = [];
-        for (let i = 0; i < 20; i++) out.push((await post(s, { model: 'm', messages: [{ role: 'user', content: `q${i}` }] })).status);
+        for (let i = 0; i < 20; i++)
+          out.push((await post(s, { model: 'm', messages: [{ role: 'user', content: `q${i}` }] })).status);
         return out;
       } finally {
         await s.close();
@@ -220,7 +301,8 @@ describe('simulator over HTTP', () => {
   });
 
   test('judge scores follow which answer is better, in both orders', async () => {
-    const instruction = 'Plan a budget trip to Mexico City for a student.\nAdditional requirement: the answer must present the key points in a table.';
+    const instruction =
+      'Plan a budget trip to Mexico City for a student.\nAdditional requirement: the answer must present the key points in a table.';
     const good = answer(7, 'sim-strong', instruction);
     const bad = 'That is a good question, and the answer really depends on your situation.';
     const ab = await structured(sim, judgeTask, { instruction, answer_a: good, answer_b: bad });
@@ -235,8 +317,18 @@ describe('simulator over HTTP', () => {
 
 describe('simulator content gives the pipeline real signal', () => {
   const seed = 11;
-  const basics = decode(seed, 'business plan development', ['market research', 'financial forecasting'], 120).instructions;
-  const actions = rubrics(seed, 'business plan development', ['market research', 'financial forecasting'], 4).rubrics.map((r) => r.action);
+  const basics = decode(
+    seed,
+    'business plan development',
+    ['market research', 'financial forecasting'],
+    120,
+  ).instructions;
+  const actions = rubrics(
+    seed,
+    'business plan development',
+    ['market research', 'financial forecasting'],
+    4,
+  ).rubrics.map((r) => r.action);
   const gap = (instruction: string) => {
     const s = answer(seed, 'sim-strong', instruction);
     const t = answer(seed, 'sim-target', instruction);
@@ -244,12 +336,14 @@ describe('simulator content gives the pipeline real signal', () => {
   };
   const harder = (instruction: string, steps: number) => {
     let text = instruction;
-    for (let i = 0; i < steps; i++) text = improve(seed, text, actions[(i + text.length) % actions.length]!).instruction;
+    for (let i = 0; i < steps; i++)
+      text = improve(seed, text, actions[(i + text.length) % actions.length]!).instruction;
     return text;
   };
 
   test('the target model falls behind as instructions get harder', () => {
-    const meanGap = (steps: number) => basics.map((b) => gap(harder(b, steps))).reduce((a, b) => a + b, 0) / basics.length;
+    const meanGap = (steps: number) =>
+      basics.map((b) => gap(harder(b, steps))).reduce((a, b) => a + b, 0) / basics.length;
     const coverage = (steps: number) =>
       basics.filter((b) => {
         const text = harder(b, steps);
@@ -275,7 +369,9 @@ describe('simulator content gives the pipeline real signal', () => {
     }
     const n = basics.length;
     expect(kept['iteration 1']! / n).toBeGreaterThan(0.35);
-    expect(((kept['iteration 2'] ?? 0) + (kept['iteration 3'] ?? 0) + (kept['iteration 4'] ?? 0)) / n).toBeGreaterThan(0.15);
+    expect(
+      ((kept['iteration 2'] ?? 0) + (kept['iteration 3'] ?? 0) + (kept['iteration 4'] ?? 0)) / n,
+    ).toBeGreaterThan(0.15);
     expect((kept.dropped ?? 0) / n).toBeLessThan(0.25);
     expect(kept.dropped ?? 0).toBeGreaterThan(0);
   });

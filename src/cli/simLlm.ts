@@ -34,12 +34,16 @@ export const simLlmCommand: Command = {
     json: { type: 'boolean' },
   },
   async run(args) {
-    if (args.positionals.length) throw new UsageError(`codeclm sim-llm: unexpected argument "${args.positionals[0]}"\nusage: codeclm ${simLlmCommand.usage}`);
+    if (args.positionals.length)
+      throw new UsageError(
+        `codeclm sim-llm: unexpected argument "${args.positionals[0]}"\nusage: codeclm ${simLlmCommand.usage}`,
+      );
     const port = intOpt(args, 'port', simLlmCommand, { min: 0 }) ?? 8787;
     if (port > 65535) throw new UsageError('codeclm sim-llm: --port must be <= 65535');
     const seedText = str(args, 'seed');
     const seed = seedText === undefined ? 0 : Number(seedText);
-    if (!Number.isInteger(seed)) throw new UsageError(`codeclm sim-llm: --seed must be an integer, got "${seedText}"`);
+    if (!Number.isInteger(seed))
+      throw new UsageError(`codeclm sim-llm: --seed must be an integer, got "${seedText}"`);
     const rate = (name: string) => numOpt(args, name, simLlmCommand, { min: 0, max: 1 });
     const sim = await startSimulator({
       port,

@@ -1,5 +1,8 @@
 import OpenAI from 'openai';
-import type { ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import type {
+  ChatCompletionCreateParamsNonStreaming,
+  ChatCompletionMessageParam,
+} from 'openai/resources/chat/completions';
 import type { ResolvedConfig, ResolvedRole, RoleName } from '../schemas/config';
 import type { UsageCell } from '../schemas/records';
 import { messagesFor, type ChatMessage, type StructuredTask, type TextTask } from '../tasks/task';
@@ -28,7 +31,12 @@ interface Reply {
   finish: string | null;
 }
 
-export function createLlmClient(role: RoleName, cfg: ResolvedRole, env: NodeJS.ProcessEnv = process.env, options: LlmClientOptions = {}): LlmClient {
+export function createLlmClient(
+  role: RoleName,
+  cfg: ResolvedRole,
+  env: NodeJS.ProcessEnv = process.env,
+  options: LlmClientOptions = {},
+): LlmClient {
   const apiKey = env[cfg.apiKeyEnv] || PLACEHOLDER_KEY;
   const secrets = apiKey === PLACEHOLDER_KEY ? [] : [apiKey];
   const sdk = new OpenAI({ baseURL: cfg.baseURL, apiKey, maxRetries: 0, timeout: cfg.timeoutMs });
@@ -42,7 +50,13 @@ export function createLlmClient(role: RoleName, cfg: ResolvedRole, env: NodeJS.P
   }
 
   /** One HTTP call; usage is added whatever the reply, errors come back classified. */
-  async function call(messages: ChatMessage[], task: string, usage: UsageCell, opts: CallOptions, extra: Partial<ChatCompletionCreateParamsNonStreaming>): Promise<Reply> {
+  async function call(
+    messages: ChatMessage[],
+    task: string,
+    usage: UsageCell,
+    opts: CallOptions,
+    extra: Partial<ChatCompletionCreateParamsNonStreaming>,
+  ): Promise<Reply> {
     const ctx: LlmErrorContext = { role, model: cfg.model, baseURL: cfg.baseURL, task, secrets };
     if (opts.signal?.aborted) throw classifyLlmError(opts.signal.reason, ctx, opts.signal);
     const temperature = opts.temperature ?? cfg.temperature;
@@ -62,7 +76,8 @@ export function createLlmClient(role: RoleName, cfg: ResolvedRole, env: NodeJS.P
       const content = choice?.message?.content ?? '';
       usage.calls++;
       // Servers that do not report usage get the same ~4 chars/token estimate the simulator uses.
-      usage.promptTokens += res.usage?.prompt_tokens ?? Math.ceil(messages.reduce((n, m) => n + m.content.length, 0) / 4);
+      usage.promptTokens +=
+        res.usage?.prompt_tokens ?? Math.ceil(messages.reduce((n, m) => n + m.content.length, 0) / 4);
       usage.completionTokens += res.usage?.completion_tokens ?? Math.ceil(content.length / 4);
       return { content, finish: choice?.finish_reason ?? null };
     } catch (err) {
@@ -74,7 +89,13 @@ export function createLlmClient(role: RoleName, cfg: ResolvedRole, env: NodeJS.P
    * Calls until `check` accepts the reply or the repairs are used up. A repair resends the prompt
    * with the bad reply and what was wrong with it (only the latest exchange, so context stays small).
    */
-  async function withRepairs<T>(taskName: string, base: ChatMessage[], opts: CallOptions, extra: Partial<ChatCompletionCreateParamsNonStreaming>, check: (r: Reply) => { ok: true; value: T } | { ok: false; error: string; repair: string }): Promise<LlmResult<T>> {
+  async function withRepairs<T>(
+    taskName: string,
+    base: ChatMessage[],
+    opts: CallOptions,
+    extra: Partial<ChatCompletionCreateParamsNonStreaming>,
+    check: (r: Reply) => { ok: true; value: T } | { ok: false; error: string; repair: string },
+  ): Promise<LlmResult<T>> {
     const usage: UsageCell = { calls: 0, promptTokens: 0, completionTokens: 0 };
     let messages = base;
     let lastError = '';
@@ -83,7 +104,11 @@ export function createLlmClient(role: RoleName, cfg: ResolvedRole, env: NodeJS.P
       const verdict = check(reply);
       if (verdict.ok) return { value: verdict.value, usage };
       lastError = verdict.error;
-      messages = [...base, { role: 'assistant', content: reply.content }, { role: 'user', content: verdict.repair }];
+      messages = [
+        ...base,
+        { role: 'assistant', content: reply.content },
+        { role: 'user', content: verdict.repair },
+      ];
     }
     const label = opts.label ? ` (${opts.label})` : '';
     throw invalidOutputFailure({
@@ -106,12 +131,18 @@ export function createLlmClient(role: RoleName, cfg: ResolvedRole, env: NodeJS.P
     role,
     model: cfg.model,
 
-    async structured<O>(task: StructuredTask<O>, slots: Slots, opts: CallOptions = {}): Promise<LlmResult<O>> {
+    async structured<O>(
+      task: StructuredTask<O>,
+      slots: Slots,
+      opts: CallOptions = {},
+    ): Promise<LlmResult<O>> {
       const schema = schemaOf(task as StructuredTask<unknown>);
       const base = messagesFor(task, slots);
       let extra: Partial<ChatCompletionCreateParamsNonStreaming> = {};
       if (cfg.structuredOutput === 'json_schema') {
-        extra = { response_format: { type: 'json_schema', json_schema: { name: task.name, schema, strict: true } } };
+        extra = {
+          response_format: { type: 'json_schema', json_schema: { name: task.name, schema, strict: true } },
+        };
       } else {
         // Without server-side schemas the prompt has to carry the shape.
         const user = base[base.length - 1]!;
@@ -137,14 +168,23 @@ export function createLlmClient(role: RoleName, cfg: ResolvedRole, env: NodeJS.P
       return withRepairs(task.name, messagesFor(task, slots), opts, {}, (reply) => {
         // A cut-off answer would teach the target to stop mid-sentence: never kept silently.
         if (reply.finish === 'length') return { ok: false, ...truncated('answer') };
-        if (!reply.content.trim()) return { ok: false, error: 'the reply was empty', repair: 'Your previous reply was empty. Please answer the request.' };
+        if (!reply.content.trim())
+          return {
+            ok: false,
+            error: 'the reply was empty',
+            repair: 'Your previous reply was empty. Please answer the request.',
+          };
         return { ok: true, value: reply.content };
       });
     },
   };
 }
 
-export function createLlmClients(cfg: ResolvedConfig, env: NodeJS.ProcessEnv = process.env, options: LlmClientOptions = {}): LlmClients {
+export function createLlmClients(
+  cfg: ResolvedConfig,
+  env: NodeJS.ProcessEnv = process.env,
+  options: LlmClientOptions = {},
+): LlmClients {
   const opts = { repairAttempts: cfg.limits.repairAttempts, ...options };
   return {
     strong: createLlmClient('strong', cfg.roles.strong, env, opts),

@@ -29,7 +29,7 @@ export function redact(text: string, secrets: string[] = []): string {
   let out = text;
   for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[redacted]');
   return out
-    .replace(/\b(sk|pk|rk)-[A-Za-z0-9_*\-]{6,}/g, '[redacted]')
+    .replace(/\b(sk|pk|rk)-[A-Za-z0-9_*-]{6,}/g, '[redacted]')
     .replace(/(Bearer\s+)[^\s"']+/gi, '$1[redacted]')
     .replace(/(\/\/)[^/@\s]+@/g, '$1[redacted]@');
 }
@@ -65,7 +65,10 @@ export function retryAfterMs(headers: HeaderBag, now = Date.now()): number | und
 function isContextLength(err: APIError): boolean {
   const body = err.error as { code?: unknown; message?: unknown } | undefined;
   const text = `${String(err.code ?? body?.code ?? '')} ${err.message}`;
-  return err.status === 413 || /context_length_exceeded|context length|maximum context|context window|too many tokens/i.test(text);
+  return (
+    err.status === 413 ||
+    /context_length_exceeded|context length|maximum context|context window|too many tokens/i.test(text)
+  );
 }
 
 function serverSays(err: APIError, ctx: LlmErrorContext): string {
@@ -76,7 +79,11 @@ function serverSays(err: APIError, ctx: LlmErrorContext): string {
 
 /** True when the error is (or was caused by) our own abort: the caller must rethrow, not classify. */
 export function isAbort(err: unknown, signal?: AbortSignal): boolean {
-  return err instanceof APIUserAbortError || (signal?.aborted ?? false) || (err instanceof Error && err.name === 'AbortError');
+  return (
+    err instanceof APIUserAbortError ||
+    (signal?.aborted ?? false) ||
+    (err instanceof Error && err.name === 'AbortError')
+  );
 }
 
 /**
@@ -91,8 +98,15 @@ export function classifyLlmError(err: unknown, ctx: LlmErrorContext, signal?: Ab
   if (err instanceof ApplicationFailure) return err;
   const where = describeCall(ctx);
   if (err instanceof APIConnectionError) {
-    const what = ctx.timedOut || err.name === 'APIConnectionTimeoutError' || /timed? ?out/i.test(err.message) ? 'timed out' : 'failed to connect';
-    return ApplicationFailure.create({ type: LlmFailure.Connection, message: `LLM request ${what}: ${where}: ${redact(err.message, ctx.secrets)}`, nonRetryable: false });
+    const what =
+      ctx.timedOut || err.name === 'APIConnectionTimeoutError' || /timed? ?out/i.test(err.message)
+        ? 'timed out'
+        : 'failed to connect';
+    return ApplicationFailure.create({
+      type: LlmFailure.Connection,
+      message: `LLM request ${what}: ${where}: ${redact(err.message, ctx.secrets)}`,
+      nonRetryable: false,
+    });
   }
   if (err instanceof APIError && typeof err.status === 'number') {
     const status = err.status;
@@ -107,17 +121,38 @@ export function classifyLlmError(err: unknown, ctx: LlmErrorContext, signal?: Ab
       });
     }
     if (status >= 500 || status === 408 || status === 409) {
-      return ApplicationFailure.create({ type: LlmFailure.Unavailable, message: `LLM endpoint unavailable (HTTP ${status}): ${where}: ${said}`, nonRetryable: false });
+      return ApplicationFailure.create({
+        type: LlmFailure.Unavailable,
+        message: `LLM endpoint unavailable (HTTP ${status}): ${where}: ${said}`,
+        nonRetryable: false,
+      });
     }
     if (isContextLength(err)) {
-      return ApplicationFailure.create({ type: LlmFailure.ContextLength, message: `LLM request too long for the model's context (HTTP ${status}): ${where}: ${said}`, nonRetryable: true });
+      return ApplicationFailure.create({
+        type: LlmFailure.ContextLength,
+        message: `LLM request too long for the model's context (HTTP ${status}): ${where}: ${said}`,
+        nonRetryable: true,
+      });
     }
-    const hint = status === 401 || status === 403 ? ' (check the API key environment variable for this role)' : status === 404 ? ' (check baseURL and model name)' : '';
-    return ApplicationFailure.create({ type: LlmFailure.Rejected, message: `LLM request rejected (HTTP ${status})${hint}: ${where}: ${said}`, nonRetryable: true });
+    const hint =
+      status === 401 || status === 403
+        ? ' (check the API key environment variable for this role)'
+        : status === 404
+          ? ' (check baseURL and model name)'
+          : '';
+    return ApplicationFailure.create({
+      type: LlmFailure.Rejected,
+      message: `LLM request rejected (HTTP ${status})${hint}: ${where}: ${said}`,
+      nonRetryable: true,
+    });
   }
   // Anything else (a bug, an unexpected SDK error): retryable, but say what it was.
   const message = err instanceof Error ? err.message : String(err);
-  return ApplicationFailure.create({ type: LlmFailure.Unavailable, message: `LLM call failed: ${where}: ${redact(message, ctx.secrets).slice(0, 300)}`, nonRetryable: false });
+  return ApplicationFailure.create({
+    type: LlmFailure.Unavailable,
+    message: `LLM call failed: ${where}: ${redact(message, ctx.secrets).slice(0, 300)}`,
+    nonRetryable: false,
+  });
 }
 
 /** The current activity attempt, or undefined outside an activity (the client also runs in plain code). */

@@ -63,7 +63,10 @@ export function extractJson(reply: string): Parsed<unknown> {
     if (candidate.ok) return candidate;
     firstError ??= candidate.error;
   }
-  return { ok: false, error: firstError ? `no valid JSON in the reply (${firstError})` : 'no JSON object in the reply' };
+  return {
+    ok: false,
+    error: firstError ? `no valid JSON in the reply (${firstError})` : 'no JSON object in the reply',
+  };
 }
 
 /** Lenient parse plus schema validation; the error text is what a repair prompt feeds back. */
@@ -72,7 +75,10 @@ export function parseStructured<O>(schema: z.ZodType<O>, reply: string): Parsed<
   if (!parsed.ok) return parsed;
   const checked = schema.safeParse(parsed.value);
   if (checked.success) return { ok: true, value: checked.data };
-  return { ok: false, error: `the JSON does not match the schema: ${z.prettifyError(checked.error).replace(/\s*\n\s*/g, '; ')}` };
+  return {
+    ok: false,
+    error: `the JSON does not match the schema: ${z.prettifyError(checked.error).replace(/\s*\n\s*/g, '; ')}`,
+  };
 }
 
 /**

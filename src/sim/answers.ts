@@ -53,12 +53,21 @@ const VAGUE = [
 function details(keys: string[], n: number, rand: () => number): string[] {
   const pool = keys.length ? keys : ['the task'];
   const out: string[] = [];
-  for (let i = 0; i < n; i++) out.push(DETAIL[(i + Math.floor(rand() * DETAIL.length)) % DETAIL.length]!(pool[i % pool.length]!, pool[(i + 1) % pool.length]!));
+  for (let i = 0; i < n; i++)
+    out.push(
+      DETAIL[(i + Math.floor(rand() * DETAIL.length)) % DETAIL.length]!(
+        pool[i % pool.length]!,
+        pool[(i + 1) % pool.length]!,
+      ),
+    );
   return [...new Set(out)];
 }
 
 function requirementLine(constraint: string, rand: () => number): string {
-  const how = pick(['this is handled below', 'see the section that follows', 'the plan above is adjusted accordingly'], rand);
+  const how = pick(
+    ['this is handled below', 'see the section that follows', 'the plan above is adjusted accordingly'],
+    rand,
+  );
   return `Requirement met (${constraint}): ${how}.`;
 }
 
@@ -68,7 +77,10 @@ export function answer(seed: number, model: string, instruction: string): string
   const { basic, constraints } = splitInstruction(instruction);
   const keys = keyWords(basic);
   const rand = prng(hash32(seed, 'answer', model, instruction));
-  const coreMiss = tier === 'weak' ? unit(seed, 'weak-core', basic) < TUNING.weakCoreMiss : unit(seed, 'strong-core', basic) < TUNING.strongCoreMiss;
+  const coreMiss =
+    tier === 'weak'
+      ? unit(seed, 'weak-core', basic) < TUNING.weakCoreMiss
+      : unit(seed, 'strong-core', basic) < TUNING.strongCoreMiss;
   if (coreMiss) {
     // Off target: vague, none of the instruction's key words, requirements ignored.
     return VAGUE.slice(0, tier === 'weak' ? 2 : 3).join(' ');
@@ -84,12 +96,18 @@ export function answer(seed: number, model: string, instruction: string): string
     lines.push(...details(keys, 2, rand));
     const missChance = TUNING.weakConstraintMiss(constraints.length);
     // Drawn per (instruction, requirement, number of requirements): juggling more of them, it may drop one it met before.
-    for (const c of constraints) if (unit(seed, 'weak-constraint', basic, c, constraints.length) >= missChance) lines.push(requirementLine(c, rand));
+    for (const c of constraints)
+      if (unit(seed, 'weak-constraint', basic, c, constraints.length) >= missChance)
+        lines.push(requirementLine(c, rand));
   }
   return lines.join('\n');
 }
 
-const norm = (t: string) => t.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
+const norm = (t: string) =>
+  t
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, ' ')
+    .trim();
 
 /** The judge's view of one answer: 1-10 before position bias and rounding. */
 export function quality(seed: number, instruction: string, response: string): number {
@@ -118,4 +136,3 @@ export function judge(seed: number, instruction: string, a: string, b: string): 
     score_b: score(quality(seed, instruction, b)),
   };
 }
-

@@ -17,7 +17,8 @@ export function splitInstruction(text: string): { basic: string; constraints: st
   const basic: string[] = [];
   const constraints: string[] = [];
   for (const line of text.split('\n')) {
-    if (line.startsWith(CONSTRAINT_PREFIX)) constraints.push(line.slice(CONSTRAINT_PREFIX.length).trim().replace(/\.$/, ''));
+    if (line.startsWith(CONSTRAINT_PREFIX))
+      constraints.push(line.slice(CONSTRAINT_PREFIX.length).trim().replace(/\.$/, ''));
     else basic.push(line);
   }
   return { basic: basic.join('\n').trim(), constraints };
@@ -32,7 +33,10 @@ export function encode(seed: number, instruction: string, maxSkills: number): En
   if (!top) {
     // No domain keyword: a generic label plus skills from the seed's own words.
     const words = contentWords(instruction).slice(0, 4);
-    const skills = [...words.slice(0, want - 1).map((w) => `${w} knowledge`), 'clear explanation'].slice(0, limit);
+    const skills = [...words.slice(0, want - 1).map((w) => `${w} knowledge`), 'clear explanation'].slice(
+      0,
+      limit,
+    );
     return { use_case: 'general question answering', skills };
   }
   // Same domain, same use case: the usual label, or its alternative when the seed asks for that flavour.
@@ -57,13 +61,16 @@ const AUDIENCES = [
 
 type Template = (t: { topic: string; skill: string; audience: string; useCase: string }) => string;
 const DECODE_TEMPLATES: Template[] = [
-  ({ topic, skill }) => `I'm working on ${topic}. Give me a detailed plan, paying close attention to ${skill}.`,
+  ({ topic, skill }) =>
+    `I'm working on ${topic}. Give me a detailed plan, paying close attention to ${skill}.`,
   ({ topic, skill, audience }) => `Explain how to approach ${topic} to ${audience}, showing good ${skill}.`,
   ({ topic, audience }) => `Write a short practical guide about ${topic} for ${audience}.`,
   ({ topic }) => `What are the most common mistakes people make with ${topic}, and how can they be avoided?`,
-  ({ topic, audience }) => `Compare two different ways of handling ${topic} and recommend one for ${audience}.`,
+  ({ topic, audience }) =>
+    `Compare two different ways of handling ${topic} and recommend one for ${audience}.`,
   ({ topic }) => `I only have one evening to deal with ${topic}. Walk me through it step by step.`,
-  ({ topic, skill }) => `A friend asked me about ${topic}. Help me prepare a clear answer that draws on ${skill}.`,
+  ({ topic, skill }) =>
+    `A friend asked me about ${topic}. Help me prepare a clear answer that draws on ${skill}.`,
   ({ topic }) => `Draft a checklist for ${topic}, with a one-line reason for every item.`,
   ({ topic }) => `Give me three creative ideas for ${topic} and say which one you would pick and why.`,
   ({ topic, audience }) => `Summarise what ${audience} should know about ${topic} in a few paragraphs.`,
@@ -76,11 +83,21 @@ function topicsFor(useCase: string, skills: string[]): string[] {
   if (domain) return domain.topics;
   const words = contentWords(`${useCase} ${skills.join(' ')}`);
   const base = words.length ? words : ['everyday problems'];
-  return base.flatMap((w) => [`a question about ${w}`, `a real-world ${w} situation`, `${w} for a small project`]);
+  return base.flatMap((w) => [
+    `a question about ${w}`,
+    `a real-world ${w} situation`,
+    `${w} for a small project`,
+  ]);
 }
 
 /** `batch` (the prompt's top-up batch number) changes the draw, so later batches differ from earlier ones. */
-export function decode(seed: number, useCase: string, skills: string[], count: number, batch = '1'): DecodeOutput {
+export function decode(
+  seed: number,
+  useCase: string,
+  skills: string[],
+  count: number,
+  batch = '1',
+): DecodeOutput {
   const rand = prng(hash32(seed, 'decode', useCase, skills.join('|'), count, batch));
   const skillList = skills.length ? skills : ['clear explanation'];
   const topics = shuffled(topicsFor(useCase, skillList), rand);
@@ -89,7 +106,10 @@ export function decode(seed: number, useCase: string, skills: string[], count: n
   for (let i = 0; out.length < count; i++) {
     // Walk the topics in a shuffled order first so a batch covers as many topics as it can.
     const topic = topics[i % topics.length]!;
-    let text = pick(DECODE_TEMPLATES, rand)({ topic, skill: pick(skillList, rand), audience: pick(AUDIENCES, rand), useCase });
+    let text = pick(
+      DECODE_TEMPLATES,
+      rand,
+    )({ topic, skill: pick(skillList, rand), audience: pick(AUDIENCES, rand), useCase });
     if (i > count * 20) text = `${text} (Variant ${i}.)`; // exhausted combinations: still distinct
     if (!seen.has(text)) {
       seen.add(text);
@@ -101,16 +121,43 @@ export function decode(seed: number, useCase: string, skills: string[], count: n
 
 type RubricMaker = (skill: string, useCase: string) => { rubric: string; must: string };
 const RUBRICS: RubricMaker[] = [
-  (s) => ({ rubric: `Needs ${s} applied to a concrete, specific case`, must: `include a worked example that shows ${s}` }),
-  () => ({ rubric: 'Requires weighing alternatives instead of giving one answer', must: 'compare at least two alternatives and justify the choice' }),
+  (s) => ({
+    rubric: `Needs ${s} applied to a concrete, specific case`,
+    must: `include a worked example that shows ${s}`,
+  }),
+  () => ({
+    rubric: 'Requires weighing alternatives instead of giving one answer',
+    must: 'compare at least two alternatives and justify the choice',
+  }),
   () => ({ rubric: 'Requires structured, scannable output', must: 'present the key points in a table' }),
-  () => ({ rubric: 'Requires anticipating what can go wrong', must: 'list the likely risks and how to mitigate each one' }),
-  (_s, u) => ({ rubric: 'Requires adapting to a lay audience', must: `be understandable to someone with no background in ${u}` }),
-  () => ({ rubric: 'Requires quantitative rigour', must: 'give concrete numbers or estimates for every recommendation' }),
-  () => ({ rubric: 'Requires careful sequencing', must: 'be organised as numbered steps with a time estimate for each' }),
-  (s) => ({ rubric: `Requires justified reasoning grounded in ${s}`, must: `explain the reasoning behind each recommendation using ${s}` }),
-  () => ({ rubric: 'Requires handling an extra real-world constraint', must: 'work within a strict budget stated in the answer' }),
-  (s) => ({ rubric: `Requires depth in ${s} beyond the obvious`, must: `cover one non-obvious aspect of ${s}` }),
+  () => ({
+    rubric: 'Requires anticipating what can go wrong',
+    must: 'list the likely risks and how to mitigate each one',
+  }),
+  (_s, u) => ({
+    rubric: 'Requires adapting to a lay audience',
+    must: `be understandable to someone with no background in ${u}`,
+  }),
+  () => ({
+    rubric: 'Requires quantitative rigour',
+    must: 'give concrete numbers or estimates for every recommendation',
+  }),
+  () => ({
+    rubric: 'Requires careful sequencing',
+    must: 'be organised as numbered steps with a time estimate for each',
+  }),
+  (s) => ({
+    rubric: `Requires justified reasoning grounded in ${s}`,
+    must: `explain the reasoning behind each recommendation using ${s}`,
+  }),
+  () => ({
+    rubric: 'Requires handling an extra real-world constraint',
+    must: 'work within a strict budget stated in the answer',
+  }),
+  (s) => ({
+    rubric: `Requires depth in ${s} beyond the obvious`,
+    must: `cover one non-obvious aspect of ${s}`,
+  }),
 ];
 
 export function rubrics(seed: number, useCase: string, skills: string[], count: number): RubricsOutput {

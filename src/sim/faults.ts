@@ -27,18 +27,39 @@ export interface ScriptItem {
   task?: string;
 }
 
-const SCRIPT_KEYS = new Set(['status', 'retryAfter', 'retryAfterMs', 'code', 'message', 'reset', 'malformed', 'truncate', 'content', 'delayMs', 'model', 'task']);
+const SCRIPT_KEYS = new Set([
+  'status',
+  'retryAfter',
+  'retryAfterMs',
+  'code',
+  'message',
+  'reset',
+  'malformed',
+  'truncate',
+  'content',
+  'delayMs',
+  'model',
+  'task',
+]);
 
 /** Validates a POSTed script (a list, or {items: list}); throws with a readable reason. */
 export function parseScript(body: unknown): ScriptItem[] {
-  const list = Array.isArray(body) ? body : body && typeof body === 'object' && Array.isArray((body as { items?: unknown }).items) ? (body as { items: unknown[] }).items : undefined;
+  const list = Array.isArray(body)
+    ? body
+    : body && typeof body === 'object' && Array.isArray((body as { items?: unknown }).items)
+      ? (body as { items: unknown[] }).items
+      : undefined;
   if (!list) throw new Error('expected a JSON list of script items (or {"items": [...]})');
   return list.map((raw, i) => {
-    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`item ${i}: expected an object`);
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+      throw new Error(`item ${i}: expected an object`);
     const item = raw as Record<string, unknown>;
     const unknownKeys = Object.keys(item).filter((k) => !SCRIPT_KEYS.has(k));
     if (unknownKeys.length) throw new Error(`item ${i}: unknown key(s) ${unknownKeys.join(', ')}`);
-    if (item.status !== undefined && (!Number.isInteger(item.status) || (item.status as number) < 400 || (item.status as number) > 599)) {
+    if (
+      item.status !== undefined &&
+      (!Number.isInteger(item.status) || (item.status as number) < 400 || (item.status as number) > 599)
+    ) {
       throw new Error(`item ${i}: status must be an HTTP error status (400-599)`);
     }
     if (item.malformed !== undefined && !['broken', 'fenced', 'chatty'].includes(item.malformed as string)) {
@@ -82,12 +103,15 @@ export function malform(content: string, kind: MalformedKind): string {
       return `Here is my answer: ${content} I hope this is what you were looking for.`;
     case 'broken':
       // Cut mid-way and drop the closing brackets: unparseable by any lenient reader.
-      return `${content.slice(0, Math.max(2, Math.floor(content.length * 0.6)))}`.replace(/[}\]]+$/, '') + ',"';
+      return (
+        `${content.slice(0, Math.max(2, Math.floor(content.length * 0.6)))}`.replace(/[}\]]+$/, '') + ',"'
+      );
   }
 }
 
 /** A reply cut off mid-way, as a server does at max_tokens. */
 export function truncate(content: string, maxChars?: number): string {
-  const cut = maxChars !== undefined ? Math.min(maxChars, content.length - 1) : Math.floor(content.length / 2);
+  const cut =
+    maxChars !== undefined ? Math.min(maxChars, content.length - 1) : Math.floor(content.length / 2);
   return content.slice(0, Math.max(1, cut));
 }

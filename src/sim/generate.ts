@@ -18,7 +18,13 @@ function int(text: string | undefined, fallback: number, max: number): number {
   return Number.isFinite(n) && n > 0 ? Math.min(n, max) : fallback;
 }
 
-export function generate(seed: number, model: string, temperature: number, messages: ChatBodyMessage[], rec: Recognised): Generated {
+export function generate(
+  seed: number,
+  model: string,
+  temperature: number,
+  messages: ChatBodyMessage[],
+  rec: Recognised,
+): Generated {
   const firstUser = contentText(messages.find((m) => m.role === 'user')?.content);
   const s = rec.slots ?? {};
   const varied = hash32(seed, model, temperature);
@@ -27,13 +33,33 @@ export function generate(seed: number, model: string, temperature: number, messa
     case 'encode':
       return json(encode(varied, s.instruction ?? firstUser, int(s.max_skills, 3, 10)));
     case 'decode':
-      return json(decode(varied, s.use_case ?? 'general question answering', splitList(s.skills), int(s.count, 5, 500), s.batch));
+      return json(
+        decode(
+          varied,
+          s.use_case ?? 'general question answering',
+          splitList(s.skills),
+          int(s.count, 5, 500),
+          s.batch,
+        ),
+      );
     case 'rubrics':
-      return json(rubrics(varied, s.use_case ?? 'general question answering', splitList(s.skills), int(s.count, 4, 50)));
+      return json(
+        rubrics(varied, s.use_case ?? 'general question answering', splitList(s.skills), int(s.count, 4, 50)),
+      );
     case 'improve':
-      return json(improve(varied, s.instruction ?? firstUser, s.action ?? 'Add a constraint that the answer must be more specific.'));
+      return json(
+        improve(
+          varied,
+          s.instruction ?? firstUser,
+          s.action ?? 'Add a constraint that the answer must be more specific.',
+        ),
+      );
     case 'judge':
-      return json(rec.slots ? judge(seed, s.instruction ?? '', s.answer_a ?? '', s.answer_b ?? '') : { score_a: 5, score_b: 5 });
+      return json(
+        rec.slots
+          ? judge(seed, s.instruction ?? '', s.answer_a ?? '', s.answer_b ?? '')
+          : { score_a: 5, score_b: 5 },
+      );
     default:
       return { content: answer(seed, model, firstUser), json: false };
   }

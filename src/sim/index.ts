@@ -1,4 +1,10 @@
-export { startSimulator, type Simulator, type SimulatorOptions, type SimRequestLog, type SimStats } from './server';
+export {
+  startSimulator,
+  type Simulator,
+  type SimulatorOptions,
+  type SimRequestLog,
+  type SimStats,
+} from './server';
 export type { ScriptItem } from './faults';
 export { CONSTRAINT_PREFIX, splitInstruction } from './content';
 export { tierOf, TUNING } from './answers';

@@ -6,7 +6,13 @@ import { match, type Slots } from '../tasks/template';
  * first user message is matched against each task's template (src/tasks), so the simulator reads
  * the very prompts the pipeline renders and never keeps its own copy of them.
  */
-export const structuredTasks: StructuredTask<unknown>[] = [encodeTask, decodeTask, rubricsTask, improveTask, judgeTask] as StructuredTask<unknown>[];
+export const structuredTasks: StructuredTask<unknown>[] = [
+  encodeTask,
+  decodeTask,
+  rubricsTask,
+  improveTask,
+  judgeTask,
+] as StructuredTask<unknown>[];
 
 export interface ChatBodyMessage {
   role: string;
@@ -27,7 +33,9 @@ export function contentText(content: unknown): string {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
     return content
-      .map((p: unknown) => (p && typeof p === 'object' && 'text' in p && typeof p.text === 'string' ? p.text : ''))
+      .map((p: unknown) =>
+        p && typeof p === 'object' && 'text' in p && typeof p.text === 'string' ? p.text : '',
+      )
       .join('');
   }
   return '';

@@ -1,7 +1,15 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { estimateTokens, generate } from './generate';
-import { malform, parseScript, RpmWindow, scriptMatches, truncate, type MalformedKind, type ScriptItem } from './faults';
+import {
+  malform,
+  parseScript,
+  RpmWindow,
+  scriptMatches,
+  truncate,
+  type MalformedKind,
+  type ScriptItem,
+} from './faults';
 import { hash32, lognormal, prng } from './prng';
 import { recognise, type ChatBodyMessage } from './recognise';
 
@@ -94,7 +102,12 @@ function parseJson(text: string): unknown {
   }
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function send(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'x-codeclm-simulator': '1', ...headers });
   res.end(text);
@@ -106,11 +119,19 @@ function errorBody(status: number, message: string, type: string, code: string |
 
 const ERROR_KIND: Record<number, { type: string; code: string | null; message: string }> = {
   400: { type: 'invalid_request_error', code: null, message: 'simulated bad request' },
-  401: { type: 'invalid_request_error', code: 'invalid_api_key', message: 'simulated authentication failure' },
+  401: {
+    type: 'invalid_request_error',
+    code: 'invalid_api_key',
+    message: 'simulated authentication failure',
+  },
   404: { type: 'invalid_request_error', code: 'model_not_found', message: 'simulated unknown model' },
   429: { type: 'requests', code: 'rate_limit_exceeded', message: 'simulated rate limit: slow down' },
   500: { type: 'server_error', code: null, message: 'simulated internal server error' },
-  503: { type: 'server_error', code: 'service_unavailable', message: 'simulated overload: service unavailable' },
+  503: {
+    type: 'server_error',
+    code: 'service_unavailable',
+    message: 'simulated overload: service unavailable',
+  },
 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -146,16 +167,29 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const model = body.model;
     const messages = body.messages;
     if (typeof model !== 'string' || !model) throw new HttpError(400, "'model' is required");
-    if (!Array.isArray(messages) || messages.length === 0) throw new HttpError(400, "'messages' must be a non-empty list");
+    if (!Array.isArray(messages) || messages.length === 0)
+      throw new HttpError(400, "'messages' must be a non-empty list");
     const temperature = typeof body.temperature === 'number' ? body.temperature : 1;
-    const maxTokens = typeof body.max_tokens === 'number' ? body.max_tokens : typeof body.max_completion_tokens === 'number' ? body.max_completion_tokens : undefined;
+    const maxTokens =
+      typeof body.max_tokens === 'number'
+        ? body.max_tokens
+        : typeof body.max_completion_tokens === 'number'
+          ? body.max_completion_tokens
+          : undefined;
     const format = body.response_format as { type?: string; json_schema?: { name?: string } } | undefined;
     const schemaName = format?.type === 'json_schema' ? format.json_schema?.name : undefined;
     const rec = recognise(messages as ChatBodyMessage[], schemaName);
 
     // The random draws happen for every request, in a fixed order, so the fault sequence depends
     // only on the seed and the order of requests.
-    const draws = { latency: lognormal(opts.latencyMs ?? 0, faultRand), error: faultRand(), errorKind: faultRand(), malformed: faultRand(), malformedKind: faultRand(), truncate: faultRand() };
+    const draws = {
+      latency: lognormal(opts.latencyMs ?? 0, faultRand),
+      error: faultRand(),
+      errorKind: faultRand(),
+      malformed: faultRand(),
+      malformedKind: faultRand(),
+      truncate: faultRand(),
+    };
     const idx = script.findIndex((item) => scriptMatches(item, model, rec.name));
     const scripted = idx >= 0 ? script.splice(idx, 1)[0] : undefined;
 
@@ -163,30 +197,63 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     if (delay > 0) await sleep(delay);
     // (req.destroyed is true once the body is read; the socket tells whether the client is still there.)
     if (res.destroyed || !res.socket || res.socket.destroyed) {
-      record({ time: new Date(started).toISOString(), model, task: rec.name, status: 499, fault: 'client-closed', ms: Date.now() - started });
+      record({
+        time: new Date(started).toISOString(),
+        model,
+        task: rec.name,
+        status: 499,
+        fault: 'client-closed',
+        ms: Date.now() - started,
+      });
       return;
     }
-    const logEntry = (status: number, fault?: string): SimRequestLog => ({ time: new Date(started).toISOString(), model, task: rec.name, status, ...(fault ? { fault } : {}), ms: Date.now() - started });
+    const logEntry = (status: number, fault?: string): SimRequestLog => ({
+      time: new Date(started).toISOString(),
+      model,
+      task: rec.name,
+      status,
+      ...(fault ? { fault } : {}),
+      ms: Date.now() - started,
+    });
 
     if (scripted?.reset) {
       record(logEntry(0, 'scripted:reset'));
       req.socket.destroy();
       return;
     }
-    const fail = (status: number, fault: string, extra: { retryAfter?: number; retryAfterMs?: number; code?: string; message?: string } = {}) => {
-      const kind = ERROR_KIND[status] ?? { type: status >= 500 ? 'server_error' : 'invalid_request_error', code: null, message: `simulated HTTP ${status}` };
+    const fail = (
+      status: number,
+      fault: string,
+      extra: { retryAfter?: number; retryAfterMs?: number; code?: string; message?: string } = {},
+    ) => {
+      const kind = ERROR_KIND[status] ?? {
+        type: status >= 500 ? 'server_error' : 'invalid_request_error',
+        code: null,
+        message: `simulated HTTP ${status}`,
+      };
       const headers: Record<string, string> = {};
       if (extra.retryAfterMs !== undefined) headers['retry-after-ms'] = String(extra.retryAfterMs);
       if (extra.retryAfter !== undefined) headers['retry-after'] = String(extra.retryAfter);
       record(logEntry(status, fault));
-      send(res, status, errorBody(status, extra.message ?? kind.message, kind.type, extra.code ?? kind.code), headers);
+      send(
+        res,
+        status,
+        errorBody(status, extra.message ?? kind.message, kind.type, extra.code ?? kind.code),
+        headers,
+      );
     };
     if (scripted?.status) {
-      const retryAfter = scripted.retryAfter ?? (scripted.status === 429 && scripted.retryAfterMs === undefined ? 1 : undefined);
+      const retryAfter =
+        scripted.retryAfter ??
+        (scripted.status === 429 && scripted.retryAfterMs === undefined ? 1 : undefined);
       return fail(scripted.status, `scripted:${scripted.status}`, { ...scripted, retryAfter });
     }
     const wait = scripted ? undefined : window.admit(Date.now());
-    if (wait !== undefined) return fail(429, 'rpm', { retryAfter: wait, message: `simulated rate limit: over ${opts.rpm} requests per minute` });
+    if (wait !== undefined)
+      return fail(429, 'rpm', {
+        retryAfter: wait,
+        message: `simulated rate limit: over ${opts.rpm} requests per minute`,
+      });
     if (!scripted && draws.error < (opts.errorRate ?? 0)) {
       const status = [429, 500, 503][Math.floor(draws.errorKind * 3)]!;
       return fail(status, `random:${status}`, status === 429 ? { retryAfter: 1 } : {});
@@ -197,7 +264,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     let finish = 'stop';
     let fault: string | undefined = scripted ? 'scripted' : undefined;
     const malformedKind: MalformedKind | undefined =
-      scripted?.malformed ?? (!scripted && gen.json && draws.malformed < (opts.malformedRate ?? 0) ? (['broken', 'fenced', 'chatty'] as const)[Math.floor(draws.malformedKind * 3)] : undefined);
+      scripted?.malformed ??
+      (!scripted && gen.json && draws.malformed < (opts.malformedRate ?? 0)
+        ? (['broken', 'fenced', 'chatty'] as const)[Math.floor(draws.malformedKind * 3)]
+        : undefined);
     if (malformedKind) {
       content = malform(content, malformedKind);
       fault = `malformed:${malformedKind}`;
@@ -217,7 +287,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       finish = 'length';
       fault = 'max_tokens';
     }
-    const promptTokens = estimateTokens((messages as ChatBodyMessage[]).map((m) => (typeof m.content === 'string' ? m.content : JSON.stringify(m.content))).join('\n'));
+    const promptTokens = estimateTokens(
+      (messages as ChatBodyMessage[])
+        .map((m) => (typeof m.content === 'string' ? m.content : JSON.stringify(m.content)))
+        .join('\n'),
+    );
     const completionTokens = estimateTokens(content);
     record(logEntry(200, fault), promptTokens, completionTokens);
     send(res, 200, {
@@ -226,8 +300,19 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       created: Math.floor(started / 1000),
       model,
       system_fingerprint: 'codeclm-sim',
-      choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: finish }],
-      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content, refusal: null },
+          logprobs: null,
+          finish_reason: finish,
+        },
+      ],
+      usage: {
+        prompt_tokens: promptTokens,
+        completion_tokens: completionTokens,
+        total_tokens: promptTokens + completionTokens,
+      },
     });
   }
 
@@ -259,19 +344,31 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const started = Date.now();
     const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '');
     const handle = async () => {
-      if (req.method === 'POST' && (path === '/v1/chat/completions' || path === '/chat/completions')) return chat(req, res, started);
+      if (req.method === 'POST' && (path === '/v1/chat/completions' || path === '/chat/completions'))
+        return chat(req, res, started);
       if (req.method === 'GET' && (path === '/v1/models' || path === '/models')) {
         return send(res, 200, {
           object: 'list',
-          data: ['codeclm-sim-strong', 'codeclm-sim-target'].map((id) => ({ id, object: 'model', created: 0, owned_by: 'codeclm-sim (offline simulator, not a model)' })),
+          data: ['codeclm-sim-strong', 'codeclm-sim-target'].map((id) => ({
+            id,
+            object: 'model',
+            created: 0,
+            owned_by: 'codeclm-sim (offline simulator, not a model)',
+          })),
         });
       }
       if (path.startsWith('/_sim/')) return control(req, res, path);
-      throw new HttpError(404, `unknown endpoint ${req.method} ${path} (this is the codeclm offline simulator)`);
+      throw new HttpError(
+        404,
+        `unknown endpoint ${req.method} ${path} (this is the codeclm offline simulator)`,
+      );
     };
     handle().catch((err: unknown) => {
       if (res.headersSent || res.destroyed) return;
-      const e = err instanceof HttpError ? err : new HttpError(500, `simulator error: ${(err as Error).message}`, 'server_error');
+      const e =
+        err instanceof HttpError
+          ? err
+          : new HttpError(500, `simulator error: ${(err as Error).message}`, 'server_error');
       send(res, e.status, errorBody(e.status, e.message, e.type, e.code));
     });
   });

@@ -1,0 +1,117 @@
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../src/activities';
+import { createLlmClient } from '../src/llm/client';
+import { LlmFailure } from '../src/llm/types';
+import { methodSchema, resolvedRoleSchema } from '../src/schemas/config';
+import { startSimulator, type ScriptItem, type Simulator } from '../src/sim';
+import { testAddress, uniqueQueue } from './helpers/env';
+import type { LlmCallOutcome } from './workflows/llmCall';
+
+/**
+ * Fault classes through a real Temporal worker running the project's real activities (the `judge`
+ * activity, src/activities) with the real LLM client against the simulator.
+ */
+const KEY = 'sk-test-SECRET-123';
+let sim: Simulator;
+let worker: Worker;
+let running: Promise<void>;
+let connection: Connection;
+let client: Client;
+const taskQueue = uniqueQueue('llm');
+
+beforeAll(async () => {
+  sim = await startSimulator({ port: 0, seed: 9 });
+  const env = { CODECLM_TEST_KEY: KEY };
+  worker = await Worker.create({
+    connection: await NativeConnection.connect({ address: testAddress() }),
+    taskQueue,
+    workflowsPath: require.resolve('./workflows/llmCall'),
+    activities: createActivities({ llm: (role, cfg) => createLlmClient(role, cfg, env), now: Date.now }),
+  });
+  running = worker.run();
+  connection = await Connection.connect({ address: testAddress() });
+  client = new Client({ connection });
+});
+
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  await connection?.close();
+  await sim?.close();
+});
+
+beforeEach(async () => {
+  await fetch(`${sim.url.replace(/\/v1$/, '')}/_sim/reset`, { method: 'POST' });
+});
+
+async function script(items: ScriptItem[]): Promise<void> {
+  const res = await fetch(`${sim.url.replace(/\/v1$/, '')}/_sim/script`, {
+    method: 'POST',
+    body: JSON.stringify(items),
+  });
+  expect(res.status).toBe(200);
+}
+
+async function judgeOnce(): Promise<LlmCallOutcome> {
+  const judge = resolvedRoleSchema.parse({
+    baseURL: sim.url,
+    model: 'sim-judge',
+    apiKeyEnv: 'CODECLM_TEST_KEY',
+  });
+  return client.workflow.execute('llmCallWorkflow', {
+    taskQueue,
+    workflowId: uniqueQueue('llm-call'),
+    args: [
+      {
+        judge,
+        method: methodSchema.parse({}),
+        instruction: 'Plan three days in Lisbon.',
+        answerA:
+          'Day 1: Alfama and the castle. Day 2: Belém and the river. Day 3: Sintra. Plan three days in Lisbon this way.',
+        answerB: 'It depends.',
+        label: 'test judge',
+      },
+    ],
+  });
+}
+
+test('429 with Retry-After: the next attempt waits at least that long, then succeeds', async () => {
+  await script([{ status: 429, retryAfter: 2 }]);
+  const out = await judgeOnce();
+  expect(out).toMatchObject({ ok: true });
+  const log = sim.requests();
+  expect(log.map((r) => r.status)).toEqual([429, 200]);
+  const gap = Date.parse(log[1]!.time) - Date.parse(log[0]!.time);
+  // The policy's own interval is 100 ms: only the server's Retry-After explains a 2 s gap.
+  expect(gap).toBeGreaterThanOrEqual(1950);
+});
+
+test('5xx is retried until the endpoint recovers', async () => {
+  await script([{ status: 500 }, { status: 503 }]);
+  const out = await judgeOnce();
+  expect(out).toMatchObject({ ok: true });
+  expect(sim.requests().map((r) => r.status)).toEqual([500, 503, 200]);
+});
+
+test('400 fails the activity at once, naming role, model and endpoint, never the key', async () => {
+  await script([{ status: 400, message: `bad request for key ${KEY}` }]);
+  const out = await judgeOnce();
+  expect(out.ok).toBe(false);
+  if (out.ok) return;
+  expect(out.type).toBe(LlmFailure.Rejected);
+  expect(out.nonRetryable).toBe(true);
+  expect(out.message).toContain('judge');
+  expect(out.message).toContain('"sim-judge"');
+  expect(out.message).toContain(sim.url);
+  expect(out.message).not.toContain(KEY);
+  expect(sim.requests()).toHaveLength(1);
+});
+
+test('invalid output is retried by Temporal for a bounded number of attempts, then fails for good', async () => {
+  // 3 calls per attempt (1 + 2 repairs); attempt 2 of maxInvalidAttempts 2 makes it final.
+  await script(Array.from({ length: 10 }, () => ({ malformed: 'broken' as const })));
+  const out = await judgeOnce();
+  expect(out).toMatchObject({ ok: false, type: LlmFailure.InvalidOutput, nonRetryable: true });
+  expect(sim.requests()).toHaveLength(6);
+});
