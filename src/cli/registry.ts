@@ -3,6 +3,7 @@ import { provisionCommand } from './provision';
 import { simLlmCommand } from './simLlm';
 import { serverCommand } from './server';
 import { runCommand } from './run';
+import { evalCommand } from './eval';
 import { demoCommand } from './demo';
 import { codecServerCommand } from './codecServer';
 import { cancelCommand, exportCommand, pauseCommand, resumeCommand, statusCommand, waitCommand, workerCommand } from './control';
@@ -10,6 +11,7 @@ import { cancelCommand, exportCommand, pauseCommand, resumeCommand, statusComman
 /** Every CLI command, in the order `codeclm --help` lists them. */
 export const commands: Command[] = [
   runCommand,
+  evalCommand,
   workerCommand,
   serverCommand,
   statusCommand,
