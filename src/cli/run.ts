@@ -10,7 +10,7 @@ import type { ResolvedConfig } from '../schemas/config';
 import type { RunInput, RunProgress, RunResult } from '../schemas/run';
 import { codeclmRun, progressQuery } from '../workflows/pipeline';
 import { createWorker } from '../worker';
-import { connectWorker, DEFAULT_TASK_QUEUE } from '../temporal/connection';
+import { connectClient, connectWorker, DEFAULT_TASK_QUEUE } from '../temporal/connection';
 import { codeclmHome, ensureTemporal } from './runtime';
 import { ProgressReporter, describe } from './progress';
 import { useSimulatorIfNoProvider } from './offline';
@@ -90,7 +90,6 @@ async function runMain(args: ParsedArgs): Promise<number> {
     return detachEmbedded(runId);
   }
 
-  const { connectClient } = await import('../temporal/connection');
   const client = await connectClient(temporal.target);
   let worker: Worker | undefined;
   let workerRun: Promise<void> | undefined;
