@@ -21,7 +21,8 @@ export function llmActivities(limits: LimitsConfig, taskQueue?: string) {
       initialInterval: '1 second',
       backoffCoefficient: 2,
       maximumInterval: `${limits.llmMaxRetryIntervalSeconds} seconds`,
-      maximumAttempts: limits.llmMaxAttempts,
+      // 0 means no limit: Temporal wants the field left out for that.
+      maximumAttempts: limits.llmMaxAttempts > 0 ? limits.llmMaxAttempts : undefined,
       nonRetryableErrorTypes: permanent,
     },
   });

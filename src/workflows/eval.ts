@@ -104,6 +104,14 @@ function failureReason(err: unknown): string {
   return `${type}${(e as Error)?.message ?? String(e)}`;
 }
 
+/**
+ * An activity or child that failed for good fails its item and the evaluation goes on; anything
+ * else (a cancellation, a bug in workflow code) propagates so it fails loudly and can be replayed.
+ */
+function isItemFailure(err: unknown): boolean {
+  return (err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) && !isCancellation(err);
+}
+
 function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
 }
@@ -229,7 +237,7 @@ export async function evalChunk(input: EvalChunkInput): Promise<EvalChunkResult>
         args: [{ evalId: input.evalId, outDir: input.outDir, index, config: input.config, taskQueue: input.taskQueue }],
       });
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (!isItemFailure(err)) throw err;
       outcome = { index, status: 'failed', stage: 'workflow', reason: failureReason(err), usage: {} };
     }
     addUsage(result.usage, outcome.usage);
@@ -314,7 +322,7 @@ export async function evalInstruction(input: EvalItemInput): Promise<EvalItemOut
     await files.saveEvalResult({ outDir, record });
     return { index, status: 'judged', verdict: v, usage };
   } catch (err) {
-    if (isCancellation(err)) throw err;
+    if (!isItemFailure(err)) throw err;
     // A poison item (output that never validates, a rejected request) is reported with its reason.
     const reason = failureReason(err);
     await files.saveEvalFailure({ outDir, failure: { index, id: item.id, category: item.category ?? null, stage, reason } });

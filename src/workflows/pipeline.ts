@@ -225,6 +225,15 @@ function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
 }
 
+/**
+ * An activity or child that failed for good fails its item, and the run goes on. Anything else
+ * (a cancellation, or a bug in workflow code) propagates: a bug must fail the workflow task loudly
+ * so it can be fixed and replayed, not be filed as a failed item.
+ */
+function isItemFailure(err: unknown): boolean {
+  return (err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) && !isCancellation(err);
+}
+
 function failureReason(err: unknown): string {
   let e = err;
   while (e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) e = e.cause ?? e;
@@ -255,7 +264,7 @@ export async function encodeSeeds(input: EncodeChunkInput): Promise<{ encoded: n
       addUsage(result.usage, r.usage);
       result.encoded++;
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (!isItemFailure(err)) throw err;
       result.failed++;
       result.failures.push({ item: `seed #${index}`, stage: 'encode', reason: failureReason(err) });
     }
@@ -313,7 +322,7 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
     instructions = decoded.instructions;
     rubrics = written.rubrics;
   } catch (err) {
-    if (isCancellation(err)) throw err;
+    if (!isItemFailure(err)) throw err;
     // The whole entry's share is lost: count each planned instruction as failed so counts add up.
     c.instructions += input.count;
     c.failed += input.count;
@@ -475,7 +484,7 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
     }
     return { id: input.recordId, status: 'dropped', iteration: method.maxIterations, gaps, usage };
   } catch (err) {
-    if (isCancellation(err)) throw err;
+    if (!isItemFailure(err)) throw err;
     // A poison item (e.g. output that never validates) ends as failed with its reason; the run goes on.
     return { id: input.recordId, status: 'failed', iteration, gaps, stage, reason: failureReason(err), usage };
   }
