@@ -3,7 +3,11 @@ import { datasetRecordSchema, type DatasetRecord, type Metadata } from '../schem
 import type { RunProgress } from '../schemas/run';
 import { runPaths } from '../store/runDir';
 import { listJsonFiles, readJson, writeFileAtomic, writeJsonAtomic } from '../store/files';
-import { buildReport, renderReportMarkdown } from '../report/build';
+import { buildReport } from '../report/build';
+import { writeRunOutputs } from '../report/write';
+import { computeCost, pricesOf } from '../report/cost';
+import { describeConfig } from '../config/describe';
+import type { ResolvedConfig } from '../schemas/config';
 
 /**
  * The dataset sink. A kept pair is one file named by its record id, so a retried or replayed write
@@ -33,7 +37,8 @@ export function createSinkActivities() {
       }
     },
 
-    async finalizeRun(input: { progress: RunProgress }): Promise<{ dataset: string; kept: number }> {
+    /** `config` (optional, for older callers) adds models, parameters and cost to the report and card. */
+    async finalizeRun(input: { progress: RunProgress; config?: ResolvedConfig }): Promise<{ dataset: string; kept: number }> {
       const paths = runPaths(input.progress.outDir);
       const records = listJsonFiles(paths.records)
         .map((f) => datasetRecordSchema.parse(readJson(f)))
@@ -41,9 +46,16 @@ export function createSinkActivities() {
       writeFileAtomic(paths.dataset, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
       const seedMetadata: Metadata[] = listJsonFiles(paths.encoded).map((f) => readJson<{ metadata: Metadata }>(f)!.metadata);
       const pool = readJson<{ entries: { metadata: Metadata }[] }>(paths.pool)?.entries.map((e) => e.metadata) ?? [];
-      const report = buildReport({ progress: input.progress, records, seedMetadata, pool });
-      writeJsonAtomic(paths.reportJson, report);
-      writeFileAtomic(paths.reportMd, renderReportMarkdown(report));
+      const report = buildReport({
+        progress: input.progress,
+        records,
+        seedMetadata,
+        pool,
+        config: input.config ? describeConfig(input.config) : undefined,
+        cost: input.config ? computeCost(input.progress.usage, pricesOf(input.config)) : null,
+      });
+      // report.json, report.md + charts/*.svg, report.html and the dataset card README.md.
+      writeRunOutputs(input.progress.outDir, report);
       return { dataset: paths.dataset, kept: records.length };
     },
   };

@@ -36,6 +36,8 @@ export interface Counters {
   dropped: number;
   failed: number;
   keptByIteration: Record<string, number>;
+  /** Instructions judged at each iteration (kept + improved again + dropped at the cap). */
+  judgedByIteration: Record<string, number>;
   droppedAtCap: number;
   keptFromTarget: number;
   /** Gap histogram, bucketed by whole points: key "-9".."9". */
@@ -78,6 +80,7 @@ export function emptyCounters(): Counters {
     dropped: 0,
     failed: 0,
     keptByIteration: {},
+    judgedByIteration: {},
     droppedAtCap: 0,
     keptFromTarget: 0,
     gapHistogram: {},

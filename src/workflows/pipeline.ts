@@ -157,20 +157,20 @@ export async function codeclmRun(input: RunInput): Promise<RunResult> {
     }
 
     progress.phase = 'finalize';
-    return await finish(progress, files);
+    return await finish(progress, files, config);
   } catch (err) {
     if (isCancellation(err)) {
       // Keep what finished: write the dataset and report of the kept pairs, then end as cancelled.
       progress.state = 'cancelled';
-      await CancellationScope.nonCancellable(() => finish(progress, files));
+      await CancellationScope.nonCancellable(() => finish(progress, files, config));
     } else progress.state = 'failed';
     throw err;
   }
 }
 
-async function finish(progress: RunProgress, files: ReturnType<typeof fileActivities>): Promise<RunResult> {
+async function finish(progress: RunProgress, files: ReturnType<typeof fileActivities>, config: ResolvedConfig): Promise<RunResult> {
   progress.finishedAt = Date.now();
-  const { dataset } = await files.finalizeRun({ progress });
+  const { dataset } = await files.finalizeRun({ progress, config });
   progress.phase = 'done';
   if (progress.state === 'running' || progress.state === 'paused') progress.state = 'completed';
   return {
@@ -375,7 +375,8 @@ function tally(c: Counters, o: InstructionOutcome): void {
     c.dropped++;
     c.droppedAtCap++;
   } else c.failed++;
-  for (const gap of o.gaps) {
+  for (const [i, gap] of o.gaps.entries()) {
+    c.judgedByIteration[String(i + 1)] = (c.judgedByIteration[String(i + 1)] ?? 0) + 1;
     const bucket = String(Math.round(gap));
     c.gapHistogram[bucket] = (c.gapHistogram[bucket] ?? 0) + 1;
   }
