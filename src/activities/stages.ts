@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
+import { log as activityLog } from '@temporalio/activity';
 import type { LimitsConfig, MethodConfig, ResolvedRole } from '../schemas/config';
 import type { Metadata, Rubric, Seed, Usage } from '../schemas/records';
 import { seedSchema } from '../schemas/records';
@@ -14,6 +15,40 @@ import { judgeTask, type JudgeOutput } from '../tasks/judge';
 import { loadSeeds } from '../seeds/load';
 import { callStructured, callText, type ActivityDeps } from './deps';
 import { allocate, mixAndMatch } from './pool';
+
+// --- Output bounds (issue 8, security/deployment) ---------------------------------------------
+// Every LLM text that leaves an activity becomes a Temporal payload (2 MB hard limit per payload,
+// 512 KB warning). A server that ignores max_tokens, or a config with a huge maxTokens, must not be
+// able to blow that limit: over-long outputs are rejected (the item fails with this reason) or, for
+// decoded instruction lists, dropped. The bound is limits.maxOutputChars; inputs carry it as
+// `maxOutputChars` when the workflow passes it, else DEFAULT_MAX_OUTPUT_CHARS applies.
+export const DEFAULT_MAX_OUTPUT_CHARS = 20_000;
+export const OUTPUT_TOO_LONG = 'LlmOutputTooLong';
+interface OutputBound {
+  /** limits.maxOutputChars (characters); DEFAULT_MAX_OUTPUT_CHARS when absent. */
+  maxOutputChars?: number;
+}
+function maxChars(input: OutputBound): number {
+  return input.maxOutputChars ?? DEFAULT_MAX_OUTPUT_CHARS;
+}
+/** Throws a non-retryable failure naming what was too long; `size` is the text or its JSON length. */
+function checkOutput(input: OutputBound, what: string, size: number): void {
+  const max = maxChars(input);
+  if (size > max) {
+    throw ApplicationFailure.nonRetryable(
+      `${what} is ${size} characters, over limits.maxOutputChars (${max}); rejected so it cannot exceed Temporal's payload limit`,
+      OUTPUT_TOO_LONG,
+    );
+  }
+}
+function warnOutsideOrInActivity(message: string): void {
+  try {
+    activityLog.warn(message);
+  } catch {
+    // not running as an activity (direct calls in tests): nothing to log to
+  }
+}
+// ----------------------------------------------------------------------------------------------
 
 /**
  * One activity per pipeline stage. Each is safe to retry: LLM calls have no side effects, and the
@@ -35,7 +70,7 @@ export interface SeedsInfo {
   skipped: { origin: string; reason: string }[];
 }
 
-export interface EncodeInput {
+export interface EncodeInput extends OutputBound {
   outDir: string;
   index: number;
   strong: ResolvedRole;
@@ -55,7 +90,7 @@ export interface PoolInput {
   instructions: number;
 }
 
-export interface DecodeInput {
+export interface DecodeInput extends OutputBound {
   strong: ResolvedRole;
   method: MethodConfig;
   metadata: Metadata;
@@ -64,7 +99,7 @@ export interface DecodeInput {
   label: string;
 }
 
-export interface RubricsInput {
+export interface RubricsInput extends OutputBound {
   outDir: string;
   entry: number;
   strong: ResolvedRole;
@@ -72,7 +107,7 @@ export interface RubricsInput {
   metadata: Metadata;
 }
 
-export interface ImproveInput {
+export interface ImproveInput extends OutputBound {
   strong: ResolvedRole;
   method: MethodConfig;
   metadata: Metadata;
@@ -81,7 +116,7 @@ export interface ImproveInput {
   label: string;
 }
 
-export interface AnswerInput {
+export interface AnswerInput extends OutputBound {
   who: 'strong' | 'target';
   cfg: ResolvedRole;
   method: MethodConfig;
@@ -89,7 +124,7 @@ export interface AnswerInput {
   label: string;
 }
 
-export interface JudgeInput {
+export interface JudgeInput extends OutputBound {
   judge: ResolvedRole;
   method: MethodConfig;
   instruction: string;
@@ -159,6 +194,7 @@ export function createStageActivities(deps: ActivityDeps) {
         { instruction: seed.instruction, max_skills: String(input.method.skillsPerSeed) },
       );
       const result: EncodeResult = { seedId: seed.id, metadata: normaliseMetadata(value, input.method.skillsPerSeed), usage };
+      checkOutput(input, `metadata for seed ${seed.id}`, JSON.stringify(result.metadata).length);
       writeJsonAtomic(file, { seedId: result.seedId, metadata: result.metadata });
       return result;
     },
@@ -189,7 +225,14 @@ export function createStageActivities(deps: ActivityDeps) {
         },
       );
       // Fewer than asked is fine (the entry gets fewer); more than asked is cut to the budget.
-      const distinct = [...new Set(value.instructions.map((s) => s.trim()).filter(Boolean))];
+      // Over-long instructions are dropped, with a warning (output bound, see checkOutput).
+      const unique = [...new Set(value.instructions.map((s) => s.trim()).filter(Boolean))];
+      const distinct = unique.filter((s) => s.length <= maxChars(input));
+      if (distinct.length < unique.length) {
+        warnOutsideOrInActivity(
+          `${input.label}: dropped ${unique.length - distinct.length} decoded instruction(s) over limits.maxOutputChars (${maxChars(input)})`,
+        );
+      }
       return { instructions: distinct.slice(0, input.count), usage };
     },
 
@@ -209,6 +252,7 @@ export function createStageActivities(deps: ActivityDeps) {
         },
       );
       const rubrics = value.rubrics.slice(0, input.method.rubrics);
+      checkOutput(input, `rubrics for pool entry ${input.entry}`, JSON.stringify(rubrics).length);
       writeJsonAtomic(file, rubrics);
       return { rubrics, usage };
     },
@@ -220,6 +264,7 @@ export function createStageActivities(deps: ActivityDeps) {
         { role: 'strong', cfg: input.strong, temperature: input.method.improveTemperature, label: input.label },
         { use_case: input.metadata.use_case, action: input.action, instruction: input.instruction },
       );
+      checkOutput(input, `improved instruction (${input.label})`, value.instruction.trim().length);
       return { instruction: value.instruction.trim(), usage };
     },
 
@@ -231,6 +276,7 @@ export function createStageActivities(deps: ActivityDeps) {
         { role: input.who, cfg: input.cfg, temperature: input.method.answerTemperature, label: input.label },
         { instruction: input.instruction },
       );
+      checkOutput(input, `${input.who} answer (${input.label})`, value.length);
       return { text: value, usage };
     },
 
@@ -241,6 +287,7 @@ export function createStageActivities(deps: ActivityDeps) {
         { role: 'judge', cfg: input.judge, temperature: input.method.judgeTemperature, label: input.label },
         { instruction: input.instruction, answer_a: input.answerA, answer_b: input.answerB },
       );
+      checkOutput(input, `judgement (${input.label})`, JSON.stringify(value).length);
       return { scores: value, usage };
     },
   };

@@ -74,6 +74,9 @@ export const limitsSchema = z
     topUpRounds: z.number().int().min(0).default(2),
     /** Seeds longer than this (characters) are rejected as over-long. */
     maxSeedChars: z.number().int().positive().default(8000),
+    /** LLM outputs longer than this (characters) are rejected, so no activity result nears Temporal's
+     * 2 MB payload limit (src/activities/stages.ts, checkOutput). */
+    maxOutputChars: z.number().int().positive().default(20000),
   })
   .strict();
 
