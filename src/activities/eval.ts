@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -141,6 +142,8 @@ export interface PrepareEvalInput {
 }
 
 export interface EvalSetInfo {
+  /** sha256 of the instruction file the snapshot was taken from. */
+  sha256: string;
   count: number;
   categorised: number;
   format: string;
@@ -203,7 +206,22 @@ export function createEvalActivities() {
     async prepareEval(input: PrepareEvalInput): Promise<EvalSetInfo> {
       const paths = evalPaths(input.outDir);
       const existing = readJson<EvalSetInfo>(paths.info);
-      if (existing && fs.existsSync(paths.instructions)) return existing;
+      let sha256: string;
+      try {
+        sha256 = crypto.createHash('sha256').update(fs.readFileSync(input.instructionsFile)).digest('hex');
+      } catch (err) {
+        // The file may be gone on a retry long after the snapshot was taken: the snapshot is what counts.
+        if (existing && fs.existsSync(paths.instructions)) return existing;
+        throw ApplicationFailure.nonRetryable((err as Error).message, 'InputError');
+      }
+      if (existing && fs.existsSync(paths.instructions)) {
+        if (existing.sha256 === sha256) return existing;
+        // Results in this out dir belong to another instruction set: never mix them.
+        throw ApplicationFailure.nonRetryable(
+          `${input.outDir} already holds an evaluation of a different instruction file; use a new --out directory`,
+          'InputError',
+        );
+      }
       let set: InstructionSet;
       try {
         set = loadInstructionSet(input.instructionsFile, input);
@@ -212,6 +230,7 @@ export function createEvalActivities() {
       }
       writeFileAtomic(paths.instructions, set.instructions.map((i) => JSON.stringify(i)).join('\n') + '\n');
       const info: EvalSetInfo = {
+        sha256,
         count: set.instructions.length,
         categorised: set.categorised,
         format: set.format,

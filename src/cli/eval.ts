@@ -1,10 +1,12 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { flag, requireStr, str, UsageError, type Command, type ParsedArgs } from './command';
 import { loadConfig } from '../config/load';
-import { loadInstructionSet } from '../activities/eval';
+import { evalPaths, loadInstructionSet } from '../activities/eval';
+import { readJson } from '../store/files';
 import { codeclmEval, evalProgressQuery, type EvalInput, type EvalProgress, type EvalResult } from '../workflows/eval';
 import { createWorker } from '../worker';
 import { connectClient, connectWorker, DEFAULT_TASK_QUEUE } from '../temporal/connection';
@@ -67,6 +69,13 @@ export function prepareEvalInput(args: ParsedArgs, evalId: string): EvalInput {
     throw new InputError(`--category-field ${categoryField}: no record of ${instructionsFile} has that field`);
   }
   if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory()) throw new InputError(`--out ${outDir} exists and is not a directory`);
+  const previous = readJson<{ sha256?: string }>(evalPaths(outDir).info);
+  if (previous?.sha256) {
+    const sha256 = crypto.createHash('sha256').update(fs.readFileSync(instructionsFile)).digest('hex');
+    if (previous.sha256 !== sha256) {
+      throw new InputError(`--out ${outDir} already holds an evaluation of a different instruction file; use a new --out directory`);
+    }
+  }
   return { evalId, instructionsFile, outDir, field, categoryField, skipInvalid, config };
 }
 

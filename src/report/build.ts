@@ -136,7 +136,8 @@ export function buildReport(input: {
   return {
     run_id: progress.runId,
     out_dir: progress.outDir,
-    state: progress.state,
+    // finalizeRun runs just before the workflow marks itself completed.
+    state: progress.state === 'running' || progress.state === 'paused' ? 'completed' : progress.state,
     target_size: progress.size,
     started_at: new Date(progress.startedAt).toISOString(),
     finished_at: progress.finishedAt ? new Date(progress.finishedAt).toISOString() : null,
