@@ -36,10 +36,18 @@ beforeAll(async () => {
       const body = Buffer.concat(chunks).toString('utf8');
       if (body.includes('poison')) {
         res.writeHead(400, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { message: 'this request is refused by the test endpoint', type: 'invalid_request_error' } }));
+        res.end(
+          JSON.stringify({
+            error: { message: 'this request is refused by the test endpoint', type: 'invalid_request_error' },
+          }),
+        );
         return;
       }
-      fetch(`${sim.url}${req.url!.replace(/^\/v1/, '')}`, { method: req.method, headers: { 'content-type': 'application/json' }, body }).then(
+      fetch(`${sim.url}${req.url!.replace(/^\/v1/, '')}`, {
+        method: req.method,
+        headers: { 'content-type': 'application/json' },
+        body,
+      }).then(
         async (r) => {
           res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
           res.end(Buffer.from(await r.arrayBuffer()));
@@ -68,7 +76,12 @@ function readJsonl<T>(file: string): T[] {
     .map((l) => JSON.parse(l) as T);
 }
 
-async function runEval(evalId: string, outDir: string, file: string, config: ResolvedConfig): Promise<EvalResult> {
+async function runEval(
+  evalId: string,
+  outDir: string,
+  file: string,
+  config: ResolvedConfig,
+): Promise<EvalResult> {
   return w.client.workflow.execute(codeclmEval, {
     workflowId: evalId,
     taskQueue: w.taskQueue,
@@ -81,7 +94,12 @@ const outDir = tmpDir('codeclm-eval-e2e-');
 let result: EvalResult;
 
 test('every instruction answered by both models, judged in both orders, with a verdict and CRR per category', async () => {
-  result = await runEval(evalId, outDir, instructionsFile, simConfig(sim.url, { limits: { concurrency: 8 } }));
+  result = await runEval(
+    evalId,
+    outDir,
+    instructionsFile,
+    simConfig(sim.url, { limits: { concurrency: 8 } }),
+  );
   const records = readJsonl<EvalRecord>(path.join(outDir, 'eval.jsonl'));
   expect(records).toHaveLength(24);
   expect(result.judged).toBe(24);
@@ -105,9 +123,21 @@ test('every instruction answered by both models, judged in both orders, with a v
   // The report's numbers are the ones recomputed from eval.jsonl.
   const report = JSON.parse(fs.readFileSync(path.join(outDir, 'eval-report.json'), 'utf8')) as EvalReport;
   const count = (v: string) => records.filter((r) => r.verdict === v).length;
-  expect(report.crr.overall).toMatchObject({ total: 24, target_wins: count('target'), ties: count('tie'), strong_wins: count('strong') });
+  expect(report.crr.overall).toMatchObject({
+    total: 24,
+    target_wins: count('target'),
+    ties: count('tie'),
+    strong_wins: count('strong'),
+  });
   expect(report.crr.overall.crr).toBeCloseTo((count('target') + count('tie')) / 24, 10);
-  expect(Object.keys(report.crr.by_category).sort()).toEqual(['coding', 'knowledge', 'math', 'reasoning', 'roleplay', 'writing']);
+  expect(Object.keys(report.crr.by_category).sort()).toEqual([
+    'coding',
+    'knowledge',
+    'math',
+    'reasoning',
+    'roleplay',
+    'writing',
+  ]);
   for (const [category, cell] of Object.entries(report.crr.by_category)) {
     const mine = records.filter((r) => r.category === category);
     expect(cell.total).toBe(mine.length);
@@ -130,7 +160,12 @@ test('every instruction answered by both models, judged in both orders, with a v
 });
 
 test('running again over the same out dir reuses the per-item results: same verdicts, no new LLM calls', async () => {
-  const again = await runEval(`${evalId}-again`, outDir, instructionsFile, simConfig(sim.url, { limits: { concurrency: 8 } }));
+  const again = await runEval(
+    `${evalId}-again`,
+    outDir,
+    instructionsFile,
+    simConfig(sim.url, { limits: { concurrency: 8 } }),
+  );
   expect(again.judged).toBe(24);
   expect(again.crr).toEqual(result.crr);
   expect(Object.keys(again.usage)).toHaveLength(0);
@@ -151,8 +186,13 @@ test('items that fail for good are reported with their reasons and left out of C
       .map((o) => JSON.stringify(o))
       .join('\n'),
   );
-  const base = simConfig(sim.url, { limits: { concurrency: 4, llmMaxAttempts: 2, llmMaxRetryIntervalSeconds: 1 } });
-  const config: ResolvedConfig = { ...base, roles: { ...base.roles, target: { ...base.roles.target, baseURL: rejectingUrl } } };
+  const base = simConfig(sim.url, {
+    limits: { concurrency: 4, llmMaxAttempts: 2, llmMaxRetryIntervalSeconds: 1 },
+  });
+  const config: ResolvedConfig = {
+    ...base,
+    roles: { ...base.roles, target: { ...base.roles.target, baseURL: rejectingUrl } },
+  };
   const out = path.join(dir, 'out');
   const r = await runEval(`${evalId}-fail`, out, file, config);
   expect(r.judged).toBe(2);
@@ -166,20 +206,32 @@ test('items that fail for good are reported with their reasons and left out of C
     ['d', 'answer'],
   ]);
   for (const f of report.failures) expect(f.reason).toMatch(/400|refused|Rejected/i);
-  expect(fs.readFileSync(path.join(out, 'eval-report.md'), 'utf8')).toMatch(/## Failed instructions[\s\S]*\| b \| x \| answer \|/);
+  expect(fs.readFileSync(path.join(out, 'eval-report.md'), 'utf8')).toMatch(
+    /## Failed instructions[\s\S]*\| b \| x \| answer \|/,
+  );
 });
 
 test('recorded eval histories replay without nondeterminism errors', async () => {
   const ids: string[] = [evalId];
-  for await (const wf of w.client.workflow.list({ query: `WorkflowId STARTS_WITH "${evalId}/"` }) as AsyncIterable<WorkflowExecutionDescription>) {
+  for await (const wf of w.client.workflow.list({
+    query: `WorkflowId STARTS_WITH "${evalId}/"`,
+  }) as AsyncIterable<WorkflowExecutionDescription>) {
     ids.push(wf.workflowId);
     if (ids.length > 12) break;
   }
   expect(ids.some((id) => id.includes('/chunk-'))).toBe(true);
   expect(ids.some((id) => /\/i\d+$/.test(id))).toBe(true);
-  const histories = await Promise.all(ids.map(async (workflowId) => ({ workflowId, history: await w.client.workflow.getHandle(workflowId).fetchHistory() })));
+  const histories = await Promise.all(
+    ids.map(async (workflowId) => ({
+      workflowId,
+      history: await w.client.workflow.getHandle(workflowId).fetchHistory(),
+    })),
+  );
   let replayed = 0;
-  for await (const r of Worker.runReplayHistories({ workflowsPath: workflowsPath(), replayName: 'eval-e2e' }, histories)) {
+  for await (const r of Worker.runReplayHistories(
+    { workflowsPath: workflowsPath(), replayName: 'eval-e2e' },
+    histories,
+  )) {
     expect(r.error).toBeUndefined();
     replayed++;
   }

@@ -1,6 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { crrCell, scoresFromJudgements, summariseCrr, verdict, NO_CATEGORY, type Verdict } from '../src/report/crr';
+import {
+  crrCell,
+  scoresFromJudgements,
+  summariseCrr,
+  verdict,
+  NO_CATEGORY,
+  type Verdict,
+} from '../src/report/crr';
 import { loadInstructionSet } from '../src/activities/eval';
 import { tmpDir } from './helpers/env';
 
@@ -86,7 +93,11 @@ describe('CRR arithmetic', () => {
   });
   test('percent is rounded to two decimals like the paper (e.g. 79.82)', () => {
     // 174 of 218 recovered on Evol-Instruct's test set = 79.816...%
-    const v: Verdict[] = [...Array(120).fill('target'), ...Array(54).fill('tie'), ...Array(44).fill('strong')];
+    const v: Verdict[] = [
+      ...Array(120).fill('target'),
+      ...Array(54).fill('tie'),
+      ...Array(44).fill('strong'),
+    ];
     expect(crrCell(v).crr_percent).toBe(79.82);
   });
 });
@@ -115,7 +126,10 @@ describe('CRR per category', () => {
     expect(s.overall.crr).toBe(0.5);
   });
   test('some items without a category are grouped, not lost', () => {
-    const s = summariseCrr([{ category: 'math', verdict: 'tie' }, { category: null, verdict: 'strong' }]);
+    const s = summariseCrr([
+      { category: 'math', verdict: 'tie' },
+      { category: null, verdict: 'strong' },
+    ]);
     expect(s.by_category[NO_CATEGORY]).toMatchObject({ total: 1, crr: 0 });
   });
 });

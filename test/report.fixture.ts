@@ -15,7 +15,11 @@ export function fixtureConfig(prices = true) {
     ...(prices ? { pricePerMTokIn: priceIn, pricePerMTokOut: priceOut } : {}),
   });
   return {
-    roles: { strong: role('big-model', 2.5, 10), target: role('small-model', 0.15, 0.6), judge: { ...role('big-model', 2.5, 10), temperature: 0 } },
+    roles: {
+      strong: role('big-model', 2.5, 10),
+      target: role('small-model', 0.15, 0.6),
+      judge: { ...role('big-model', 2.5, 10), temperature: 0 },
+    },
     method: base.method,
     limits: { ...base.limits, size: 6 },
   };
@@ -56,7 +60,11 @@ export function fixtureReport(opts: { prices?: boolean } = {}): Report {
       'judge/judge': { calls: 38, promptTokens: 30000, completionTokens: 400 },
     },
     failures: [
-      { item: 'r1-e00002-i0001', stage: 'judge', reason: 'LlmInvalidOutput: score_a: expected number <= 10 | got 11' },
+      {
+        item: 'r1-e00002-i0001',
+        stage: 'judge',
+        reason: 'LlmInvalidOutput: score_a: expected number <= 10 | got 11',
+      },
       { item: 'r1-e00003-i0000', stage: 'improve', reason: 'LlmRejected: 400 <content policy>' },
     ],
     startedAt: Date.parse('2025-01-01T10:00:00Z'),
@@ -69,7 +77,12 @@ export function fixtureReport(opts: { prices?: boolean } = {}): Report {
     md('email writing', 'tone control'),
     md('email writing', 'summarising', 'tone control'),
   ];
-  const pool = [md('code review', 'debugging'), md('email writing', 'tone control', 'budgeting'), md('trip planning', 'scheduling'), md('code review', 'python', 'refactoring')];
+  const pool = [
+    md('code review', 'debugging'),
+    md('email writing', 'tone control', 'budgeting'),
+    md('trip planning', 'scheduling'),
+    md('code review', 'python', 'refactoring'),
+  ];
   const records: DatasetRecord[] = Array.from({ length: 6 }, (_, i) => ({
     id: `r1-e0000${i % 4}-i000${i}`,
     instruction: `instruction ${i}`,

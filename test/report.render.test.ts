@@ -11,10 +11,15 @@ import { tmpDir } from './helpers/env';
  * its charts as rendered <svg> elements, and a screenshot must come out as a PNG.
  * CI installs the browser with `apt-get install -y chromium`; without it this test fails and says so.
  */
-const CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(Boolean) as string[];
+const CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(
+  Boolean,
+) as string[];
 const chromium = CANDIDATES.find((p) => fs.existsSync(p));
 
-function runChromium(args: string[], profile: string): { stdout: string; stderr: string; status: number | null } {
+function runChromium(
+  args: string[],
+  profile: string,
+): { stdout: string; stderr: string; status: number | null } {
   const r = spawnSync(
     chromium!,
     [
@@ -67,11 +72,16 @@ describe('report.html in headless Chromium', () => {
   test('a screenshot is written as a PNG without errors', () => {
     if (!chromium) throw new Error('chromium is missing: see the test above');
     const png = path.join(out, 'report.png');
-    const r = runChromium([`--screenshot=${png}`, '--window-size=1100,2400', url], tmpDir('codeclm-chromium-'));
+    const r = runChromium(
+      [`--screenshot=${png}`, '--window-size=1100,2400', url],
+      tmpDir('codeclm-chromium-'),
+    );
     expect(r.status).toBe(0);
     expect(fs.existsSync(png)).toBe(true);
     const bytes = fs.readFileSync(png);
-    expect(bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe(true);
+    expect(bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe(
+      true,
+    );
     expect(bytes.readUInt32BE(16)).toBe(1100); // IHDR width
     expect(bytes.length).toBeGreaterThan(20_000); // a drawn page, not a blank one
   });

@@ -22,13 +22,19 @@ describe('report arithmetic', () => {
     expect(jensenShannon(p, q)).toBeGreaterThan(0);
     expect(jensenShannon(p, q)).toBeLessThan(1);
     // {1/2, 1/2} vs {1, 0}: M = {3/4, 1/4}; JS = 1/2 KL(P||M) + 1/2 KL(Q||M)
-    const expected = 0.5 * (0.5 * Math.log2(0.5 / 0.75) + 0.5 * Math.log2(0.5 / 0.25)) + 0.5 * Math.log2(1 / 0.75);
+    const expected =
+      0.5 * (0.5 * Math.log2(0.5 / 0.75) + 0.5 * Math.log2(0.5 / 0.25)) + 0.5 * Math.log2(1 / 0.75);
     expect(jensenShannon({ a: 1, b: 1 }, { a: 1 })).toBeCloseTo(expected, 4);
     expect(jensenShannon({}, { a: 1 })).toBeNull();
   });
 
   test('per-iteration rows: judged = kept + improved again (+ dropped at the cap)', () => {
-    const c = { ...emptyCounters(), keptByIteration: { '1': 3, '2': 2, '4': 1 }, judgedByIteration: { '1': 8, '2': 5, '3': 3, '4': 3 }, droppedAtCap: 2 };
+    const c = {
+      ...emptyCounters(),
+      keptByIteration: { '1': 3, '2': 2, '4': 1 },
+      judgedByIteration: { '1': 8, '2': 5, '3': 3, '4': 3 },
+      droppedAtCap: 2,
+    };
     const rows = iterationRows(c, 4);
     expect(rows).toEqual([
       { iteration: 1, judged: 8, kept: 3, too_easy: 5, dropped: 0 },
@@ -89,7 +95,15 @@ describe('report files', () => {
       expect(svg.trim().endsWith('</svg>')).toBe(true);
       expect(svg).not.toMatch(/<script|NaN|undefined|Infinity/);
     }
-    for (const section of ['Counts per stage', 'Kept per iteration', 'Score gap', 'Jensen-Shannon', 'LLM calls and tokens', 'Failures']) expect(md).toContain(section);
+    for (const section of [
+      'Counts per stage',
+      'Kept per iteration',
+      'Score gap',
+      'Jensen-Shannon',
+      'LLM calls and tokens',
+      'Failures',
+    ])
+      expect(md).toContain(section);
     expect(md).toContain('cost $');
     // A pipe inside a failure reason must not break the table.
     expect(md).toContain('expected number <= 10 \\| got 11');
@@ -108,7 +122,9 @@ describe('report files', () => {
     const header = /^---\n([\s\S]*?)\n---\n/.exec(card);
     expect(header).not.toBeNull();
     const meta = YAML.parse(header![1]!);
-    expect(meta.configs).toEqual([{ config_name: 'default', data_files: [{ split: 'train', path: 'dataset.jsonl' }] }]);
+    expect(meta.configs).toEqual([
+      { config_name: 'default', data_files: [{ split: 'train', path: 'dataset.jsonl' }] },
+    ]);
     expect(meta.license).toBeDefined();
     expect(meta.task_categories).toContain('text-generation');
     expect(meta.language).toEqual(['en']);
@@ -117,7 +133,15 @@ describe('report files', () => {
     expect(meta.dataset_info.splits[0].num_examples).toBe(6);
     const body = card.slice(header![0].length);
     expect(body).toContain(CARD_MARKER);
-    for (const text of ['big-model', 'small-model', 'theta = 3', 'Self-Rubrics', 'Contrastive Filtering', '## Fields']) expect(body).toContain(text);
+    for (const text of [
+      'big-model',
+      'small-model',
+      'theta = 3',
+      'Self-Rubrics',
+      'Contrastive Filtering',
+      '## Fields',
+    ])
+      expect(body).toContain(text);
     expect(body).not.toContain('Test data, not model output');
   });
 

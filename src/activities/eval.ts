@@ -77,7 +77,16 @@ export function evalPaths(outDir: string) {
 // ---------------------------------------------------------------------------------------------
 
 /** Fields read as an instruction's category, in this order, unless --category-field names one. */
-export const CATEGORY_FIELDS = ['category', 'Category', 'categories', 'skills', 'skill', 'domain', 'task_category', 'type'];
+export const CATEGORY_FIELDS = [
+  'category',
+  'Category',
+  'categories',
+  'skills',
+  'skill',
+  'domain',
+  'task_category',
+  'type',
+];
 
 export interface InstructionSet extends Omit<LoadedSeeds, 'seeds'> {
   instructions: EvalInstruction[];
@@ -118,11 +127,21 @@ export function loadInstructionSet(
   file: string,
   opts: { field?: string; categoryField?: string; skipInvalid?: boolean; maxChars?: number } = {},
 ): InstructionSet {
-  const loaded = loadSeeds(file, { field: opts.field, skipInvalid: opts.skipInvalid, maxSeedChars: opts.maxChars });
+  const loaded = loadSeeds(file, {
+    field: opts.field,
+    skipInvalid: opts.skipInvalid,
+    maxSeedChars: opts.maxChars,
+  });
   const categories = readCategories(file, opts.categoryField);
   const instructions = loaded.seeds.map((s, index) => {
     const category = categories.get(s.origin);
-    return { index, id: s.id, instruction: s.instruction, origin: s.origin, ...(category ? { category } : {}) };
+    return {
+      index,
+      id: s.id,
+      instruction: s.instruction,
+      origin: s.origin,
+      ...(category ? { category } : {}),
+    };
   });
   const { seeds: _seeds, ...rest } = loaded;
   return { ...rest, instructions, categorised: instructions.filter((i) => i.category).length };
@@ -243,7 +262,8 @@ export function createEvalActivities() {
 
     async loadEvalItem(input: { outDir: string; index: number }): Promise<EvalItemState> {
       const item = snapshot(input.outDir)[input.index];
-      if (!item) throw ApplicationFailure.nonRetryable(`no instruction at index ${input.index}`, 'InputError');
+      if (!item)
+        throw ApplicationFailure.nonRetryable(`no instruction at index ${input.index}`, 'InputError');
       const done = readJson<EvalRecord>(evalPaths(input.outDir).resultFile(input.index));
       return done ? { item, done: { verdict: done.verdict, scores: done.scores } } : { item };
     },
@@ -268,7 +288,10 @@ export function createEvalActivities() {
         .filter((f) => !judged.has(f.index))
         .sort(byIndex);
       const info = readJson<EvalSetInfo>(paths.info);
-      writeFileAtomic(paths.evalJsonl, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
+      writeFileAtomic(
+        paths.evalJsonl,
+        records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''),
+      );
       const report = buildEvalReport({
         evalId: input.evalId,
         instructionsFile: input.instructionsFile,

@@ -7,7 +7,13 @@ import { flag, requireStr, str, UsageError, type Command, type ParsedArgs } from
 import { loadConfig } from '../config/load';
 import { evalPaths, loadInstructionSet } from '../activities/eval';
 import { readJson } from '../store/files';
-import { codeclmEval, evalProgressQuery, type EvalInput, type EvalProgress, type EvalResult } from '../workflows/eval';
+import {
+  codeclmEval,
+  evalProgressQuery,
+  type EvalInput,
+  type EvalProgress,
+  type EvalResult,
+} from '../workflows/eval';
 import { createWorker } from '../worker';
 import { connectClient, connectWorker, DEFAULT_TASK_QUEUE } from '../temporal/connection';
 import { ensureTemporal } from './runtime';
@@ -61,19 +67,29 @@ export function prepareEvalInput(args: ParsedArgs, evalId: string): EvalInput {
   const field = str(args, 'field');
   const categoryField = str(args, 'category-field');
   const skipInvalid = flag(args, 'skip-invalid');
-  const set = loadInstructionSet(instructionsFile, { field, categoryField, skipInvalid, maxChars: config.limits.maxSeedChars });
+  const set = loadInstructionSet(instructionsFile, {
+    field,
+    categoryField,
+    skipInvalid,
+    maxChars: config.limits.maxSeedChars,
+  });
   for (const w of set.warnings) process.stderr.write(`codeclm: warning: ${w}\n`);
   for (const s of set.skipped) process.stderr.write(`codeclm: skipped ${s.origin}: ${s.reason}\n`);
   if (set.instructions.length === 0) throw new InputError(`${instructionsFile}: no usable instructions`);
   if (categoryField && set.categorised === 0) {
-    throw new InputError(`--category-field ${categoryField}: no record of ${instructionsFile} has that field`);
+    throw new InputError(
+      `--category-field ${categoryField}: no record of ${instructionsFile} has that field`,
+    );
   }
-  if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory()) throw new InputError(`--out ${outDir} exists and is not a directory`);
+  if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory())
+    throw new InputError(`--out ${outDir} exists and is not a directory`);
   const previous = readJson<{ sha256?: string }>(evalPaths(outDir).info);
   if (previous?.sha256) {
     const sha256 = crypto.createHash('sha256').update(fs.readFileSync(instructionsFile)).digest('hex');
     if (previous.sha256 !== sha256) {
-      throw new InputError(`--out ${outDir} already holds an evaluation of a different instruction file; use a new --out directory`);
+      throw new InputError(
+        `--out ${outDir} already holds an evaluation of a different instruction file; use a new --out directory`,
+      );
     }
   }
   return { evalId, instructionsFile, outDir, field, categoryField, skipInvalid, config };
@@ -82,7 +98,9 @@ export function prepareEvalInput(args: ParsedArgs, evalId: string): EvalInput {
 async function evalMain(args: ParsedArgs): Promise<number> {
   const evalId = str(args, 'eval-id') ?? newEvalId();
   if (!/^[A-Za-z0-9._-]{1,100}$/.test(evalId)) {
-    throw new UsageError(`codeclm eval: --eval-id may use letters, digits, '.', '_' and '-' (got "${evalId}")`);
+    throw new UsageError(
+      `codeclm eval: --eval-id may use letters, digits, '.', '_' and '-' (got "${evalId}")`,
+    );
   }
   let input = prepareEvalInput(args, evalId);
   const offline = await useSimulatorIfNoProvider(input.config, !!str(args, 'config'));
@@ -95,10 +113,15 @@ async function evalMain(args: ParsedArgs): Promise<number> {
   try {
     const handle = await startOrAttachEval(client, input);
     if (embedded || flag(args, 'worker')) {
-      worker = await createWorker({ connection: await connectWorker(temporal.target), namespace: temporal.target.namespace });
+      worker = await createWorker({
+        connection: await connectWorker(temporal.target),
+        namespace: temporal.target.namespace,
+      });
       workerRun = worker.run();
     } else {
-      process.stderr.write(`codeclm: waiting for a worker on ${temporal.target.address} to run evaluation ${evalId}\n`);
+      process.stderr.write(
+        `codeclm: waiting for a worker on ${temporal.target.address} to run evaluation ${evalId}\n`,
+      );
     }
     const result = await waitWithProgress(handle);
     printResult(result, flag(args, 'json'));
@@ -128,7 +151,10 @@ function rootMessage(err: unknown): string {
 }
 
 /** Starts the evaluation, or attaches to the one with the same id (never a second one). */
-export async function startOrAttachEval(client: Client, input: EvalInput): Promise<WorkflowHandle<typeof codeclmEval>> {
+export async function startOrAttachEval(
+  client: Client,
+  input: EvalInput,
+): Promise<WorkflowHandle<typeof codeclmEval>> {
   try {
     const handle = await client.workflow.start(codeclmEval, {
       workflowId: input.evalId,
@@ -187,8 +213,14 @@ function printResult(result: EvalResult, json: boolean): void {
       (result.failed ? ` (${result.failed} failed: see the report)` : ''),
   ];
   for (const [category, c] of Object.entries(result.crr.by_category)) {
-    lines.push(`    ${category}: ${c.crr_percent === null ? 'n/a' : `${c.crr_percent.toFixed(2)}%`} of ${c.total}`);
+    lines.push(
+      `    ${category}: ${c.crr_percent === null ? 'n/a' : `${c.crr_percent.toFixed(2)}%`} of ${c.total}`,
+    );
   }
-  lines.push(`  results: ${result.files.evalJsonl}`, `  report:  ${result.files.reportMd} (and eval-report.json)`, '');
+  lines.push(
+    `  results: ${result.files.evalJsonl}`,
+    `  report:  ${result.files.reportMd} (and eval-report.json)`,
+    '',
+  );
   process.stdout.write(lines.join('\n'));
 }

@@ -104,7 +104,10 @@ export function usagePerRole(usage: Usage): Record<string, UsageCell> {
  * Kept and dropped per iteration. An instruction judged at iteration i is kept (|gap| > theta), or
  * too easy: improved and judged again at i+1, or dropped when i is the last iteration.
  */
-export function iterationRows(c: Counters & { judgedByIteration?: Record<string, number> }, maxIterations?: number): IterationRow[] {
+export function iterationRows(
+  c: Counters & { judgedByIteration?: Record<string, number> },
+  maxIterations?: number,
+): IterationRow[] {
   const keys = [...Object.keys(c.keptByIteration), ...Object.keys(c.judgedByIteration ?? {})].map(Number);
   const last = Math.max(maxIterations ?? 0, ...keys, c.droppedAtCap > 0 ? 1 : 0);
   const rows: IterationRow[] = [];
@@ -112,7 +115,13 @@ export function iterationRows(c: Counters & { judgedByIteration?: Record<string,
     const kept = c.keptByIteration[String(i)] ?? 0;
     const dropped = i === last ? c.droppedAtCap : 0;
     const judged = c.judgedByIteration ? (c.judgedByIteration[String(i)] ?? 0) : null;
-    rows.push({ iteration: i, judged, kept, too_easy: judged === null ? null : Math.max(0, judged - kept - dropped), dropped });
+    rows.push({
+      iteration: i,
+      judged,
+      kept,
+      too_easy: judged === null ? null : Math.max(0, judged - kept - dropped),
+      dropped,
+    });
   }
   return rows;
 }
@@ -148,13 +157,23 @@ export function buildReport(input: {
     usage: {
       per_stage_role: progress.usage,
       per_role: usagePerRole(progress.usage),
-      total: { calls: total.calls, prompt_tokens: total.promptTokens, completion_tokens: total.completionTokens },
+      total: {
+        calls: total.calls,
+        prompt_tokens: total.promptTokens,
+        completion_tokens: total.completionTokens,
+      },
       cost: input.cost ?? null,
     },
     distributions: { seeds, pool, kept },
     divergence: {
-      use_cases: { seeds_pool: jensenShannon(seeds.use_cases, pool.use_cases), seeds_kept: jensenShannon(seeds.use_cases, kept.use_cases) },
-      skills: { seeds_pool: jensenShannon(seeds.skills, pool.skills), seeds_kept: jensenShannon(seeds.skills, kept.skills) },
+      use_cases: {
+        seeds_pool: jensenShannon(seeds.use_cases, pool.use_cases),
+        seeds_kept: jensenShannon(seeds.use_cases, kept.use_cases),
+      },
+      skills: {
+        seeds_pool: jensenShannon(seeds.skills, pool.skills),
+        seeds_kept: jensenShannon(seeds.skills, kept.skills),
+      },
     },
     failures_by_stage,
     failures: progress.failures,
@@ -162,10 +181,18 @@ export function buildReport(input: {
 }
 
 /** Rows of the union of keys, ordered by the first table's counts, shown as counts and shares. */
-export function distributionRows(dists: Record<string, number>[], limit = 15): { key: string; counts: number[]; shares: number[] }[] {
+export function distributionRows(
+  dists: Record<string, number>[],
+  limit = 15,
+): { key: string; counts: number[]; shares: number[] }[] {
   const totals = dists.map((d) => Object.values(d).reduce((a, b) => a + b, 0));
   const keys = [...new Set(dists.flatMap((d) => Object.keys(d)))]
-    .sort((a, b) => (dists[0]![b] ?? 0) - (dists[0]![a] ?? 0) || (dists[1]?.[b] ?? 0) - (dists[1]?.[a] ?? 0) || a.localeCompare(b))
+    .sort(
+      (a, b) =>
+        (dists[0]![b] ?? 0) - (dists[0]![a] ?? 0) ||
+        (dists[1]?.[b] ?? 0) - (dists[1]?.[a] ?? 0) ||
+        a.localeCompare(b),
+    )
     .slice(0, limit);
   return keys.map((key) => ({
     key,
@@ -175,7 +202,10 @@ export function distributionRows(dists: Record<string, number>[], limit = 15): {
 }
 
 function topRows(dists: Record<string, number>[], names: string[], limit = 15): string {
-  const rows = distributionRows(dists, limit).map((r) => [r.key, ...r.counts.map((n, i) => `${n} (${(r.shares[i]! * 100).toFixed(1)}%)`)]);
+  const rows = distributionRows(dists, limit).map((r) => [
+    r.key,
+    ...r.counts.map((n, i) => `${n} (${(r.shares[i]! * 100).toFixed(1)}%)`),
+  ]);
   return table(['', ...names], rows);
 }
 
@@ -184,15 +214,27 @@ function js(x: number | null): string {
 }
 
 /** The chart files report.md links to, by key (written next to it by the sink). */
-export type ChartLinks = Partial<Record<'counts' | 'iterations' | 'gaps' | 'useCases' | 'skills' | 'tokens', string>>;
+export type ChartLinks = Partial<
+  Record<'counts' | 'iterations' | 'gaps' | 'useCases' | 'skills' | 'tokens', string>
+>;
 
 export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string {
   const c = r.counts;
-  const gaps = Object.keys(c.gapHistogram).map(Number).sort((a, b) => a - b);
+  const gaps = Object.keys(c.gapHistogram)
+    .map(Number)
+    .sort((a, b) => a - b);
   const cost = r.usage.cost;
   const usageRows = Object.entries(r.usage.per_stage_role)
     .sort()
-    .map(([k, u]) => [k, u.calls, u.promptTokens, u.completionTokens, ...(cost ? [cost.per_stage_role_usd[k] !== undefined ? money(cost.per_stage_role_usd[k]!) : 'no price'] : [])]);
+    .map(([k, u]) => [
+      k,
+      u.calls,
+      u.promptTokens,
+      u.completionTokens,
+      ...(cost
+        ? [cost.per_stage_role_usd[k] !== undefined ? money(cost.per_stage_role_usd[k]!) : 'no price']
+        : []),
+    ]);
   const img = (key: keyof ChartLinks, alt: string) => (charts[key] ? [`![${alt}](${charts[key]})`, ''] : []);
   const roles = r.config?.roles;
   return [
@@ -213,8 +255,32 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
     '## Counts per stage',
     '',
     table(
-      ['seeds', 'encoded', 'encode failed', 'pool', 'instructions', 'kept', 'dropped', 'failed', 'duplicates removed', 'rounds'],
-      [[c.seeds, c.encoded, c.encodeFailed, c.pool, c.instructions, c.kept, c.dropped, c.failed, c.duplicatesRemoved, c.rounds]],
+      [
+        'seeds',
+        'encoded',
+        'encode failed',
+        'pool',
+        'instructions',
+        'kept',
+        'dropped',
+        'failed',
+        'duplicates removed',
+        'rounds',
+      ],
+      [
+        [
+          c.seeds,
+          c.encoded,
+          c.encodeFailed,
+          c.pool,
+          c.instructions,
+          c.kept,
+          c.dropped,
+          c.failed,
+          c.duplicatesRemoved,
+          c.rounds,
+        ],
+      ],
     ),
     '',
     `Every generated instruction ends kept, dropped or failed: ${c.kept} + ${c.dropped} + ${c.failed} = ${c.generated}.`,
@@ -232,26 +298,38 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
     ...img('iterations', 'kept and dropped per iteration'),
     '## Score gap (strong - target) histogram',
     '',
-    table(['gap', 'judgements'], gaps.map((g) => [g, c.gapHistogram[String(g)]!])),
+    table(
+      ['gap', 'judgements'],
+      gaps.map((g) => [g, c.gapHistogram[String(g)]!]),
+    ),
     '',
     ...img('gaps', 'score gap histogram'),
     '## Use cases: seeds vs pool vs kept',
     '',
     `Jensen-Shannon divergence (bits; 0 = identical, 1 = disjoint): seeds-pool **${js(r.divergence.use_cases.seeds_pool)}**, seeds-kept **${js(r.divergence.use_cases.seeds_kept)}**.`,
     '',
-    topRows([r.distributions.seeds.use_cases, r.distributions.pool.use_cases, r.distributions.kept.use_cases], ['seeds', 'pool', 'kept']),
+    topRows(
+      [r.distributions.seeds.use_cases, r.distributions.pool.use_cases, r.distributions.kept.use_cases],
+      ['seeds', 'pool', 'kept'],
+    ),
     '',
     ...img('useCases', 'use-case distribution'),
     '## Skills: seeds vs pool vs kept',
     '',
     `Jensen-Shannon divergence (bits): seeds-pool **${js(r.divergence.skills.seeds_pool)}**, seeds-kept **${js(r.divergence.skills.seeds_kept)}**.`,
     '',
-    topRows([r.distributions.seeds.skills, r.distributions.pool.skills, r.distributions.kept.skills], ['seeds', 'pool', 'kept']),
+    topRows(
+      [r.distributions.seeds.skills, r.distributions.pool.skills, r.distributions.kept.skills],
+      ['seeds', 'pool', 'kept'],
+    ),
     '',
     ...img('skills', 'skill distribution'),
     '## LLM calls and tokens per stage and role',
     '',
-    table(['stage/role', 'calls', 'prompt tokens', 'completion tokens', ...(cost ? ['cost'] : [])], usageRows),
+    table(
+      ['stage/role', 'calls', 'prompt tokens', 'completion tokens', ...(cost ? ['cost'] : [])],
+      usageRows,
+    ),
     '',
     `Total: ${r.usage.total.calls} calls, ${r.usage.total.prompt_tokens} prompt + ${r.usage.total.completion_tokens} completion tokens` +
       (cost
@@ -263,9 +341,15 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
     '',
     r.failures.length
       ? [
-          table(['stage', 'failures listed'], Object.entries(r.failures_by_stage).map(([s, n]) => [s, n])),
+          table(
+            ['stage', 'failures listed'],
+            Object.entries(r.failures_by_stage).map(([s, n]) => [s, n]),
+          ),
           '',
-          table(['item', 'stage', 'reason'], r.failures.map((f) => [f.item, f.stage, f.reason])),
+          table(
+            ['item', 'stage', 'reason'],
+            r.failures.map((f) => [f.item, f.stage, f.reason]),
+          ),
         ].join('\n')
       : 'None.',
     '',

@@ -102,7 +102,7 @@ export function renderDatasetCard(r: Report): string {
     '',
     ...(sim
       ? [
-          '> **Test data, not model output.** This run used codeclm\'s offline LLM simulator, which only exercises the',
+          "> **Test data, not model output.** This run used codeclm's offline LLM simulator, which only exercises the",
           '> pipeline. Do not train on it; run again with real model endpoints.',
           '',
         ]
@@ -128,8 +128,12 @@ export function renderDatasetCard(r: Report): string {
     `5. **Contrastive Filtering.** After every iteration both models answered and the judge scored both answers 1-10 in one pairwise prompt, twice with the order swapped, averaging each answer's scores. ` +
       `A pair was kept when the gap S(strong) - S(target) exceeded theta = ${m?.theta ?? 3} (with the strong answer)` +
       ` or fell below -theta (with the target's answer, ${fromTarget} pairs); otherwise the instruction went to the next iteration, and was dropped after the last.` +
-      (m?.minStrongScore !== undefined ? ` Kept strong answers also had to score at least ${m.minStrongScore}.` : ''),
-    ...(m?.dedupeInstructions ? [`6. Exact-duplicate instructions were removed after decoding (${c.duplicatesRemoved}).`] : []),
+      (m?.minStrongScore !== undefined
+        ? ` Kept strong answers also had to score at least ${m.minStrongScore}.`
+        : ''),
+    ...(m?.dedupeInstructions
+      ? [`6. Exact-duplicate instructions were removed after decoding (${c.duplicatesRemoved}).`]
+      : []),
     '',
     ...(roles
       ? [
@@ -138,9 +142,24 @@ export function renderDatasetCard(r: Report): string {
           table(
             ['role', 'model', 'endpoint host', 'what it did'],
             [
-              ['strong', roles.strong.model, roles.strong.endpoint, 'encoded seeds, wrote and improved instructions and rubrics, answered'],
-              ['target', roles.target.model, roles.target.endpoint, 'answered (the model this data is meant to improve)'],
-              ['judge', roles.judge.model, roles.judge.endpoint, `scored answer pairs at temperature ${roles.judge.temperature ?? m?.judgeTemperature ?? 0}`],
+              [
+                'strong',
+                roles.strong.model,
+                roles.strong.endpoint,
+                'encoded seeds, wrote and improved instructions and rubrics, answered',
+              ],
+              [
+                'target',
+                roles.target.model,
+                roles.target.endpoint,
+                'answered (the model this data is meant to improve)',
+              ],
+              [
+                'judge',
+                roles.judge.model,
+                roles.judge.endpoint,
+                `scored answer pairs at temperature ${roles.judge.temperature ?? m?.judgeTemperature ?? 0}`,
+              ],
             ],
           ),
           '',
@@ -158,8 +177,12 @@ export function renderDatasetCard(r: Report): string {
       `${r.divergence.use_cases.seeds_kept === null ? 'n/a' : r.divergence.use_cases.seeds_kept.toFixed(3)} (0 = same mix). ` +
       'The full run report is in `report.md` and `report.html`.',
     '',
-    ...(topUseCases.length ? ['Most frequent use cases: ' + topUseCases.map(([k, n]) => `${k} (${n})`).join(', ') + '.', ''] : []),
-    ...(topSkills.length ? ['Most frequent skills: ' + topSkills.map(([k, n]) => `${k} (${n})`).join(', ') + '.', ''] : []),
+    ...(topUseCases.length
+      ? ['Most frequent use cases: ' + topUseCases.map(([k, n]) => `${k} (${n})`).join(', ') + '.', '']
+      : []),
+    ...(topSkills.length
+      ? ['Most frequent skills: ' + topSkills.map(([k, n]) => `${k} (${n})`).join(', ') + '.', '']
+      : []),
     '## Fields',
     '',
     table(
@@ -169,8 +192,8 @@ export function renderDatasetCard(r: Report): string {
         ['instruction', 'string', 'the instruction, after its Self-Rubrics improvements'],
         ['response', 'string', 'the answer to train on'],
         ['source', 'string', '"strong" (usual) or "target" (the target answered much better)'],
-        ['metadata.use_case', 'string', 'the pool entry\'s use case'],
-        ['metadata.skills', 'list of strings', 'the pool entry\'s skills'],
+        ['metadata.use_case', 'string', "the pool entry's use case"],
+        ['metadata.skills', 'list of strings', "the pool entry's skills"],
         ['iteration', 'int', '1 = basic instruction; 2-4 = after that many minus one improvements'],
         ['scores.strong / scores.target', 'float', 'judge scores (1-10) averaged over both answer orders'],
         ['scores.gap', 'float', 'scores.strong - scores.target'],

@@ -21,7 +21,8 @@ function divergenceNote(x: { seeds_pool: number | null; seeds_kept: number | nul
 export function reportCharts(r: Report): Chart[] {
   const c = r.counts;
   const charts: Chart[] = [];
-  const add = (key: Chart['key'], file: string, title: string, svg: string) => charts.push({ key, file, title, svg });
+  const add = (key: Chart['key'], file: string, title: string, svg: string) =>
+    charts.push({ key, file, title, svg });
 
   add(
     'counts',
@@ -30,7 +31,9 @@ export function reportCharts(r: Report): Chart[] {
     barChart({
       title: 'Counts per stage',
       categories: ['seeds', 'encoded', 'pool', 'instructions', 'kept', 'dropped', 'failed'],
-      series: [{ name: 'count', values: [c.seeds, c.encoded, c.pool, c.instructions, c.kept, c.dropped, c.failed] }],
+      series: [
+        { name: 'count', values: [c.seeds, c.encoded, c.pool, c.instructions, c.kept, c.dropped, c.failed] },
+      ],
     }),
   );
 
@@ -43,9 +46,19 @@ export function reportCharts(r: Report): Chart[] {
       title: 'Kept and dropped per Self-Rubrics iteration',
       categories: r.iterations.map((i) => `iteration ${i.iteration}`),
       series: [
-        ...(hasJudged ? [{ name: 'judged', values: r.iterations.map((i) => i.judged ?? 0), color: '#9aa7b8' }] : []),
+        ...(hasJudged
+          ? [{ name: 'judged', values: r.iterations.map((i) => i.judged ?? 0), color: '#9aa7b8' }]
+          : []),
         { name: 'kept', values: r.iterations.map((i) => i.kept), color: '#59a14f' },
-        ...(hasJudged ? [{ name: 'too easy, improved again', values: r.iterations.map((i) => i.too_easy ?? 0), color: '#edc948' }] : []),
+        ...(hasJudged
+          ? [
+              {
+                name: 'too easy, improved again',
+                values: r.iterations.map((i) => i.too_easy ?? 0),
+                color: '#edc948',
+              },
+            ]
+          : []),
         { name: 'dropped at cap', values: r.iterations.map((i) => i.dropped), color: '#e15759' },
       ],
     }),
@@ -76,7 +89,10 @@ export function reportCharts(r: Report): Chart[] {
   );
 
   const dist = (key: 'use_cases' | 'skills', limit: number) => {
-    const rows = distributionRows([r.distributions.seeds[key], r.distributions.pool[key], r.distributions.kept[key]], limit);
+    const rows = distributionRows(
+      [r.distributions.seeds[key], r.distributions.pool[key], r.distributions.kept[key]],
+      limit,
+    );
     return {
       categories: rows.map((x) => x.key),
       series: [
@@ -90,13 +106,21 @@ export function reportCharts(r: Report): Chart[] {
     'useCases',
     'use-cases.svg',
     'Use cases',
-    hBarChart({ title: `Use cases, share of each set (${divergenceNote(r.divergence.use_cases)})`, ...dist('use_cases', 12), format: pct }),
+    hBarChart({
+      title: `Use cases, share of each set (${divergenceNote(r.divergence.use_cases)})`,
+      ...dist('use_cases', 12),
+      format: pct,
+    }),
   );
   add(
     'skills',
     'skills.svg',
     'Skills',
-    hBarChart({ title: `Skills, share of each set (${divergenceNote(r.divergence.skills)})`, ...dist('skills', 15), format: pct }),
+    hBarChart({
+      title: `Skills, share of each set (${divergenceNote(r.divergence.skills)})`,
+      ...dist('skills', 15),
+      format: pct,
+    }),
   );
 
   const usage = Object.entries(r.usage.per_stage_role).sort();

@@ -17,7 +17,8 @@ type Prices = Record<string, { in?: number; out?: number }>;
 
 export function pricesOf(config: Pick<ResolvedConfig, 'roles'>): Prices {
   const out: Prices = {};
-  for (const [name, role] of Object.entries(config.roles)) out[name] = { in: role.pricePerMTokIn, out: role.pricePerMTokOut };
+  for (const [name, role] of Object.entries(config.roles))
+    out[name] = { in: role.pricePerMTokIn, out: role.pricePerMTokOut };
   return out;
 }
 

@@ -103,6 +103,7 @@ export function summariseCrr(items: readonly { category?: string | null; verdict
     }
   }
   const by_category: Record<string, CrrCell> = {};
-  for (const key of [...groups.keys()].sort((a, b) => a.localeCompare(b))) by_category[key] = crrCell(groups.get(key)!);
+  for (const key of [...groups.keys()].sort((a, b) => a.localeCompare(b)))
+    by_category[key] = crrCell(groups.get(key)!);
   return { overall: crrCell(items.map((i) => i.verdict)), by_category };
 }

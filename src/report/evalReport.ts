@@ -65,7 +65,11 @@ export function buildEvalReport(input: {
     crr: summariseCrr(input.records.map((r) => ({ category: r.category, verdict: r.verdict }))),
     usage: {
       per_stage_role: input.usage,
-      total: { calls: total.calls, prompt_tokens: total.promptTokens, completion_tokens: total.completionTokens },
+      total: {
+        calls: total.calls,
+        prompt_tokens: total.promptTokens,
+        completion_tokens: total.completionTokens,
+      },
       cost: input.cost,
     },
     wall_seconds: Math.round(input.wallSeconds * 10) / 10,
@@ -77,7 +81,14 @@ export function buildEvalReport(input: {
 
 function crrRow(name: string, c: CrrCell): (string | number)[] {
   const share = (n: number) => (c.total ? `${n} (${percent(n / c.total, 1)})` : String(n));
-  return [name, c.total, share(c.target_wins), share(c.ties), share(c.strong_wins), c.crr_percent === null ? 'n/a' : `**${c.crr_percent.toFixed(2)}**`];
+  return [
+    name,
+    c.total,
+    share(c.target_wins),
+    share(c.ties),
+    share(c.strong_wins),
+    c.crr_percent === null ? 'n/a' : `**${c.crr_percent.toFixed(2)}**`,
+  ];
 }
 
 export function crrTable(crr: CrrSummary): string {
@@ -87,7 +98,10 @@ export function crrTable(crr: CrrSummary): string {
 }
 
 export function renderEvalSvg(r: EvalReport): string {
-  const rows = Object.entries(r.crr.by_category).map(([label, c]) => ({ label, parts: [c.target_wins, c.ties, c.strong_wins] }));
+  const rows = Object.entries(r.crr.by_category).map(([label, c]) => ({
+    label,
+    parts: [c.target_wins, c.ties, c.strong_wins],
+  }));
   const o = r.crr.overall;
   rows.push({ label: 'all', parts: [o.target_wins, o.ties, o.strong_wins] });
   return stackedShareChart({
@@ -105,7 +119,13 @@ export function renderEvalMarkdown(r: EvalReport, chartFile?: string): string {
   const o = r.crr.overall;
   const usageRows = Object.entries(r.usage.per_stage_role)
     .sort()
-    .map(([k, u]) => [k, u.calls, u.promptTokens, u.completionTokens, r.usage.cost?.per_stage_role_usd[k] !== undefined ? money(r.usage.cost.per_stage_role_usd[k]!) : '']);
+    .map(([k, u]) => [
+      k,
+      u.calls,
+      u.promptTokens,
+      u.completionTokens,
+      r.usage.cost?.per_stage_role_usd[k] !== undefined ? money(r.usage.cost.per_stage_role_usd[k]!) : '',
+    ]);
   return [
     `# codeclm eval ${r.eval_id}`,
     '',
@@ -129,12 +149,29 @@ export function renderEvalMarkdown(r: EvalReport, chartFile?: string): string {
     table(['stage/role', 'calls', 'prompt tokens', 'completion tokens', 'cost'], usageRows),
     '',
     `Total: ${r.usage.total.calls} calls, ${r.usage.total.prompt_tokens} prompt + ${r.usage.total.completion_tokens} completion tokens` +
-      (r.usage.cost ? `, ${money(r.usage.cost.total_usd)}${r.usage.cost.unpriced_roles.length ? ` (no price for: ${r.usage.cost.unpriced_roles.join(', ')})` : ''}.` : '.'),
+      (r.usage.cost
+        ? `, ${money(r.usage.cost.total_usd)}${r.usage.cost.unpriced_roles.length ? ` (no price for: ${r.usage.cost.unpriced_roles.join(', ')})` : ''}.`
+        : '.'),
     '',
     '## Failed instructions',
     '',
-    r.failures.length ? table(['#', 'id', 'category', 'stage', 'reason'], r.failures.map((f) => [f.index, f.id, f.category, f.stage, f.reason])) : 'None.',
+    r.failures.length
+      ? table(
+          ['#', 'id', 'category', 'stage', 'reason'],
+          r.failures.map((f) => [f.index, f.id, f.category, f.stage, f.reason]),
+        )
+      : 'None.',
     '',
-    ...(r.skipped.length ? ['## Skipped lines of the instruction file', '', table(['where', 'reason'], r.skipped.map((s) => [s.origin, s.reason])), ''] : []),
+    ...(r.skipped.length
+      ? [
+          '## Skipped lines of the instruction file',
+          '',
+          table(
+            ['where', 'reason'],
+            r.skipped.map((s) => [s.origin, s.reason]),
+          ),
+          '',
+        ]
+      : []),
   ].join('\n');
 }

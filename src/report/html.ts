@@ -13,7 +13,12 @@ type Cell = string | number | null | undefined;
 
 function htmlTable(header: string[], rows: Cell[][], cls = ''): string {
   const th = header.map((h) => `<th>${esc(h)}</th>`).join('');
-  const body = rows.map((r) => `<tr>${r.map((v) => `<td>${esc(v === null || v === undefined ? '' : String(v))}</td>`).join('')}</tr>`).join('\n');
+  const body = rows
+    .map(
+      (r) =>
+        `<tr>${r.map((v) => `<td>${esc(v === null || v === undefined ? '' : String(v))}</td>`).join('')}</tr>`,
+    )
+    .join('\n');
   return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
 
@@ -43,14 +48,15 @@ export function renderReportHtml(r: Report, charts: Chart[]): string {
   const cost = r.usage.cost;
   const js = (x: number | null) => (x === null ? 'n/a' : x.toFixed(4));
   const roles = r.config?.roles;
-  const card = (value: Cell, label: string) => `<div class="card"><b>${esc(String(value ?? ''))}</b><span>${esc(label)}</span></div>`;
+  const card = (value: Cell, label: string) =>
+    `<div class="card"><b>${esc(String(value ?? ''))}</b><span>${esc(label)}</span></div>`;
   const distTable = (key: 'use_cases' | 'skills') =>
     htmlTable(
       [key === 'use_cases' ? 'use case' : 'skill', 'seeds', 'pool', 'kept'],
-      distributionRows([r.distributions.seeds[key], r.distributions.pool[key], r.distributions.kept[key]], 25).map((row) => [
-        row.key,
-        ...row.counts.map((n, i) => `${n} (${(row.shares[i]! * 100).toFixed(1)}%)`),
-      ]),
+      distributionRows(
+        [r.distributions.seeds[key], r.distributions.pool[key], r.distributions.kept[key]],
+        25,
+      ).map((row) => [row.key, ...row.counts.map((n, i) => `${n} (${(row.shares[i]! * 100).toFixed(1)}%)`)]),
       'num',
     );
   const method = r.config?.method;
@@ -80,7 +86,13 @@ ${
   roles
     ? `<h2>Models</h2>\n${htmlTable(
         ['role', 'model', 'endpoint', 'temperature', 'max tokens'],
-        (['strong', 'target', 'judge'] as const).map((k) => [k, roles[k].model, roles[k].endpoint, roles[k].temperature ?? 'stage default', roles[k].maxTokens]),
+        (['strong', 'target', 'judge'] as const).map((k) => [
+          k,
+          roles[k].model,
+          roles[k].endpoint,
+          roles[k].temperature ?? 'stage default',
+          roles[k].maxTokens,
+        ]),
       )}`
     : ''
 }
@@ -91,8 +103,32 @@ ${
 }
 <h2>Counts per stage</h2>
 ${htmlTable(
-  ['seeds', 'encoded', 'encode failed', 'pool', 'instructions', 'kept', 'dropped', 'failed', 'duplicates removed', 'rounds'],
-  [[c.seeds, c.encoded, c.encodeFailed, c.pool, c.instructions, c.kept, c.dropped, c.failed, c.duplicatesRemoved, c.rounds]],
+  [
+    'seeds',
+    'encoded',
+    'encode failed',
+    'pool',
+    'instructions',
+    'kept',
+    'dropped',
+    'failed',
+    'duplicates removed',
+    'rounds',
+  ],
+  [
+    [
+      c.seeds,
+      c.encoded,
+      c.encodeFailed,
+      c.pool,
+      c.instructions,
+      c.kept,
+      c.dropped,
+      c.failed,
+      c.duplicatesRemoved,
+      c.rounds,
+    ],
+  ],
   'num',
 )}
 <p class="note">Every generated instruction ends kept, dropped or failed: ${c.kept} + ${c.dropped} + ${c.failed} = ${c.generated}.</p>
@@ -126,21 +162,38 @@ ${htmlTable(
   ['stage/role', 'calls', 'prompt tokens', 'completion tokens', ...(cost ? ['cost'] : [])],
   Object.entries(r.usage.per_stage_role)
     .sort()
-    .map(([k, u]) => [k, u.calls, u.promptTokens, u.completionTokens, ...(cost ? [cost.per_stage_role_usd[k] !== undefined ? money(cost.per_stage_role_usd[k]!) : 'no price'] : [])]),
+    .map(([k, u]) => [
+      k,
+      u.calls,
+      u.promptTokens,
+      u.completionTokens,
+      ...(cost
+        ? [cost.per_stage_role_usd[k] !== undefined ? money(cost.per_stage_role_usd[k]!) : 'no price']
+        : []),
+    ]),
   'num',
 )}
 ${htmlTable(
   ['role', 'calls', 'prompt tokens', 'completion tokens', ...(cost ? ['cost'] : [])],
   Object.entries(r.usage.per_role)
     .sort()
-    .map(([k, u]) => [k, u.calls, u.promptTokens, u.completionTokens, ...(cost ? [cost.per_role_usd[k] !== undefined ? money(cost.per_role_usd[k]!) : 'no price'] : [])]),
+    .map(([k, u]) => [
+      k,
+      u.calls,
+      u.promptTokens,
+      u.completionTokens,
+      ...(cost ? [cost.per_role_usd[k] !== undefined ? money(cost.per_role_usd[k]!) : 'no price'] : []),
+    ]),
   'num',
 )}
 ${chart('tokens')}
 <h2>Failures</h2>
 ${
   r.failures.length
-    ? `${htmlTable(['stage', 'failures listed'], Object.entries(r.failures_by_stage))}\n${htmlTable(['item', 'stage', 'reason'], r.failures.map((f) => [f.item, f.stage, f.reason]))}`
+    ? `${htmlTable(['stage', 'failures listed'], Object.entries(r.failures_by_stage))}\n${htmlTable(
+        ['item', 'stage', 'reason'],
+        r.failures.map((f) => [f.item, f.stage, f.reason]),
+      )}`
     : '<p>None.</p>'
 }
 </main>

@@ -11,7 +11,16 @@ export interface Series {
   color?: string;
 }
 
-export const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#9c755f'];
+export const PALETTE = [
+  '#4e79a7',
+  '#f28e2b',
+  '#59a14f',
+  '#e15759',
+  '#76b7b2',
+  '#edc948',
+  '#b07aa1',
+  '#9c755f',
+];
 const FONT = 'font-family="Helvetica, Arial, sans-serif"';
 const AXIS = '#555';
 const GRID = '#e3e3e3';
@@ -64,7 +73,11 @@ function colored(series: Series[]): (Series & { color: string })[] {
 }
 
 function empty(width: number, title: string): string {
-  return [...open(width, 70, title), `<text x="12" y="52" ${FONT} font-size="13" fill="#777">no data</text>`, '</svg>'].join('\n');
+  return [
+    ...open(width, 70, title),
+    `<text x="12" y="52" ${FONT} font-size="13" fill="#777">no data</text>`,
+    '</svg>',
+  ].join('\n');
 }
 
 export interface BarChartOptions {
@@ -97,8 +110,12 @@ export function barChart(o: BarChartOptions): string {
   const out = open(width, height, o.title);
   if (series.length > 1) out.push(...legend(series, left, 44));
   for (let v = 0; v <= max + 1e-9; v += step) {
-    out.push(`<line x1="${left}" x2="${width - right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="${GRID}"/>`);
-    out.push(`<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" ${FONT} font-size="11" text-anchor="end" fill="${AXIS}">${esc(f(v))}</text>`);
+    out.push(
+      `<line x1="${left}" x2="${width - right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="${GRID}"/>`,
+    );
+    out.push(
+      `<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" ${FONT} font-size="11" text-anchor="end" fill="${AXIS}">${esc(f(v))}</text>`,
+    );
   }
   const group = plotW / o.categories.length;
   const barW = Math.max(2, Math.min(48, (group * 0.8) / series.length));
@@ -113,16 +130,28 @@ export function barChart(o: BarChartOptions): string {
         `<rect x="${x.toFixed(1)}" y="${(top + plotH - h).toFixed(1)}" width="${(barW - 1).toFixed(1)}" height="${h.toFixed(1)}" fill="${s.color}"><title>${esc(`${cat} - ${s.name}: ${f(v)}`)}</title></rect>`,
       );
       if (series.length === 1 && v > 0 && barW >= 14) {
-        out.push(`<text x="${(x + barW / 2).toFixed(1)}" y="${(top + plotH - h - 3).toFixed(1)}" ${FONT} font-size="10" text-anchor="middle" fill="#333">${esc(f(v))}</text>`);
+        out.push(
+          `<text x="${(x + barW / 2).toFixed(1)}" y="${(top + plotH - h - 3).toFixed(1)}" ${FONT} font-size="10" text-anchor="middle" fill="#333">${esc(f(v))}</text>`,
+        );
       }
     });
     if (ci % labelEvery === 0) {
-      out.push(`<text x="${(left + ci * group + group / 2).toFixed(1)}" y="${top + plotH + 16}" ${FONT} font-size="11" text-anchor="middle" fill="${AXIS}">${esc(clip(cat, Math.max(3, Math.floor(group / 6.5))))}</text>`);
+      out.push(
+        `<text x="${(left + ci * group + group / 2).toFixed(1)}" y="${top + plotH + 16}" ${FONT} font-size="11" text-anchor="middle" fill="${AXIS}">${esc(clip(cat, Math.max(3, Math.floor(group / 6.5))))}</text>`,
+      );
     }
   });
-  out.push(`<line x1="${left}" x2="${width - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="${AXIS}"/>`);
-  if (o.xLabel) out.push(`<text x="${left + plotW / 2}" y="${height - 12}" ${FONT} font-size="12" text-anchor="middle" fill="${AXIS}">${esc(o.xLabel)}</text>`);
-  if (o.yLabel) out.push(`<text transform="translate(14 ${top + plotH / 2}) rotate(-90)" ${FONT} font-size="12" text-anchor="middle" fill="${AXIS}">${esc(o.yLabel)}</text>`);
+  out.push(
+    `<line x1="${left}" x2="${width - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="${AXIS}"/>`,
+  );
+  if (o.xLabel)
+    out.push(
+      `<text x="${left + plotW / 2}" y="${height - 12}" ${FONT} font-size="12" text-anchor="middle" fill="${AXIS}">${esc(o.xLabel)}</text>`,
+    );
+  if (o.yLabel)
+    out.push(
+      `<text transform="translate(14 ${top + plotH / 2}) rotate(-90)" ${FONT} font-size="12" text-anchor="middle" fill="${AXIS}">${esc(o.yLabel)}</text>`,
+    );
   out.push('</svg>');
   return out.join('\n');
 }
@@ -147,23 +176,37 @@ export function hBarChart(o: BarChartOptions & { labelWidth?: number }): string 
   const out = open(width, height, o.title);
   if (series.length > 1) out.push(...legend(series, left, 44));
   for (let v = 0; v <= max + 1e-9; v += step) {
-    out.push(`<line x1="${x(v).toFixed(1)}" x2="${x(v).toFixed(1)}" y1="${top}" y2="${plotBottom}" stroke="${GRID}"/>`);
-    out.push(`<text x="${x(v).toFixed(1)}" y="${plotBottom + 14}" ${FONT} font-size="11" text-anchor="middle" fill="${AXIS}">${esc(f(v))}</text>`);
+    out.push(
+      `<line x1="${x(v).toFixed(1)}" x2="${x(v).toFixed(1)}" y1="${top}" y2="${plotBottom}" stroke="${GRID}"/>`,
+    );
+    out.push(
+      `<text x="${x(v).toFixed(1)}" y="${plotBottom + 14}" ${FONT} font-size="11" text-anchor="middle" fill="${AXIS}">${esc(f(v))}</text>`,
+    );
   }
   const maxChars = Math.floor(labelW / 6.4);
   o.categories.forEach((cat, ci) => {
     const ry = top + ci * rowH + 4;
-    out.push(`<text x="${labelW}" y="${(ry + (barH * series.length) / 2 + 4).toFixed(1)}" ${FONT} font-size="12" text-anchor="end" fill="#333"><title>${esc(cat)}</title>${esc(clip(cat, maxChars))}</text>`);
+    out.push(
+      `<text x="${labelW}" y="${(ry + (barH * series.length) / 2 + 4).toFixed(1)}" ${FONT} font-size="12" text-anchor="end" fill="#333"><title>${esc(cat)}</title>${esc(clip(cat, maxChars))}</text>`,
+    );
     series.forEach((s, si) => {
       const v = s.values[ci] ?? 0;
       const w = x(v) - left;
       const by = ry + si * barH;
-      out.push(`<rect x="${left}" y="${by}" width="${w.toFixed(1)}" height="${barH - 1}" fill="${s.color}"><title>${esc(`${cat} - ${s.name}: ${f(v)}`)}</title></rect>`);
-      if (v > 0) out.push(`<text x="${(left + w + 4).toFixed(1)}" y="${by + barH - 2}" ${FONT} font-size="10" fill="#333">${esc(f(v))}</text>`);
+      out.push(
+        `<rect x="${left}" y="${by}" width="${w.toFixed(1)}" height="${barH - 1}" fill="${s.color}"><title>${esc(`${cat} - ${s.name}: ${f(v)}`)}</title></rect>`,
+      );
+      if (v > 0)
+        out.push(
+          `<text x="${(left + w + 4).toFixed(1)}" y="${by + barH - 2}" ${FONT} font-size="10" fill="#333">${esc(f(v))}</text>`,
+        );
     });
   });
   out.push(`<line x1="${left}" x2="${left}" y1="${top}" y2="${plotBottom}" stroke="${AXIS}"/>`);
-  if (o.xLabel) out.push(`<text x="${left + plotW / 2}" y="${height - 8}" ${FONT} font-size="12" text-anchor="middle" fill="${AXIS}">${esc(o.xLabel)}</text>`);
+  if (o.xLabel)
+    out.push(
+      `<text x="${left + plotW / 2}" y="${height - 8}" ${FONT} font-size="12" text-anchor="middle" fill="${AXIS}">${esc(o.xLabel)}</text>`,
+    );
   out.push('</svg>');
   return out.join('\n');
 }
@@ -198,19 +241,30 @@ export function stackedShareChart(o: {
   o.rows.forEach((row, ri) => {
     const total = row.parts.reduce((a, b) => a + b, 0);
     const ry = top + ri * rowH;
-    out.push(`<text x="${labelW}" y="${ry + 15}" ${FONT} font-size="12" text-anchor="end" fill="#333"><title>${esc(row.label)}</title>${esc(clip(row.label, Math.floor(labelW / 6.4)))}</text>`);
+    out.push(
+      `<text x="${labelW}" y="${ry + 15}" ${FONT} font-size="12" text-anchor="end" fill="#333"><title>${esc(row.label)}</title>${esc(clip(row.label, Math.floor(labelW / 6.4)))}</text>`,
+    );
     let at = left;
     row.parts.forEach((v, pi) => {
       if (!total || !v) return;
       const w = (v / total) * plotW;
       const share = (100 * v) / total;
-      out.push(`<rect x="${at.toFixed(1)}" y="${ry}" width="${w.toFixed(1)}" height="20" fill="${o.parts[pi]!.color}"><title>${esc(`${row.label} - ${o.parts[pi]!.name}: ${v} (${share.toFixed(1)}%)`)}</title></rect>`);
-      if (w > 34) out.push(`<text x="${(at + w / 2).toFixed(1)}" y="${ry + 14}" ${FONT} font-size="11" text-anchor="middle" fill="#fff">${share.toFixed(0)}%</text>`);
+      out.push(
+        `<rect x="${at.toFixed(1)}" y="${ry}" width="${w.toFixed(1)}" height="20" fill="${o.parts[pi]!.color}"><title>${esc(`${row.label} - ${o.parts[pi]!.name}: ${v} (${share.toFixed(1)}%)`)}</title></rect>`,
+      );
+      if (w > 34)
+        out.push(
+          `<text x="${(at + w / 2).toFixed(1)}" y="${ry + 14}" ${FONT} font-size="11" text-anchor="middle" fill="#fff">${share.toFixed(0)}%</text>`,
+        );
       at += w;
     });
-    out.push(`<text x="${width - right + 6}" y="${ry + 15}" ${FONT} font-size="11" fill="${AXIS}">n=${total}</text>`);
+    out.push(
+      `<text x="${width - right + 6}" y="${ry + 15}" ${FONT} font-size="11" fill="${AXIS}">n=${total}</text>`,
+    );
   });
-  out.push(`<text x="${left}" y="${height - 8}" ${FONT} font-size="11" fill="${AXIS}">share of judged instructions</text>`);
+  out.push(
+    `<text x="${left}" y="${height - 8}" ${FONT} font-size="11" fill="${AXIS}">share of judged instructions</text>`,
+  );
   out.push('</svg>');
   return out.join('\n');
 }

@@ -181,7 +181,8 @@ export async function codeclmEval(input: EvalInput): Promise<EvalResult> {
 
     progress.phase = 'judge';
     const chunks: { start: number; end: number }[] = [];
-    for (let start = 0; start < info.count; start += EVAL_CHUNK) chunks.push({ start, end: Math.min(info.count, start + EVAL_CHUNK) });
+    for (let start = 0; start < info.count; start += EVAL_CHUNK)
+      chunks.push({ start, end: Math.min(info.count, start + EVAL_CHUNK) });
     const perChunk = Math.max(1, Math.min(config.limits.concurrency, EVAL_CHUNK));
     const chunkWindow = Math.max(1, Math.ceil(config.limits.concurrency / perChunk));
     await slidingWindow(chunks, chunkWindow, async ({ start, end }, i) => {
@@ -192,7 +193,8 @@ export async function codeclmEval(input: EvalInput): Promise<EvalResult> {
       });
       addTally(progress, result.tally);
       addUsage(progress.usage, result.usage);
-      for (const f of result.failures) if (progress.failures.length < MAX_FAILURES_LISTED) progress.failures.push(f);
+      for (const f of result.failures)
+        if (progress.failures.length < MAX_FAILURES_LISTED) progress.failures.push(f);
     });
     return await finish();
   } catch (err) {
@@ -234,7 +236,15 @@ export async function evalChunk(input: EvalChunkInput): Promise<EvalChunkResult>
       outcome = await executeChild(evalInstruction, {
         workflowId: `${input.evalId}/i${pad(index, 6)}`,
         taskQueue: input.taskQueue,
-        args: [{ evalId: input.evalId, outDir: input.outDir, index, config: input.config, taskQueue: input.taskQueue }],
+        args: [
+          {
+            evalId: input.evalId,
+            outDir: input.outDir,
+            index,
+            config: input.config,
+            taskQueue: input.taskQueue,
+          },
+        ],
       });
     } catch (err) {
       if (!isItemFailure(err)) throw err;
@@ -245,7 +255,11 @@ export async function evalChunk(input: EvalChunkInput): Promise<EvalChunkResult>
     else {
       result.tally.failed++;
       if (result.failures.length < MAX_FAILURES_LISTED) {
-        result.failures.push({ item: `instruction #${index}`, stage: outcome.stage ?? 'eval', reason: outcome.reason ?? 'unknown' });
+        result.failures.push({
+          item: `instruction #${index}`,
+          stage: outcome.stage ?? 'eval',
+          reason: outcome.reason ?? 'unknown',
+        });
       }
     }
   });
@@ -291,16 +305,42 @@ export async function evalInstruction(input: EvalItemInput): Promise<EvalItemOut
   let stage = 'answer';
   try {
     const [target, strong] = await Promise.all([
-      llm.answer({ who: 'target', cfg: roles.target, method, instruction: item.instruction, label: `target answer ${label}` }),
-      llm.answer({ who: 'strong', cfg: roles.strong, method, instruction: item.instruction, label: `strong answer ${label}` }),
+      llm.answer({
+        who: 'target',
+        cfg: roles.target,
+        method,
+        instruction: item.instruction,
+        label: `target answer ${label}`,
+      }),
+      llm.answer({
+        who: 'strong',
+        cfg: roles.strong,
+        method,
+        instruction: item.instruction,
+        label: `strong answer ${label}`,
+      }),
     ]);
     addUsage(usage, target.usage);
     addUsage(usage, strong.usage);
 
     stage = 'judge';
     const [targetFirst, strongFirst] = await Promise.all([
-      llm.judge({ judge: judgeRole, method, instruction: item.instruction, answerA: target.text, answerB: strong.text, label: `judge ${label} (target first)` }),
-      llm.judge({ judge: judgeRole, method, instruction: item.instruction, answerA: strong.text, answerB: target.text, label: `judge ${label} (strong first)` }),
+      llm.judge({
+        judge: judgeRole,
+        method,
+        instruction: item.instruction,
+        answerA: target.text,
+        answerB: strong.text,
+        label: `judge ${label} (target first)`,
+      }),
+      llm.judge({
+        judge: judgeRole,
+        method,
+        instruction: item.instruction,
+        answerA: strong.text,
+        answerB: target.text,
+        label: `judge ${label} (strong first)`,
+      }),
     ]);
     addUsage(usage, targetFirst.usage);
     addUsage(usage, strongFirst.usage);
@@ -325,7 +365,10 @@ export async function evalInstruction(input: EvalItemInput): Promise<EvalItemOut
     if (!isItemFailure(err)) throw err;
     // A poison item (output that never validates, a rejected request) is reported with its reason.
     const reason = failureReason(err);
-    await files.saveEvalFailure({ outDir, failure: { index, id: item.id, category: item.category ?? null, stage, reason } });
+    await files.saveEvalFailure({
+      outDir,
+      failure: { index, id: item.id, category: item.category ?? null, stage, reason },
+    });
     return { index, status: 'failed', stage, reason, usage };
   }
 }
