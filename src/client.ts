@@ -6,6 +6,7 @@
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, helpText, parseCommandArgs, type Command } from './cli/command';
 import { InputError } from './util/errors';
 import { commands } from './cli/registry';
+import { installCliRuntime } from './temporal/logging';
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -36,6 +37,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${helpText(command)}\n`);
       return EXIT_OK;
     }
+    installCliRuntime();
     return (await command.run(args)) ?? EXIT_OK;
   } catch (err) {
     if (err instanceof UsageError || err instanceof InputError) {

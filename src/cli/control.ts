@@ -11,6 +11,7 @@ import { listJsonFiles, readJson, writeFileAtomic } from '../store/files';
 import { createWorker } from '../worker';
 import { connectWorker, temporalTarget } from '../temporal/connection';
 import { embeddedPort } from './runtime';
+import { onShutdownSignal } from '../temporal/logging';
 import { describe } from './progress';
 
 /** The commands that talk to an existing run: status, wait, pause, resume, cancel, export, worker. */
@@ -214,9 +215,20 @@ export const workerCommand: Command = {
     const concurrency = intOpt(args, 'concurrency', workerCommand);
     const target = temporalTarget();
     const address = target.explicit ? target.address : `127.0.0.1:${embeddedPort()}`;
-    const worker = await createWorker({ connection: await connectWorker({ ...target, address }), namespace: target.namespace, concurrency });
+    const connection = await connectWorker({ ...target, address });
+    const worker = await createWorker({ connection, namespace: target.namespace, concurrency });
     process.stderr.write(`codeclm: worker on ${address} (namespace ${target.namespace}); SIGINT/SIGTERM to stop gracefully\n`);
-    await worker.run();
+    // Graceful: stop polling, let in-flight activities finish (or hand them back after the grace time).
+    const stopSignals = onShutdownSignal((signal) => {
+      process.stderr.write(`codeclm: ${signal}: worker shutting down\n`);
+      worker.shutdown();
+    });
+    try {
+      await worker.run();
+    } finally {
+      stopSignals();
+      await connection.close();
+    }
     process.stderr.write('codeclm: worker stopped\n');
   },
 };

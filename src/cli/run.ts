@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
+import type { NativeConnection, Worker } from '@temporalio/worker';
 import { flag, intOpt, requireStr, str, UsageError, type Command, type ParsedArgs } from './command';
 import { loadConfig } from '../config/load';
 import { loadSeeds } from '../seeds/load';
@@ -11,6 +11,7 @@ import type { RunInput, RunProgress, RunResult } from '../schemas/run';
 import { codeclmRun, progressQuery } from '../workflows/pipeline';
 import { createWorker } from '../worker';
 import { connectClient, connectWorker, DEFAULT_TASK_QUEUE } from '../temporal/connection';
+import { onShutdownSignal } from '../temporal/logging';
 import { codeclmHome, ensureTemporal } from './runtime';
 import { ProgressReporter, describe } from './progress';
 import { useSimulatorIfNoProvider } from './offline';
@@ -92,7 +93,9 @@ async function runMain(args: ParsedArgs): Promise<number> {
 
   const client = await connectClient(temporal.target);
   let worker: Worker | undefined;
+  let workerConnection: NativeConnection | undefined;
   let workerRun: Promise<void> | undefined;
+  let stopSignals = () => undefined as void;
   try {
     const handle = await startOrAttach(client, input);
     if (flag(args, 'detach') && !flag(args, 'daemon-child')) {
@@ -100,20 +103,33 @@ async function runMain(args: ParsedArgs): Promise<number> {
       return 0;
     }
     if (embedded || flag(args, 'worker')) {
-      worker = await createWorker({ connection: await connectWorker(temporal.target), namespace: temporal.target.namespace });
+      workerConnection = await connectWorker(temporal.target);
+      worker = await createWorker({ connection: workerConnection, namespace: temporal.target.namespace });
       workerRun = worker.run();
     }
-    const result = await waitWithProgress(handle);
-    printResult(result, flag(args, 'json'));
+    // Ctrl-C stops waiting (and this process's worker, gracefully); the run itself is durable.
+    const interrupted = new Promise<'interrupted'>((resolve) => {
+      stopSignals = onShutdownSignal(() => resolve('interrupted'));
+    });
+    const outcome = await Promise.race([waitWithProgress(client, handle), interrupted]);
+    if (outcome === 'interrupted') {
+      process.stderr.write(
+        `codeclm: interrupted. Run ${runId} is kept by Temporal; run the same command with --run-id ${runId} to attach again.\n`,
+      );
+      return 130;
+    }
+    printResult(outcome, flag(args, 'json'));
     return 0;
   } catch (err) {
     process.stderr.write(`codeclm run: run ${runId} did not complete: ${rootMessage(err)}\n`);
     return 1;
   } finally {
+    stopSignals();
     if (worker) {
       worker.shutdown();
       await workerRun;
     }
+    await workerConnection?.close();
     await client.connection.close();
     await offline.stop();
     await temporal.server?.stop();
@@ -150,22 +166,27 @@ export async function startOrAttach(client: Client, input: RunInput): Promise<Wo
   }
 }
 
-export async function waitWithProgress(handle: WorkflowHandle<typeof codeclmRun>): Promise<RunResult> {
+export async function waitWithProgress(client: Client, handle: WorkflowHandle<typeof codeclmRun>): Promise<RunResult> {
   const reporter = new ProgressReporter();
   let last: RunProgress | undefined;
-  const timer = setInterval(() => {
-    handle.query(progressQuery).then(
-      (p) => {
-        last = p;
-        reporter.update(p);
-      },
-      () => undefined, // not queryable yet (no worker has picked it up): try again next tick
-    );
-  }, 1000);
+  let finished = false;
+  // One query at a time, each with a short deadline, so ending the wait never leaves a call behind.
+  const poll = (async () => {
+    while (!finished) {
+      try {
+        last = await client.withDeadline(Date.now() + 2000, () => handle.query(progressQuery));
+        reporter.update(last);
+      } catch {
+        // Not queryable yet (no worker has picked the run up): try again on the next tick.
+      }
+      for (let waited = 0; waited < 1000 && !finished; waited += 100) await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
   try {
     return await handle.result();
   } finally {
-    clearInterval(timer);
+    finished = true;
+    await poll;
     reporter.done();
     if (last) process.stderr.write(`codeclm: ${describe(last)}\n`);
   }
