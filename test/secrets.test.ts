@@ -18,6 +18,8 @@ import { testAddress, tmpDir } from './helpers/env';
  * (run and children, read with `temporal workflow show`), not in the CLI's stdout or stderr (worker
  * logs included), not in any file of the out dir. The same for the encryption key when it is on.
  */
+// A whole CLI run plus follow-up commands; each child process has its own shorter timeout.
+jest.setTimeout(200_000);
 const exec = promisify(execFile);
 const root = path.join(__dirname, '..');
 const cli = path.join(root, 'bin', 'codeclm.js');
@@ -112,7 +114,7 @@ interface CliResult {
   stderr: string;
 }
 
-function codeclm(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 180_000): Promise<CliResult> {
+function codeclm(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 100_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], {
       cwd: root,
@@ -250,11 +252,11 @@ test('an API key given by environment variable appears in no history, CLI output
   expect(fs.readFileSync(path.join(outDir, 'report.json'), 'utf8')).toMatch(/401/);
 
   // The other commands that print run data.
-  const status = await codeclm(['status', runId, '--json'], env, 60_000);
+  const status = await codeclm(['status', runId, '--json'], env, 30_000);
   expect(status.code).toBe(0);
   expectNowhere('status', status.stdout + status.stderr, secrets);
   const exported = path.join(work, 'export.jsonl');
-  const exp = await codeclm(['export', runId, '--format', 'openai', '--out', exported], env, 60_000);
+  const exp = await codeclm(['export', runId, '--format', 'openai', '--out', exported], env, 30_000);
   expect(exp.code).toBe(0);
   expectNowhere('export', exp.stdout + exp.stderr + fs.readFileSync(exported, 'utf8'), secrets);
 });
@@ -295,12 +297,12 @@ test('with encryption on, neither the encryption key nor the API keys appear any
     expectNowhere(path.relative(outDir, f), fs.readFileSync(f, 'latin1'), secrets);
 
   // status decrypts with the key...
-  const status = await codeclm(['status', runId, '--json'], env, 60_000);
+  const status = await codeclm(['status', runId, '--json'], env, 30_000);
   expect(status.code).toBe(0);
   expect((JSON.parse(status.stdout) as { state: string }).state).toBe('completed');
   // ...and a key of the wrong size is a usage error naming the variable, never showing the value.
   const bad = crypto.randomBytes(20).toString('base64');
-  const refused = await codeclm(['status', runId], { ...env, CODECLM_ENCRYPTION_KEY: bad }, 60_000);
+  const refused = await codeclm(['status', runId], { ...env, CODECLM_ENCRYPTION_KEY: bad }, 30_000);
   expect(refused.code).toBe(2);
   expect(refused.stderr).toMatch(/CODECLM_ENCRYPTION_KEY: the key is 20 bytes; AES-256 needs exactly 32/);
   expect(refused.stderr).not.toContain(bad);
