@@ -51,13 +51,13 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module || process.argv[1]?.endsWith('codeclm.js') || process.argv[1]?.endsWith('codeclm')) {
+  // Exit explicitly: the Temporal runtime and gRPC channels would otherwise keep the process alive
+  // after the command is done (stdout and stderr are synchronous for files and pipes on Linux).
   main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
+    (code) => process.exit(code),
     (err: unknown) => {
       process.stderr.write(`codeclm: ${String(err)}\n`);
-      process.exitCode = EXIT_FAILURE;
+      process.exit(EXIT_FAILURE);
     },
   );
 }
