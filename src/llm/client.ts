@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { ApplicationFailure } from '@temporalio/common';
 import type {
   ChatCompletionCreateParamsNonStreaming,
   ChatCompletionMessageParam,
@@ -10,6 +11,8 @@ import type { Slots } from '../tasks/template';
 import { classifyLlmError, invalidOutputFailure, type LlmErrorContext } from './errors';
 import { parseStructured, responseJsonSchema } from './json';
 import type { CallOptions, LlmClient, LlmClients, LlmResult } from './types';
+import { LlmFailure } from './types';
+import { estimateTokens, type CallLimiter, type CallPermit } from './limiter';
 
 /**
  * The LLM boundary: one OpenAI-compatible endpoint per role, through the official openai SDK with
@@ -21,6 +24,8 @@ export interface LlmClientOptions {
   repairAttempts?: number;
   /** Activity attempts for which invalid output stays retryable at the Temporal level (default 2). */
   maxInvalidAttempts?: number;
+  /** Client-side rpm/tpm and adaptive concurrency around each HTTP call (./limiter.ts). */
+  limiter?: CallLimiter;
 }
 
 /** Local servers (vLLM, Ollama, llama.cpp, the simulator) accept any key; the SDK insists on one. */
@@ -60,8 +65,14 @@ export function createLlmClient(
     const ctx: LlmErrorContext = { role, model: cfg.model, baseURL: cfg.baseURL, task, secrets };
     if (opts.signal?.aborted) throw classifyLlmError(opts.signal.reason, ctx, opts.signal);
     const temperature = opts.temperature ?? cfg.temperature;
-    const started = Date.now();
+    let started = Date.now();
+    let permit: CallPermit | undefined;
     try {
+      if (options.limiter) {
+        const chars = messages.reduce((n, m) => n + m.content.length, 0);
+        permit = await options.limiter.acquire(estimateTokens(chars, cfg.maxTokens), opts.signal);
+        started = Date.now();
+      }
       const res = await sdk.chat.completions.create(
         {
           model: cfg.model,
@@ -76,12 +87,23 @@ export function createLlmClient(
       const content = choice?.message?.content ?? '';
       usage.calls++;
       // Servers that do not report usage get the same ~4 chars/token estimate the simulator uses.
-      usage.promptTokens +=
+      const promptTokens =
         res.usage?.prompt_tokens ?? Math.ceil(messages.reduce((n, m) => n + m.content.length, 0) / 4);
-      usage.completionTokens += res.usage?.completion_tokens ?? Math.ceil(content.length / 4);
+      const completionTokens = res.usage?.completion_tokens ?? Math.ceil(content.length / 4);
+      usage.promptTokens += promptTokens;
+      usage.completionTokens += completionTokens;
+      permit?.done(promptTokens + completionTokens);
       return { content, finish: choice?.finish_reason ?? null };
     } catch (err) {
-      throw classifyLlmError(err, { ...ctx, timedOut: Date.now() - started >= cfg.timeoutMs }, opts.signal);
+      const failure = classifyLlmError(
+        err,
+        { ...ctx, timedOut: Date.now() - started >= cfg.timeoutMs },
+        opts.signal,
+      );
+      if (failure instanceof ApplicationFailure && failure.type === LlmFailure.RateLimited) {
+        permit?.rateLimited(typeof failure.nextRetryDelay === 'number' ? failure.nextRetryDelay : undefined);
+      } else permit?.failed();
+      throw failure;
     }
   }
 

@@ -1,0 +1,406 @@
+import type { ResolvedRole, RoleName } from '../schemas/config';
+import { AdaptiveConcurrency, type ConcurrencySlot } from './adaptive';
+
+/**
+ * Client-side rate limiting for LLM calls, per worker process (issue 7).
+ *
+ * - rpm and tpm are each held by a WindowMeter: a rolling 60 s log (never more than the cap in any
+ *   window, the way providers count) plus GCRA pacing (requests spread evenly instead of a burst at
+ *   the top of each minute, which keeps the provider's own window, measured at arrival, under the
+ *   cap even with jittery latency). Both run a little under the configured limit (headroom).
+ * - Tokens are estimated before a call (prompt chars / 4 + max_tokens) and corrected from the
+ *   reply's usage afterwards, which gives back what the estimate over-reserved.
+ * - A 429 pauses the whole bucket until its Retry-After and cuts the role's adaptive concurrency
+ *   (./adaptive.ts, AIMD); successes let it climb back.
+ *
+ * Limits from the config are "whole cluster" numbers; a worker holds them for its own process.
+ * Several workers share a provider through Temporal task-queue rate limits (see bench/RESULTS.md).
+ */
+
+export interface Clock {
+  now(): number;
+  /** Resolves after `ms` (rejects with the signal's reason when aborted). */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal!.reason);
+      };
+      const timer = setTimeout(
+        () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        Math.max(0, ms),
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+    }),
+};
+
+/** The estimate made before a call: prompt characters / 4 plus the completion budget. */
+export function estimateTokens(promptChars: number, maxTokens: number): number {
+  return Math.ceil(promptChars / 4) + Math.max(0, maxTokens);
+}
+
+export const WINDOW_MS = 60_000;
+
+interface Entry {
+  t: number;
+  amount: number;
+}
+
+/**
+ * Holds "at most `capacity` units per rolling window", paced: a GCRA (virtual scheduling) spreads
+ * units at capacity/window with a tolerance of `burst` units, and a log of what was taken in the
+ * last window enforces the cap exactly. Amounts may be corrected after the fact (token usage).
+ */
+export class WindowMeter {
+  private readonly log: Entry[] = [];
+  private head = 0;
+  private sum = 0;
+  /** GCRA theoretical arrival time. */
+  private tat = -Infinity;
+  private readonly interval: number;
+  private readonly tolerance: number;
+
+  constructor(
+    readonly capacity: number,
+    readonly burst: number,
+    readonly windowMs = WINDOW_MS,
+  ) {
+    // Paced so that the pacing alone never lets more than `capacity` into a window, burst included:
+    // the log below then only matters after corrections, and never leaves a gap each minute.
+    this.interval = windowMs / Math.max(1, capacity - Math.max(0, burst - 1));
+    this.tolerance = Math.max(0, burst - 1) * this.interval;
+  }
+
+  /** Units taken in the rolling window ending at `now`. */
+  used(now: number): number {
+    this.expire(now);
+    return this.sum;
+  }
+
+  /** Milliseconds from `now` until `amount` may be taken (0: now). */
+  delay(amount: number, now: number): number {
+    this.expire(now);
+    // A request bigger than the whole capacity can only go alone, into an empty window.
+    const a = Math.min(amount, this.capacity);
+    let wait = 0;
+    if (this.sum + a > this.capacity) {
+      let freed = 0;
+      for (let i = this.head; i < this.log.length; i++) {
+        freed += this.log[i]!.amount;
+        if (this.sum - freed + a <= this.capacity) {
+          wait = this.log[i]!.t + this.windowMs - now;
+          break;
+        }
+      }
+    }
+    // GCRA: the unit may start once its slot, minus the tolerance, has come.
+    const paced = this.tat - this.tolerance - now;
+    return Math.max(0, wait, paced);
+  }
+
+  take(amount: number, now: number): Entry {
+    this.expire(now);
+    const entry = { t: now, amount };
+    this.log.push(entry);
+    this.sum += amount;
+    this.tat = Math.max(this.tat, now) + Math.min(amount, this.capacity) * this.interval;
+    return entry;
+  }
+
+  /** Replace an entry's amount (the estimate) with the real one. */
+  correct(entry: Entry, amount: number, now: number): void {
+    const delta = amount - entry.amount;
+    if (delta === 0) return;
+    this.expire(now);
+    if (entry.t > now - this.windowMs) this.sum += delta;
+    entry.amount = amount;
+    this.tat += delta * this.interval;
+  }
+
+  private expire(now: number): void {
+    const cutoff = now - this.windowMs;
+    while (this.head < this.log.length && this.log[this.head]!.t <= cutoff) {
+      this.sum -= this.log[this.head]!.amount;
+      this.head++;
+    }
+    if (this.head > 1024 && this.head * 2 > this.log.length) {
+      this.log.splice(0, this.head);
+      this.head = 0;
+    }
+    if (this.head === this.log.length) this.sum = 0; // no drift from corrections
+  }
+}
+
+export interface RateLimits {
+  rpm?: number;
+  tpm?: number;
+}
+
+export interface RateLimiterOptions {
+  /** Fraction of each limit kept free (default 0.03): providers count at arrival, we count at send. */
+  headroom?: number;
+  /** Seconds of pacing tolerance (default 0.25): how far ahead of the even schedule a request may go. */
+  burstSeconds?: number;
+  clock?: Clock;
+}
+
+export interface RateReservation {
+  readonly requestEntry?: Entry;
+  readonly tokenEntry?: Entry;
+  readonly tokens: number;
+}
+
+interface RateWaiter {
+  tokens: number;
+  resolve(r: RateReservation): void;
+  reject(err: unknown): void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+/** rpm and tpm for one bucket (what a provider limits together), with a FIFO queue of callers. */
+export class RateLimiter {
+  private requests?: WindowMeter;
+  private tokenMeter?: WindowMeter;
+  private blockedUntil = -Infinity;
+  private readonly queue: RateWaiter[] = [];
+  private pumping = false;
+  private wake?: AbortController;
+  readonly clock: Clock;
+  private readonly headroom: number;
+  private readonly burstSeconds: number;
+  limits: RateLimits = {};
+  /** Counters for stats: calls admitted, 429s seen, ms spent waiting in the queue. */
+  readonly stats = { admitted: 0, rateLimited: 0, waitedMs: 0 };
+
+  constructor(limits: RateLimits = {}, opts: RateLimiterOptions = {}) {
+    this.clock = opts.clock ?? systemClock;
+    this.headroom = opts.headroom ?? 0.03;
+    this.burstSeconds = opts.burstSeconds ?? 0.25;
+    this.setLimits(limits);
+  }
+
+  /** Tighten to the lower of the current and the given limits (roles sharing a bucket). */
+  setLimits(limits: RateLimits): void {
+    const lower = (a?: number, b?: number) => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
+    const rpm = lower(this.limits.rpm, limits.rpm);
+    const tpm = lower(this.limits.tpm, limits.tpm);
+    if (rpm !== this.limits.rpm) this.requests = rpm ? this.meter(rpm) : undefined;
+    if (tpm !== this.limits.tpm) this.tokenMeter = tpm ? this.meter(tpm) : undefined;
+    this.limits = { rpm, tpm };
+  }
+
+  private meter(perMinute: number): WindowMeter {
+    const capacity = Math.max(1, Math.floor(perMinute * (1 - this.headroom)));
+    const burst = Math.max(1, Math.floor((capacity * this.burstSeconds * 1000) / WINDOW_MS));
+    return new WindowMeter(capacity, burst);
+  }
+
+  get unlimited(): boolean {
+    return !this.requests && !this.tokenMeter;
+  }
+
+  /** ms until a request estimated at `tokens` may be sent (0: now). Pure apart from expiring old entries. */
+  delay(tokens: number, now = this.clock.now()): number {
+    return Math.max(
+      0,
+      this.blockedUntil - now,
+      this.requests?.delay(1, now) ?? 0,
+      this.tokenMeter?.delay(tokens, now) ?? 0,
+    );
+  }
+
+  /** Records a send now (callers check delay() first, or use acquire()). */
+  take(tokens: number, now = this.clock.now()): RateReservation {
+    this.stats.admitted++;
+    return {
+      tokens,
+      requestEntry: this.requests?.take(1, now),
+      tokenEntry: this.tokenMeter?.take(tokens, now),
+    };
+  }
+
+  /** Waits its turn (FIFO) and reserves one request and `tokens` tokens. */
+  acquire(tokens: number, signal?: AbortSignal): Promise<RateReservation> {
+    if (this.queue.length === 0 && this.delay(tokens) === 0) return Promise.resolve(this.take(tokens));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<RateReservation>((resolve, reject) => {
+      const w: RateWaiter = { tokens, resolve, reject, signal };
+      if (signal) {
+        w.onAbort = () => {
+          const i = this.queue.indexOf(w);
+          if (i >= 0) this.queue.splice(i, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.queue.push(w);
+      void this.pump();
+    });
+  }
+
+  /** The real token count of a finished call (prompt + completion). */
+  settle(r: RateReservation, actualTokens: number): void {
+    if (r.tokenEntry && this.tokenMeter)
+      this.tokenMeter.correct(r.tokenEntry, actualTokens, this.clock.now());
+    this.poke();
+  }
+
+  /** The provider said 429: nothing leaves this bucket until Retry-After has passed. */
+  rateLimited(retryAfterMs: number | undefined): void {
+    this.stats.rateLimited++;
+    const until = this.clock.now() + Math.max(0, retryAfterMs ?? 1000);
+    if (until > this.blockedUntil) this.blockedUntil = until;
+    this.poke();
+  }
+
+  /** Re-evaluate the head of the queue now (a correction may have freed capacity). */
+  private poke(): void {
+    this.wake?.abort();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0) {
+        const head = this.queue[0]!;
+        const wait = this.delay(head.tokens);
+        if (wait <= 0) {
+          this.queue.shift();
+          if (head.signal && head.onAbort) head.signal.removeEventListener('abort', head.onAbort);
+          head.resolve(this.take(head.tokens));
+          continue;
+        }
+        const started = this.clock.now();
+        this.wake = new AbortController();
+        await this.clock.sleep(wait, this.wake.signal).catch(() => undefined);
+        this.wake = undefined;
+        this.stats.waitedMs += this.clock.now() - started;
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}
+
+/** What the client gets per call: settle it exactly once. */
+export interface CallPermit {
+  /** The call finished with a reply: tokens = prompt + completion from usage. */
+  done(actualTokens: number): void;
+  /** The provider answered 429. */
+  rateLimited(retryAfterMs: number | undefined): void;
+  /** Any other failure (nothing learnt about the rate limit). */
+  failed(): void;
+}
+
+/** The hook the LLM client calls around each HTTP request (src/llm/client.ts). */
+export interface CallLimiter {
+  acquire(estimatedTokens: number, signal?: AbortSignal): Promise<CallPermit>;
+}
+
+/** One role's limiter: its own adaptive concurrency in front of its (possibly shared) rate bucket. */
+export class RoleLimiter implements CallLimiter {
+  constructor(
+    readonly concurrency: AdaptiveConcurrency,
+    readonly rate: RateLimiter,
+  ) {}
+
+  async acquire(estimatedTokens: number, signal?: AbortSignal): Promise<CallPermit> {
+    const slot: ConcurrencySlot = await this.concurrency.acquire(signal);
+    let reservation: RateReservation;
+    try {
+      reservation = await this.rate.acquire(estimatedTokens, signal);
+    } catch (err) {
+      this.concurrency.release(slot, 'error');
+      throw err;
+    }
+    let settled = false;
+    const once = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      fn();
+    };
+    return {
+      done: (actual) =>
+        once(() => {
+          this.rate.settle(reservation, actual);
+          this.concurrency.release(slot, 'ok');
+        }),
+      rateLimited: (retryAfterMs) =>
+        once(() => {
+          this.rate.rateLimited(retryAfterMs);
+          this.concurrency.release(slot, 'rateLimited');
+        }),
+      failed: () => once(() => this.concurrency.release(slot, 'error')),
+    };
+  }
+}
+
+/**
+ * Which roles share one rpm/tpm bucket. "model" (default): same endpoint, API key variable and
+ * model, which is how OpenAI-style providers count; "endpoint": everything behind one endpoint and
+ * key (gateways, a single vLLM server, the simulator's cap); "role": every role on its own.
+ */
+export type LimitScope = 'model' | 'endpoint' | 'role';
+
+export interface LimiterRegistryOptions extends RateLimiterOptions {
+  scope?: LimitScope;
+}
+
+/** The limiters of one worker process, created on first use per role and bucket. */
+export class LimiterRegistry {
+  private readonly buckets = new Map<string, RateLimiter>();
+  private readonly roles = new Map<string, RoleLimiter>();
+  readonly scope: LimitScope;
+
+  constructor(private readonly opts: LimiterRegistryOptions = {}) {
+    this.scope = opts.scope ?? 'model';
+  }
+
+  bucketKey(role: RoleName, cfg: ResolvedRole): string {
+    const endpoint = `${cfg.baseURL}\u0000${cfg.apiKeyEnv}`;
+    if (this.scope === 'endpoint') return endpoint;
+    if (this.scope === 'role') return `${endpoint}\u0000${cfg.model}\u0000${role}`;
+    return `${endpoint}\u0000${cfg.model}`;
+  }
+
+  for(role: RoleName, cfg: ResolvedRole): RoleLimiter {
+    const bucketKey = this.bucketKey(role, cfg);
+    const roleKey = `${bucketKey}\u0000${role}\u0000${cfg.model}`;
+    let limiter = this.roles.get(roleKey);
+    if (limiter) return limiter;
+    let bucket = this.buckets.get(bucketKey);
+    if (!bucket) {
+      bucket = new RateLimiter({ rpm: cfg.rpm, tpm: cfg.tpm }, this.opts);
+      this.buckets.set(bucketKey, bucket);
+    } else bucket.setLimits({ rpm: cfg.rpm, tpm: cfg.tpm });
+    limiter = new RoleLimiter(new AdaptiveConcurrency({ max: cfg.maxConcurrency }), bucket);
+    this.roles.set(roleKey, limiter);
+    return limiter;
+  }
+
+  /** Per bucket: limits and counters (for the bench and logs). */
+  snapshot(): {
+    bucket: string;
+    limits: RateLimits;
+    admitted: number;
+    rateLimited: number;
+    waitedMs: number;
+  }[] {
+    return [...this.buckets.entries()].map(([key, b]) => ({
+      bucket: key.split('\u0000').filter(Boolean).join(' '),
+      limits: b.limits,
+      ...b.stats,
+    }));
+  }
+}
