@@ -10,9 +10,10 @@ import type { ResolvedConfig } from '../schemas/config';
 import type { RunInput, RunProgress, RunResult } from '../schemas/run';
 import { codeclmRun, progressQuery } from '../workflows/pipeline';
 import { createWorker } from '../worker';
-import { connectClient, connectWorker, DEFAULT_TASK_QUEUE } from '../temporal/connection';
+import { connectClient, connectWorker, DEFAULT_TASK_QUEUE, temporalTarget } from '../temporal/connection';
 import { onShutdownSignal } from '../temporal/logging';
-import { codeclmHome, ensureTemporal } from './runtime';
+import { codeclmHome, embeddedPort, ensureTemporal } from './runtime';
+import { temporalAnswers } from '../temporal/devServer';
 import { ProgressReporter, describe } from './progress';
 import { useSimulatorIfNoProvider } from './offline';
 import { InputError } from '../util/errors';
@@ -80,16 +81,12 @@ async function runMain(args: ParsedArgs): Promise<number> {
   const runId = str(args, 'run-id') ?? newRunId();
   if (!/^[A-Za-z0-9._-]{1,100}$/.test(runId)) throw new UsageError(`codeclm run: --run-id may use letters, digits, '.', '_' and '-' (got "${runId}")`);
   let input = prepareRunInput(args, runCommand, runId);
+  const daemon = flag(args, 'daemon-child');
+  if (flag(args, 'detach') && !temporalTarget().explicit && !daemon) return detachEmbedded(runId);
   const offline = await useSimulatorIfNoProvider(input.config, !!str(args, 'config'));
   input = { ...input, config: offline.config };
   const temporal = await ensureTemporal();
   const embedded = !temporal.target.explicit;
-
-  if (flag(args, 'detach') && embedded && !flag(args, 'daemon-child')) {
-    await offline.stop();
-    await temporal.server?.stop();
-    return detachEmbedded(runId);
-  }
 
   const client = await connectClient(temporal.target);
   let worker: Worker | undefined;
@@ -119,6 +116,7 @@ async function runMain(args: ParsedArgs): Promise<number> {
       return 130;
     }
     printResult(outcome, flag(args, 'json'));
+    if (daemon && temporal.server) await lingerForControlCommands(client);
     return 0;
   } catch (err) {
     process.stderr.write(`codeclm run: run ${runId} did not complete: ${rootMessage(err)}\n`);
@@ -227,7 +225,54 @@ async function detachEmbedded(runId: string): Promise<number> {
   });
   child.unref();
   fs.closeSync(out);
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  // Return only once the run exists, so `status RUN_ID` right after works.
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (exited !== undefined && exited !== 0) {
+      throw new Error(`the background run exited with code ${exited}; see ${logFile}:\n${tail(logFile)}`);
+    }
+    if (await runExists(runId)) break;
+    if (Date.now() > deadline) throw new Error(`the background run did not start within 120 s; see ${logFile}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
   process.stderr.write(`codeclm: run ${runId} continues in the background (pid ${child.pid}, log ${logFile})\n`);
   process.stdout.write(`${runId}\n`);
   return 0;
+}
+
+function tail(file: string): string {
+  return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-10).join('\n');
+}
+
+async function runExists(runId: string): Promise<boolean> {
+  const address = `127.0.0.1:${embeddedPort()}`;
+  if (!(await temporalAnswers(address, 500))) return false;
+  const client = await connectClient({ ...temporalTarget(), address });
+  try {
+    await client.workflow.getHandle(runId).describe();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/**
+ * A detached embedded run owns its dev server. After the run ends the server stays up a while
+ * (CODECLM_DETACH_LINGER_SECONDS, default 600) so that `status`, `wait` and `export` still answer,
+ * and for as long as any other workflow on it is still running.
+ */
+async function lingerForControlCommands(client: Client): Promise<void> {
+  const lingerMs = Number(process.env.CODECLM_DETACH_LINGER_SECONDS ?? 600) * 1000;
+  let until = Date.now() + lingerMs;
+  while (Date.now() < until) {
+    await new Promise((r) => setTimeout(r, Math.min(5000, Math.max(0, until - Date.now()))));
+    if (Date.now() >= until) {
+      const running = await client.workflow.count('ExecutionStatus = "Running"').catch(() => ({ count: 0 }));
+      if (running.count > 0) until = Date.now() + 30_000;
+    }
+  }
 }
