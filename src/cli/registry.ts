@@ -6,6 +6,8 @@ import { runCommand } from './run';
 import { evalCommand } from './eval';
 import { demoCommand } from './demo';
 import { codecServerCommand } from './codecServer';
+import { scheduleCommand } from './schedule';
+import { cacheCommand } from '../cache/command';
 import { cancelCommand, exportCommand, pauseCommand, resumeCommand, statusCommand, waitCommand, workerCommand } from './control';
 
 /** Every CLI command, in the order `codeclm --help` lists them. */
@@ -20,6 +22,8 @@ export const commands: Command[] = [
   resumeCommand,
   cancelCommand,
   exportCommand,
+  scheduleCommand,
+  cacheCommand,
   demoCommand,
   simLlmCommand,
   provisionCommand,

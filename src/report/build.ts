@@ -22,7 +22,7 @@ export interface Report {
   usage: {
     per_stage_role: Usage;
     per_role: Record<string, UsageCell>;
-    total: { calls: number; prompt_tokens: number; completion_tokens: number };
+    total: { calls: number; prompt_tokens: number; completion_tokens: number; cache_hits?: number };
     cost: Cost | null;
   };
   distributions: {
@@ -96,6 +96,7 @@ export function usagePerRole(usage: Usage): Record<string, UsageCell> {
     cur.calls += cell.calls;
     cur.promptTokens += cell.promptTokens;
     cur.completionTokens += cell.completionTokens;
+    if (cell.cacheHits) cur.cacheHits = (cur.cacheHits ?? 0) + cell.cacheHits;
   }
   return out;
 }
@@ -161,6 +162,7 @@ export function buildReport(input: {
         calls: total.calls,
         prompt_tokens: total.promptTokens,
         completion_tokens: total.completionTokens,
+        ...(total.cacheHits ? { cache_hits: total.cacheHits } : {}),
       },
       cost: input.cost ?? null,
     },
@@ -224,6 +226,8 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
     .map(Number)
     .sort((a, b) => a - b);
   const cost = r.usage.cost;
+  // LLM cache (src/llm/cached.ts): hits cost no call and no token; the column shows when any hit.
+  const hits = Object.values(r.usage.per_stage_role).some((u) => u.cacheHits);
   const usageRows = Object.entries(r.usage.per_stage_role)
     .sort()
     .map(([k, u]) => [
@@ -231,6 +235,7 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
       u.calls,
       u.promptTokens,
       u.completionTokens,
+      ...(hits ? [u.cacheHits ?? 0] : []),
       ...(cost
         ? [cost.per_stage_role_usd[k] !== undefined ? money(cost.per_stage_role_usd[k]!) : 'no price']
         : []),
@@ -327,11 +332,12 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
     '## LLM calls and tokens per stage and role',
     '',
     table(
-      ['stage/role', 'calls', 'prompt tokens', 'completion tokens', ...(cost ? ['cost'] : [])],
+      ['stage/role', 'calls', 'prompt tokens', 'completion tokens', ...(hits ? ['cache hits'] : []), ...(cost ? ['cost'] : [])],
       usageRows,
     ),
     '',
     `Total: ${r.usage.total.calls} calls, ${r.usage.total.prompt_tokens} prompt + ${r.usage.total.completion_tokens} completion tokens` +
+      (r.usage.total.cache_hits ? ` (plus ${r.usage.total.cache_hits} results from the LLM cache, at no cost)` : '') +
       (cost
         ? `; cost ${money(cost.total_usd)}${cost.unpriced_roles.length ? ` (roles without prices: ${cost.unpriced_roles.join(', ')})` : ''}.`
         : '; no prices configured (set pricePerMTokIn/pricePerMTokOut on the roles for a cost).'),

@@ -80,6 +80,21 @@ export const limitsSchema = z
   })
   .strict();
 
+/**
+ * The LLM result cache (src/cache): successful, validated results by content address, shared by the
+ * workers of one machine. Off also with CODECLM_CACHE=off; the directory also from CODECLM_CACHE.
+ */
+export const cacheSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Default `.codeclm/cache` (under CODECLM_HOME), or the directory in CODECLM_CACHE. */
+    dir: z.string().min(1).optional(),
+    /** Evict least recently used entries when the directory grows over this size. */
+    maxMegabytes: z.number().positive().optional(),
+  })
+  .strict();
+export type CacheConfig = z.infer<typeof cacheSchema>;
+
 const roleDefaults = roleSchema.parse({});
 
 export const configSchema = z
@@ -95,6 +110,7 @@ export const configSchema = z
       .default({ strong: roleDefaults, target: roleDefaults }),
     method: methodSchema.default(methodSchema.parse({})),
     limits: limitsSchema.default(limitsSchema.parse({})),
+    cache: cacheSchema.default(cacheSchema.parse({})),
   })
   .strict();
 

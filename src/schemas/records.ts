@@ -54,6 +54,8 @@ export interface UsageCell {
   calls: number;
   promptTokens: number;
   completionTokens: number;
+  /** Results served by the LLM cache (src/llm/cached.ts): no call made, no token spent. */
+  cacheHits?: number;
 }
 export type Usage = Record<string, UsageCell>;
 export type { RoleName };
@@ -69,6 +71,7 @@ export function addUsage(into: Usage, from: Usage | undefined): Usage {
     cur.calls += cell.calls;
     cur.promptTokens += cell.promptTokens;
     cur.completionTokens += cell.completionTokens;
+    if (cell.cacheHits) cur.cacheHits = (cur.cacheHits ?? 0) + cell.cacheHits;
   }
   return into;
 }
@@ -79,6 +82,7 @@ export function usageTotals(usage: Usage): UsageCell {
     total.calls += cell.calls;
     total.promptTokens += cell.promptTokens;
     total.completionTokens += cell.completionTokens;
+    if (cell.cacheHits) total.cacheHits = (total.cacheHits ?? 0) + cell.cacheHits;
   }
   return total;
 }

@@ -1,2 +1,3 @@
 export { codeclmRun, encodeSeeds, generateForEntry, refineInstruction } from './pipeline';
 export { codeclmEval, evalChunk, evalInstruction } from './eval';
+export { codeclmScheduledRun } from './scheduled';
