@@ -2,10 +2,11 @@ import type { ActivityDeps } from './deps';
 import { createStageActivities } from './stages';
 import { createSinkActivities } from './sink';
 import { createEvalActivities } from './eval';
+import { createRunStateActivities } from './runState';
 
 /** All activities of a worker, built from injected dependencies (LLM client factory, clock). */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createStageActivities(deps), ...createSinkActivities(), ...createEvalActivities() };
+  return { ...createStageActivities(deps), ...createSinkActivities(), ...createEvalActivities(), ...createRunStateActivities() };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

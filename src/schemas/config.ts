@@ -50,6 +50,8 @@ export const methodSchema = z
     minStrongScore: z.number().min(1).max(10).optional(),
     /** Off by default (the paper has no dedup); drops exact-duplicate instructions after decode. */
     dedupeInstructions: z.boolean().default(false),
+    /** Instructions asked of the strong LLM per decode call; an entry's share is decoded in batches of this size. */
+    decodeBatch: z.number().int().min(1).max(200).default(20),
     runSeed: z.number().int().default(42),
   })
   .strict();

@@ -1,22 +1,33 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { LimitsConfig } from '../schemas/config';
+import { roleQueue } from './queues';
 import { LlmFailure } from '../llm/types';
 
 /**
  * Activity proxies with retry policies that fit each error class. LLM calls: transient failures
  * (429 with its Retry-After, 5xx, resets) retry with capped backoff, by default without limit so an
  * outage slows the run instead of failing it; rejected requests fail at once; invalid output
- * becomes non-retryable in the LLM boundary after a bounded number of attempts. Heartbeats let a
- * dead worker's calls move elsewhere within seconds.
+ * becomes non-retryable in the LLM boundary after a bounded number of attempts. Heartbeats (every
+ * 5 s, src/activities/deps.ts) against a 10 s heartbeat timeout let a killed worker's calls move to
+ * another worker within seconds.
+ *
+ * Task queues: workflows and file activities run on the run's queue; LLM calls go to one queue per
+ * role (`<queue>-llm-strong`, `-target`, `-judge`), so that Temporal's task-queue rate limit
+ * (`maxTaskQueueActivitiesPerSecond`, set by every worker from the role's rpm) caps the requests
+ * per minute of a role for the whole cluster, whatever the number of workers (src/worker.ts).
  */
 const permanent = [LlmFailure.Rejected, LlmFailure.ContextLength, 'InputError', 'TypeError', 'ReferenceError', 'ZodError'];
 
-export function llmActivities(limits: LimitsConfig, taskQueue?: string) {
+export { roleQueue };
+
+export const LLM_HEARTBEAT_TIMEOUT = '10 seconds';
+
+function llmProxy(limits: LimitsConfig, taskQueue: string) {
   return proxyActivities<Activities>({
     taskQueue,
     startToCloseTimeout: '10 minutes',
-    heartbeatTimeout: '30 seconds',
+    heartbeatTimeout: LLM_HEARTBEAT_TIMEOUT,
     retry: {
       initialInterval: '1 second',
       backoffCoefficient: 2,
@@ -28,10 +39,41 @@ export function llmActivities(limits: LimitsConfig, taskQueue?: string) {
   });
 }
 
+/**
+ * The LLM activities, each routed to its role's queue. `answer` serves two roles (strong and
+ * target, by its `who` field), so it picks the queue per call.
+ */
+export function llmActivities(limits: LimitsConfig, taskQueue?: string) {
+  const queue = taskQueue ?? workflowInfo().taskQueue;
+  const strong = llmProxy(limits, roleQueue(queue, 'strong'));
+  const target = llmProxy(limits, roleQueue(queue, 'target'));
+  const judge = llmProxy(limits, roleQueue(queue, 'judge'));
+  return {
+    encodeSeed: strong.encodeSeed,
+    decodeInstructions: strong.decodeInstructions,
+    writeRubrics: strong.writeRubrics,
+    improveInstruction: strong.improveInstruction,
+    answer: (input: Parameters<Activities['answer']>[0]) => (input.who === 'target' ? target : strong).answer(input),
+    judge: judge.judge,
+  };
+}
+
+/**
+ * File activities. Per-item ones are short (a dead worker's attempt is retried after 30 s at most);
+ * whole-run ones (seed snapshot, pool, final assembly) get a long timeout.
+ */
 export function fileActivities(taskQueue?: string) {
-  return proxyActivities<Activities>({
+  const short = proxyActivities<Activities>({
     taskQueue,
-    startToCloseTimeout: '5 minutes',
+    startToCloseTimeout: '30 seconds',
     retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: permanent },
   });
+  const long = proxyActivities<Activities>({
+    taskQueue,
+    startToCloseTimeout: '30 minutes',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: permanent },
+  });
+  const whole = new Set<string>(['prepareSeeds', 'buildPool', 'finalizeRun', 'prepareEval', 'finalizeEval']);
+  // (proxyActivities returns a Proxy with no own keys, so pick per name rather than spreading.)
+  return new Proxy(short, { get: (_, name) => (whole.has(String(name)) ? long : short)[name as keyof typeof short] });
 }

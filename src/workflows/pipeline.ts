@@ -3,162 +3,251 @@
  *
  *   codeclmRun            seeds -> encode (fan-out) -> metadata pool -> per pool entry, round by round
  *   ├─ encodeSeeds        encode one chunk of seeds, one activity per seed
- *   └─ generateForEntry   decode N basic instructions + Self-Rubrics once, then per instruction:
+ *   └─ generateForEntry   Self-Rubrics once, then decode the entry's share in batches of
+ *      │                  method.decodeBatch, each instruction going through:
  *      └─ refineInstruction   iterate: (improve) -> both answers -> judge both orders -> filter
  *
  * Texts live only in the histories of the small leaf workflows; parents see counts and scores.
  * Every random choice comes from the run seed (src/util/random), so a seed gives one dataset.
+ *
+ * Any size (issue 4): the tree is run -> entries -> instructions, each level with a bounded window;
+ * the run and the entries continue-as-new at safe points (nothing in flight, nothing decoded but
+ * not started) when their history grows, carrying counters and indexes only, never texts. Entries
+ * report finished items to the run by signal (src/workflows/control.ts), so the run's progress
+ * query and budget check are live and cheap. Pause, resume and the budget reach every running
+ * workflow of the tree by `control` signals.
  */
 import {
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   ChildWorkflowFailure,
   condition,
+  ContinueAsNew,
+  continueAsNew,
   defineQuery,
   defineSignal,
-  executeChild,
   isCancellation,
+  makeContinueAsNewFunc,
   setHandler,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { ResolvedConfig } from '../schemas/config';
 import type { DatasetRecord, Metadata, Rubric, Usage } from '../schemas/records';
 import { addUsage, usageTotals } from '../schemas/records';
-import {
-  emptyCounters,
-  MAX_FAILURES_LISTED,
-  type Counters,
-  type Failure,
-  type RunInput,
-  type RunProgress,
-  type RunResult,
-} from '../schemas/run';
+import { emptyCounters, type Counters, type Failure, type RunInput, type RunProgress, type RunResult } from '../schemas/run';
 import { combineJudgements } from '../tasks/judge';
 import { hash32, pickIndex, rngFrom } from '../util/random';
 import { fileActivities, llmActivities } from './activities';
-import { slidingWindow } from './window';
+import { windowRange } from './window';
+import {
+  addFailures,
+  Control,
+  controlSignal,
+  mergeCounters,
+  Reporter,
+  reportSignal,
+  wantsContinueAsNew,
+  type ControlState,
+  type Tuning,
+} from './control';
+
+export { controlSignal, reportSignal, type ControlState, type ProgressReport, type Tuning } from './control';
 
 export const progressQuery = defineQuery<RunProgress>('progress');
 export const pauseSignal = defineSignal<[string?]>('pause');
-export const resumeSignal = defineSignal<[]>('resume');
+/** Resume, optionally with raised budgets (a run paused by its budget needs them raised to go on). */
+export interface ResumeOptions {
+  budgetTokens?: number;
+  budgetCalls?: number;
+}
+export const resumeSignal = defineSignal<[ResumeOptions?]>('resume');
 
 /** Seeds per encodeSeeds child: keeps each child's history small at any seed count. */
 const ENCODE_CHUNK = 250;
+/** Instructions per decode call when the config predates method.decodeBatch. */
+const DEFAULT_DECODE_BATCH = 20;
 
 // ---------------------------------------------------------------------------------------------
 // The run
 // ---------------------------------------------------------------------------------------------
 
-export async function codeclmRun(input: RunInput): Promise<RunResult> {
+/** What the run carries through continue-as-new: counters and positions, never texts. */
+export interface RunCarry {
+  progress: RunProgress;
+  control: ControlState;
+  budget: ResumeOptions;
+  /** Next encode chunk to start. */
+  encodeNext: number;
+  round: number;
+  /** Instructions shared over the pool in this round. */
+  roundTotal: number;
+  /** Next entry (position in the round's work list) to start. */
+  nextEntry: number;
+  /** Runs of this workflow id so far (continue-as-new count). */
+  segments: number;
+}
+
+export interface RunWorkflowInput extends RunInput {
+  carry?: RunCarry;
+  tuning?: Tuning;
+}
+
+export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
   const { config, outDir, runId } = input;
-  const files = fileActivities(input.taskQueue);
-  const progress: RunProgress = {
-    runId,
-    phase: 'starting',
-    state: 'running',
-    outDir,
-    size: config.limits.size,
-    counters: emptyCounters(),
-    usage: {},
-    failures: [],
-    startedAt: Date.now(),
+  const queue = input.taskQueue ?? workflowInfo().taskQueue;
+  const files = fileActivities(queue);
+  const carry: RunCarry = input.carry ?? {
+    progress: {
+      runId,
+      phase: 'starting',
+      state: 'running',
+      outDir,
+      size: config.limits.size,
+      counters: emptyCounters(),
+      usage: {},
+      failures: [],
+      startedAt: Date.now(),
+    },
+    control: { paused: false, seq: 0 },
+    budget: { budgetTokens: config.limits.budgetTokens, budgetCalls: config.limits.budgetCalls },
+    encodeNext: 0,
+    round: 1,
+    roundTotal: config.limits.size,
+    nextEntry: 0,
+    segments: 1,
   };
+  const progress = carry.progress;
   const c = progress.counters;
+  const control = new Control(carry.control);
+  const setPaused = (paused: boolean, reason?: string) => {
+    control.set(paused, reason);
+    progress.state = paused ? 'paused' : 'running';
+    progress.pausedReason = paused ? reason : undefined;
+  };
+  const checkBudget = () => {
+    if (progress.state !== 'running') return;
+    const reason = budgetReached(progress, carry.budget);
+    if (reason) setPaused(true, reason);
+  };
   setHandler(progressQuery, () => progress);
-  setHandler(pauseSignal, (reason) => pause(progress, reason ?? 'paused by user'));
-  setHandler(resumeSignal, () => {
-    progress.state = 'running';
-    progress.pausedReason = undefined;
+  setHandler(pauseSignal, (reason) => {
+    if (progress.state === 'running' || progress.state === 'paused') setPaused(true, reason ?? 'paused by user');
   });
-  const gate = () => waitWhilePaused(progress);
+  setHandler(resumeSignal, (opts) => {
+    if (opts?.budgetTokens !== undefined) carry.budget.budgetTokens = opts.budgetTokens;
+    if (opts?.budgetCalls !== undefined) carry.budget.budgetCalls = opts.budgetCalls;
+    if (progress.state !== 'paused') return;
+    setPaused(false);
+    checkBudget(); // still over the (unraised) budget: paused again, with the reason
+  });
+  setHandler(reportSignal, (report) => {
+    mergeCounters(c, report.counters);
+    addUsage(progress.usage, report.usage);
+    addFailures(progress.failures, report.failures);
+    checkBudget();
+  });
   const record = (usage: Usage | undefined, failures: Failure[] = []) => {
     addUsage(progress.usage, usage);
-    for (const f of failures) if (progress.failures.length < MAX_FAILURES_LISTED) progress.failures.push(f);
-    checkBudget(progress, config);
+    addFailures(progress.failures, failures);
+    checkBudget();
+  };
+  const stop = () => wantsContinueAsNew(input.tuning);
+  const continueRun = async (): Promise<never> => {
+    await condition(allHandlersFinished);
+    carry.control = control.state;
+    carry.segments++;
+    const next = makeContinueAsNewFunc<typeof codeclmRun>({ memo: workflowInfo().memo });
+    return next({ ...input, carry });
   };
 
   try {
     // 1. Seeds: a snapshot of the seed file, taken once per run.
-    progress.phase = 'seeds';
-    const seeds = await files.prepareSeeds({
-      outDir,
-      seedsFile: input.seedsFile,
-      field: input.field,
-      skipInvalid: input.skipInvalid,
-      limits: config.limits,
-    });
-    c.seeds = seeds.count;
-    for (const s of seeds.skipped) record({}, [{ item: s.origin, stage: 'seeds', reason: s.reason }]);
+    if (progress.phase === 'starting' || progress.phase === 'seeds') {
+      progress.phase = 'seeds';
+      const seeds = await files.prepareSeeds({
+        outDir,
+        seedsFile: input.seedsFile,
+        field: input.field,
+        skipInvalid: input.skipInvalid,
+        limits: config.limits,
+      });
+      c.seeds = seeds.count;
+      for (const s of seeds.skipped) record({}, [{ item: s.origin, stage: 'seeds', reason: s.reason }]);
+      progress.phase = 'encode';
+    }
 
     // 2. Encode: every seed -> use case + skills, fanned out over child workflows.
-    progress.phase = 'encode';
-    const chunks: { start: number; end: number }[] = [];
-    for (let start = 0; start < seeds.count; start += ENCODE_CHUNK) {
-      chunks.push({ start, end: Math.min(seeds.count, start + ENCODE_CHUNK) });
-    }
-    const encodeWindow = Math.max(1, Math.ceil(config.limits.concurrency / ENCODE_CHUNK));
-    await slidingWindow(
-      chunks,
-      encodeWindow,
-      async ({ start, end }, i) => {
-        const result = await executeChild(encodeSeeds, {
+    if (progress.phase === 'encode') {
+      const chunks = Math.ceil(c.seeds / ENCODE_CHUNK);
+      const encodeWindow = Math.max(1, Math.ceil(config.limits.concurrency / ENCODE_CHUNK));
+      carry.encodeNext = await windowRange(carry.encodeNext, chunks, { limit: encodeWindow, gate: control.gate, stop }, async (i) => {
+        const start = i * ENCODE_CHUNK;
+        const result = await control.child(encodeSeeds, {
           workflowId: `${runId}/encode-${i}`,
-          taskQueue: input.taskQueue,
-          args: [{ outDir, start, end, config, taskQueue: input.taskQueue }],
+          taskQueue: queue,
+          input: (ctl) => ({ outDir, start, end: Math.min(c.seeds, start + ENCODE_CHUNK), config, taskQueue: queue, control: ctl }),
         });
         c.encoded += result.encoded;
         c.encodeFailed += result.failed;
         record(result.usage, result.failures);
-      },
-      gate,
-    );
-    if (c.encoded === 0) throw ApplicationFailure.nonRetryable('no seed could be encoded; see the failures in status', 'NoMetadata');
+      });
+      if (carry.encodeNext < chunks) return await continueRun();
+      if (c.encoded === 0) throw ApplicationFailure.nonRetryable('no seed could be encoded; see the failures in status', 'NoMetadata');
+      progress.phase = 'pool';
+    }
 
-    // 3. Metadata pool by mix-and-match, and each entry's share of the data budget.
-    progress.phase = 'pool';
-    const { entries } = await files.buildPool({
-      outDir,
-      method: config.method,
-      seeds: seeds.count,
-      instructions: config.limits.size,
-    });
-    c.pool = entries.length;
+    // 3. Metadata pool by mix-and-match, written to pool.json; entries read their metadata from it.
+    if (progress.phase === 'pool') {
+      const { entries } = await files.buildPool({ outDir, method: config.method, seeds: c.seeds, instructions: config.limits.size });
+      c.pool = entries.length;
+      progress.phase = 'generate';
+    }
 
     // 4-5. Decode, Self-Rubrics and Contrastive Filtering, per pool entry. Later rounds top up
     //      when the first kept fewer pairs than the target size.
-    progress.phase = 'generate';
-    let allocation = entries.map((e) => e.instructions);
-    for (let round = 1; round <= 1 + config.limits.topUpRounds; round++) {
-      c.rounds = round;
-      const work = entries.map((e, index) => ({ index, metadata: e.metadata, count: allocation[index]! })).filter((w) => w.count > 0);
-      const perEntryWindow = Math.max(1, Math.min(config.limits.concurrency, ...work.map((w) => w.count)));
-      const entryWindow = Math.max(1, Math.ceil(config.limits.concurrency / perEntryWindow));
-      await slidingWindow(
-        work,
-        entryWindow,
-        async (w) => {
-          const result = await executeChild(generateForEntry, {
-            workflowId: `${runId}/r${round}-e${pad(w.index, 5)}`,
-            taskQueue: input.taskQueue,
-            args: [{ runId, outDir, round, entry: w.index, metadata: w.metadata, count: w.count, window: perEntryWindow, config, taskQueue: input.taskQueue }],
+    if (progress.phase === 'generate') {
+      for (;;) {
+        c.rounds = carry.round;
+        const round = carry.round;
+        const allocation = round === 1 ? shares(c.pool, carry.roundTotal, 0) : topUpAllocation(c.pool, carry.roundTotal, round);
+        const work: number[] = [];
+        let smallest = Infinity;
+        for (const [index, count] of allocation.entries()) {
+          if (count > 0) {
+            work.push(index);
+            smallest = Math.min(smallest, count);
+          }
+        }
+        const perEntryWindow = Math.max(1, Math.min(config.limits.concurrency, smallest));
+        const entryWindow = Math.max(1, Math.ceil(config.limits.concurrency / perEntryWindow));
+        carry.nextEntry = await windowRange(carry.nextEntry, work.length, { limit: entryWindow, gate: control.gate, stop }, async (k) => {
+          const entry = work[k]!;
+          // Counters, usage and failures arrive by report signals; the child returns nothing else.
+          await control.child(generateForEntry, {
+            workflowId: `${runId}/r${round}-e${pad(entry, 5)}`,
+            taskQueue: queue,
+            input: (ctl) => ({ runId, outDir, round, entry, count: allocation[entry]!, window: perEntryWindow, config, taskQueue: queue, control: ctl, tuning: input.tuning }),
           });
-          mergeCounters(c, result.counters);
-          record(result.usage, result.failures);
-        },
-        gate,
-      );
-      const deficit = config.limits.size - c.kept;
-      if (deficit <= 0 || round > config.limits.topUpRounds) break;
-      // Ask for as many more as the observed keep rate says are needed (bounded, so a run whose
-      // filter keeps almost nothing cannot explode).
-      const keepRate = Math.max(0.1, c.kept / Math.max(1, c.kept + c.dropped + c.failed));
-      const more = Math.min(Math.ceil(deficit / keepRate), 3 * deficit + entries.length);
-      allocation = topUpAllocation(entries.length, more, round);
+        });
+        if (carry.nextEntry < work.length) return await continueRun();
+        const deficit = config.limits.size - c.kept;
+        if (deficit <= 0 || round > config.limits.topUpRounds) break;
+        // Ask for as many more as the observed keep rate says are needed (bounded, so a run whose
+        // filter keeps almost nothing cannot explode).
+        const keepRate = Math.max(0.1, c.kept / Math.max(1, c.kept + c.dropped + c.failed));
+        carry.roundTotal = Math.min(Math.ceil(deficit / keepRate), 3 * deficit + c.pool);
+        carry.round = round + 1;
+        carry.nextEntry = 0;
+        if (stop()) return await continueRun();
+      }
+      progress.phase = 'finalize';
     }
 
-    progress.phase = 'finalize';
     return await finish(progress, files, config);
   } catch (err) {
+    if (err instanceof ContinueAsNew) throw err;
     if (isCancellation(err)) {
       // Keep what finished: write the dataset and report of the kept pairs, then end as cancelled.
       progress.state = 'cancelled';
@@ -183,42 +272,28 @@ async function finish(progress: RunProgress, files: ReturnType<typeof fileActivi
   };
 }
 
-function pause(progress: RunProgress, reason: string): void {
-  progress.state = 'paused';
-  progress.pausedReason = reason;
-}
-
-async function waitWhilePaused(progress: RunProgress): Promise<void> {
-  await condition(() => progress.state !== 'paused');
-}
-
-function checkBudget(progress: RunProgress, config: ResolvedConfig): void {
+function budgetReached(progress: RunProgress, budget: ResumeOptions): string | undefined {
   const used = usageTotals(progress.usage);
-  const { budgetCalls, budgetTokens } = config.limits;
-  if (progress.state !== 'running') return;
+  const { budgetCalls, budgetTokens } = budget;
   if (budgetCalls !== undefined && used.calls >= budgetCalls) {
-    pause(progress, `call budget reached: ${used.calls} of ${budgetCalls} calls used; raise limits.budgetCalls and resume`);
-  } else if (budgetTokens !== undefined && used.promptTokens + used.completionTokens >= budgetTokens) {
-    pause(progress, `token budget reached: ${used.promptTokens + used.completionTokens} of ${budgetTokens} tokens used; raise limits.budgetTokens and resume`);
+    return `call budget reached: ${used.calls} of ${budgetCalls} calls used; raise it with \`codeclm resume RUN_ID --budget-calls N\``;
   }
+  const tokens = used.promptTokens + used.completionTokens;
+  if (budgetTokens !== undefined && tokens >= budgetTokens) {
+    return `token budget reached: ${tokens} of ${budgetTokens} tokens used; raise it with \`codeclm resume RUN_ID --budget-tokens N\``;
+  }
+  return undefined;
 }
 
-function topUpAllocation(entries: number, total: number, round: number): number[] {
+/** Equal shares of `total` over `entries`; remainders go to the entries from `offset` on. */
+function shares(entries: number, total: number, offset: number): number[] {
   const base = Math.floor(total / entries);
   const extra = total % entries;
-  const offset = (round * 7919) % entries; // spread remainders over different entries each round
   return Array.from({ length: entries }, (_, i) => base + ((i - offset + entries) % entries < extra ? 1 : 0));
 }
 
-function mergeCounters(into: Counters, from: Counters): void {
-  for (const key of Object.keys(from) as (keyof Counters)[]) {
-    const value = from[key];
-    if (typeof value === 'number') (into[key] as number) += key === 'rounds' ? 0 : value;
-    else {
-      const target = into[key] as Record<string, number>;
-      for (const [k, v] of Object.entries(value)) target[k] = (target[k] ?? 0) + v;
-    }
-  }
+function topUpAllocation(entries: number, total: number, round: number): number[] {
+  return shares(entries, total, (round * 7919) % entries); // spread remainders over different entries each round
 }
 
 function pad(n: number, width: number): string {
@@ -252,13 +327,15 @@ export interface EncodeChunkInput {
   end: number;
   config: ResolvedConfig;
   taskQueue?: string;
+  control?: ControlState;
 }
 
 export async function encodeSeeds(input: EncodeChunkInput): Promise<{ encoded: number; failed: number; usage: Usage; failures: Failure[] }> {
   const llm = llmActivities(input.config.limits, input.taskQueue);
+  const control = new Control(input.control);
+  setHandler(controlSignal, (state) => control.receive(state));
   const result = { encoded: 0, failed: 0, usage: {} as Usage, failures: [] as Failure[] };
-  const indexes = Array.from({ length: input.end - input.start }, (_, i) => input.start + i);
-  await slidingWindow(indexes, input.config.limits.concurrency, async (index) => {
+  await windowRange(input.start, input.end, { limit: input.config.limits.concurrency, gate: control.gate }, async (index) => {
     try {
       const r = await llm.encodeSeed({ outDir: input.outDir, index, strong: input.config.roles.strong, method: input.config.method });
       addUsage(result.usage, r.usage);
@@ -269,11 +346,13 @@ export async function encodeSeeds(input: EncodeChunkInput): Promise<{ encoded: n
       result.failures.push({ item: `seed #${index}`, stage: 'encode', reason: failureReason(err) });
     }
   });
+  // The run lists only the first failures; the rest are counted.
+  result.failures = result.failures.slice(0, 100);
   return result;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Decode + Self-Rubrics for one pool entry (sections 3-4), then each instruction's loop
+// Self-Rubrics for one pool entry, then decode in batches (sections 3-4), then each instruction
 // ---------------------------------------------------------------------------------------------
 
 export interface EntryInput {
@@ -281,82 +360,168 @@ export interface EntryInput {
   outDir: string;
   round: number;
   entry: number;
-  metadata: Metadata;
+  /** Instructions to decode for this entry in this round. */
   count: number;
+  /** Instruction workflows in flight at once. */
   window: number;
   config: ResolvedConfig;
   taskQueue?: string;
+  control?: ControlState;
+  tuning?: Tuning;
+  /** Set by continue-as-new: the first batch this run of the workflow decodes. */
+  nextBatch?: number;
 }
 
-export interface EntryResult {
-  counters: Counters;
-  usage: Usage;
-  failures: Failure[];
-}
+/** Everything an entry finds is reported to the run by signal (see Reporter); the result is empty. */
+export type EntryResult = Record<string, never>;
 
 export async function generateForEntry(input: EntryInput): Promise<EntryResult> {
-  const { config, metadata } = input;
-  const llm = llmActivities(config.limits, input.taskQueue);
-  const files = fileActivities(input.taskQueue);
-  const result: EntryResult = { counters: emptyCounters(), usage: {}, failures: [] };
-  const c = result.counters;
+  const { config } = input;
+  const queue = input.taskQueue ?? workflowInfo().taskQueue;
+  const llm = llmActivities(config.limits, queue);
+  const files = fileActivities(queue);
+  const control = new Control(input.control);
+  setHandler(controlSignal, (state) => control.receive(state));
+  const batchSize = config.method.decodeBatch ?? DEFAULT_DECODE_BATCH;
+  const reporter = new Reporter(input.runId, batchSize);
+  const c = reporter.counters;
+  const batches = Math.ceil(input.count / batchSize);
+  const planned = (batch: number) => Math.min(batchSize, input.count - batch * batchSize);
+  let nextBatch = input.nextBatch ?? 0;
   const entryName = `pool entry ${input.entry} round ${input.round}`;
 
-  let instructions: string[];
-  let rubrics: Rubric[];
+  // Counts a batch (or everything left) as failed, so that the counts still add up.
+  const failBatches = (from: number, to: number, stage: string, err: unknown) => {
+    let n = 0;
+    for (let b = from; b < to; b++) n += planned(b);
+    c.instructions += n;
+    c.failed += n;
+    const which = to - from === 1 ? `${entryName} batch ${from + 1}` : entryName;
+    reporter.add({}, [{ item: which, stage, reason: failureReason(err) }], n);
+  };
+
+  let metadata: Metadata = { use_case: '', skills: [] };
+  let rubrics: Rubric[] = [];
   try {
-    // Decode and rubric writing do not depend on each other: issue both at once.
-    const [decoded, written] = await Promise.all([
-      llm.decodeInstructions({
-        strong: config.roles.strong,
-        method: config.method,
-        metadata,
-        count: input.count,
-        batch: input.round,
-        label: `decode ${entryName}`,
-      }),
-      llm.writeRubrics({ outDir: input.outDir, entry: input.entry, strong: config.roles.strong, method: config.method, metadata }),
-    ]);
-    addUsage(result.usage, decoded.usage);
-    addUsage(result.usage, written.usage);
-    instructions = decoded.instructions;
-    rubrics = written.rubrics;
-  } catch (err) {
-    if (!isItemFailure(err)) throw err;
-    // The whole entry's share is lost: count each planned instruction as failed so counts add up.
-    c.instructions += input.count;
-    c.failed += input.count;
-    result.failures.push({ item: entryName, stage: 'decode', reason: failureReason(err) });
-    return result;
-  }
-  c.instructions += instructions.length;
-
-  if (config.method.dedupeInstructions) {
-    const unique: string[] = [];
-    for (const [i, text] of instructions.entries()) {
-      const key = instructionKey(text);
-      if (await files.claim({ outDir: input.outDir, key, owner: recordId(input, i) })) unique.push(text);
-      else c.duplicatesRemoved++;
+    // The entry's metadata from pool.json, and its rubrics (written once per entry, then read back).
+    try {
+      metadata = (await files.readPoolEntry({ outDir: input.outDir, entry: input.entry })).metadata;
+      await control.gate();
+      const written = await llm.writeRubrics({ outDir: input.outDir, entry: input.entry, strong: config.roles.strong, method: config.method, metadata });
+      reporter.add(written.usage, [], 0);
+      rubrics = written.rubrics;
+    } catch (err) {
+      if (!isItemFailure(err)) throw err;
+      failBatches(nextBatch, batches, 'rubrics', err);
+      await reporter.flush();
+      return {};
     }
-    c.instructions -= instructions.length - unique.length;
-    instructions = unique;
+
+    // Decoded instructions waiting for a window slot. A batch is decoded when the queue runs low,
+    // so the window never drains between batches.
+    const queued: { index: number; text: string }[] = [];
+    let decoding = false;
+    let stopping = false;
+    let fatal: unknown;
+    const decode = async (batch: number) => {
+      try {
+        const decoded = await llm.decodeInstructions({
+          strong: config.roles.strong,
+          method: config.method,
+          metadata,
+          count: planned(batch),
+          // Distinct per round and batch, so no batch repeats another one's instructions.
+          batch: (input.round - 1) * 100_000 + batch + 1,
+          label: `decode ${entryName} batch ${batch + 1}`,
+        });
+        reporter.add(decoded.usage, [], 0);
+        c.instructions += decoded.instructions.length;
+        for (const [j, text] of decoded.instructions.entries()) {
+          const index = batch * batchSize + j;
+          if (config.method.dedupeInstructions) {
+            const fresh = await files.claim({ outDir: input.outDir, key: instructionKey(text), owner: recordId(input, index) });
+            if (!fresh) {
+              c.instructions--;
+              c.duplicatesRemoved++;
+              continue;
+            }
+          }
+          queued.push({ index, text });
+        }
+      } catch (err) {
+        if (isItemFailure(err)) failBatches(batch, batch + 1, 'decode', err);
+        else fatal ??= err;
+      } finally {
+        decoding = false;
+      }
+    };
+
+    let inFlight = 0;
+    for (;;) {
+      if (fatal !== undefined) throw fatal;
+      if (!decoding && !stopping && queued.length < input.window && nextBatch < batches) {
+        await control.gate();
+        decoding = true;
+        void decode(nextBatch++);
+      }
+      if (queued.length === 0) {
+        if (decoding) {
+          await condition(() => !decoding || queued.length > 0);
+          continue;
+        }
+        break; // all decoded and started, or stopping to continue-as-new
+      }
+      await condition(() => inFlight < input.window || fatal !== undefined);
+      if (fatal !== undefined) continue;
+      await control.gate();
+      const item = queued.shift()!;
+      inFlight++;
+      refine(item.index, item.text).then(
+        () => inFlight--,
+        (err: unknown) => {
+          inFlight--;
+          fatal ??= err;
+        },
+      );
+      // Continue-as-new only once everything decoded has started: no text is ever carried over.
+      if (!stopping && wantsContinueAsNew(input.tuning)) stopping = true;
+    }
+    await condition(() => inFlight === 0 && !decoding);
+    if (fatal !== undefined) throw fatal;
+    await reporter.flush();
+    if (nextBatch < batches) {
+      await condition(allHandlersFinished);
+      return await continueAsNew<typeof generateForEntry>({ ...input, nextBatch, control: control.state });
+    }
+    return {};
+  } catch (err) {
+    // Cancelled (the run was cancelled): still report what finished, so the run's counts match its files.
+    if (isCancellation(err)) await CancellationScope.nonCancellable(() => reporter.flush());
+    throw err;
   }
 
-  await slidingWindow(instructions, input.window, async (instruction, i) => {
-    const id = recordId(input, i);
-    const outcome = await executeChild(refineInstruction, {
-      workflowId: `${input.runId}/${id}`,
-      taskQueue: input.taskQueue,
-      args: [{ runId: input.runId, outDir: input.outDir, recordId: id, metadata, rubrics, instruction, config, taskQueue: input.taskQueue }],
-    });
-    addUsage(result.usage, outcome.usage);
+  async function refine(index: number, instruction: string): Promise<void> {
+    const id = recordId(input, index);
+    let outcome: InstructionOutcome;
+    try {
+      outcome = await control.child(refineInstruction, {
+        workflowId: `${input.runId}/${id}`,
+        taskQueue: queue,
+        input: (ctl) => ({ runId: input.runId, outDir: input.outDir, recordId: id, metadata, rubrics, instruction, config, taskQueue: queue, control: ctl }),
+      });
+    } catch (err) {
+      // The instruction workflow itself failed (it catches item failures, so this is rare): the
+      // item is failed with its reason rather than lost. Cancellation propagates.
+      if (!isItemFailure(err)) throw err;
+      outcome = { id, status: 'failed', iteration: 1, gaps: [], stage: 'refine', reason: failureReason(err), usage: {} };
+    }
     tally(c, outcome);
-    if (outcome.status === 'failed') result.failures.push({ item: id, stage: outcome.stage ?? 'refine', reason: outcome.reason ?? 'unknown' });
-  });
-  return result;
+    const failures = outcome.status === 'failed' ? [{ item: id, stage: outcome.stage ?? 'refine', reason: outcome.reason ?? 'unknown' }] : [];
+    reporter.add(outcome.usage, failures);
+  }
 }
 
-function recordId(input: EntryInput, i: number): string {
+function recordId(input: Pick<EntryInput, 'round' | 'entry'>, i: number): string {
   return `r${input.round}-e${pad(input.entry, 5)}-i${pad(i, 4)}`;
 }
 
@@ -395,6 +560,7 @@ export interface InstructionInput {
   instruction: string;
   config: ResolvedConfig;
   taskQueue?: string;
+  control?: ControlState;
 }
 
 export interface InstructionOutcome {
@@ -414,6 +580,9 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
   const { method, roles } = config;
   const llm = llmActivities(config.limits, input.taskQueue);
   const files = fileActivities(input.taskQueue);
+  // Paused: no new LLM call starts (the calls in flight finish).
+  const control = new Control(input.control);
+  setHandler(controlSignal, (state) => control.receive(state));
   const rng = rngFrom(`${method.runSeed}:${input.recordId}`);
   const usage: Usage = {};
   const gaps: number[] = [];
@@ -427,6 +596,7 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
       // Self-Rubrics: from the second iteration on, apply one of the entry's actions at random.
       if (iteration > 1) {
         stage = 'improve';
+        await control.gate();
         const action = rubrics[pickIndex(rng, rubrics.length)]!.action;
         const improved = await llm.improveInstruction({
           strong: roles.strong,
@@ -444,6 +614,7 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
       // Contrastive Filtering 1: both models answer.
       stage = 'answer';
       const label = `${input.recordId} iteration ${iteration}`;
+      await control.gate();
       const [strong, target] = await Promise.all([
         llm.answer({ who: 'strong', cfg: roles.strong, method, instruction, label: `strong answer ${label}` }),
         llm.answer({ who: 'target', cfg: roles.target, method, instruction, label: `target answer ${label}` }),
@@ -453,6 +624,7 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
 
       // 2. The judge scores both answers, twice, in swapped order; scores are averaged.
       stage = 'judge';
+      await control.gate();
       const [strongFirst, strongSecond] = await Promise.all([
         llm.judge({ judge: roles.judge, method, instruction, answerA: strong.text, answerB: target.text, label: `judge ${label} (strong first)` }),
         llm.judge({ judge: roles.judge, method, instruction, answerA: target.text, answerB: strong.text, label: `judge ${label} (target first)` }),
@@ -486,7 +658,10 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
     return { id: input.recordId, status: 'dropped', iteration: method.maxIterations, gaps, usage };
   } catch (err) {
     if (!isItemFailure(err)) throw err;
-    // A poison item (e.g. output that never validates) ends as failed with its reason; the run goes on.
-    return { id: input.recordId, status: 'failed', iteration, gaps, stage, reason: failureReason(err), usage };
+    // A poison item (e.g. output that never validates) ends as failed with its reason (also in
+    // .work/failures/<id>.json); the run goes on.
+    const reason = failureReason(err);
+    await files.saveFailure({ outDir: input.outDir, id: input.recordId, failure: { item: input.recordId, stage, reason } });
+    return { id: input.recordId, status: 'failed', iteration, gaps, stage, reason, usage };
   }
 }
