@@ -219,11 +219,11 @@ describe('loadConfig with a file', () => {
 
 describe('describeConfig', () => {
   test('has hosts, models and params but no key or env value', () => {
-    const env = {
-      OPENAI_BASE_URL: 'https://user:pw@gateway.example.com:8443/v1?key=abc',
-      OPENAI_API_KEY: 'sk-very-secret',
-    };
-    const summary = describeConfig(loadConfig(undefined, env));
+    const env = { OPENAI_BASE_URL: 'https://gateway.example.com:8443/v1', OPENAI_API_KEY: 'sk-very-secret' };
+    const config = loadConfig(undefined, env);
+    // loadConfig refuses credentials in URLs; describeConfig still strips them, as a second guard.
+    config.roles.strong.baseURL = 'https://user:pw@gateway.example.com:8443/v1?key=abc';
+    const summary = describeConfig(config);
     expect(summary.roles.strong).toMatchObject({
       endpoint: 'gateway.example.com:8443',
       model: 'gpt-4o',
@@ -246,4 +246,17 @@ describe('suggest', () => {
     expect(suggest('banana', ['model', 'baseURL'])).toBeUndefined();
     expect(editDistance('abc', 'acb')).toBe(1);
   });
+});
+
+test('an endpoint URL that carries credentials is refused without echoing them', () => {
+  for (const url of ['https://user:hunter2@llm.example/v1', 'https://llm.example/v1?api-key=hunter2']) {
+    let message = '';
+    try {
+      loadConfig(undefined, { OPENAI_BASE_URL: url });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('roles.strong.baseURL: credentials in the URL are not accepted');
+    expect(message).not.toContain('hunter2');
+  }
 });
