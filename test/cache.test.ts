@@ -23,17 +23,34 @@ import { testAddress, tmpDir, uniqueQueue } from './helpers/env';
  * decorator (what is in the key, what is never stored), and the refresh that pays only for new seeds.
  */
 
-export function makeSeeds(n: number, offset = 0): string[] {
-  const tasks = ['Write a Python function that', 'Explain to a beginner how', 'Draft an email that', 'Plan a week-long trip where', 'Write a SQL query that', 'Summarise for a manager why'];
-  const topics = ['merges sorted lists', 'compound interest works', 'declines a meeting politely', 'a family visits Lisbon', 'finds duplicate customers', 'the release slipped'];
+function makeSeeds(n: number, offset = 0): string[] {
+  const tasks = [
+    'Write a Python function that',
+    'Explain to a beginner how',
+    'Draft an email that',
+    'Plan a week-long trip where',
+    'Write a SQL query that',
+    'Summarise for a manager why',
+  ];
+  const topics = [
+    'merges sorted lists',
+    'compound interest works',
+    'declines a meeting politely',
+    'a family visits Lisbon',
+    'finds duplicate customers',
+    'the release slipped',
+  ];
   return Array.from({ length: n }, (_, k) => {
     const i = k + offset;
     return `${tasks[i % tasks.length]} ${topics[Math.floor(i / tasks.length) % topics.length]} (case ${i + 1}, variant ${String.fromCharCode(97 + (i % 26))}).`;
   });
 }
 
-export function writeSeeds(file: string, seeds: string[]): void {
-  fs.writeFileSync(file, seeds.map((s, i) => JSON.stringify({ id: `s-${i + 1}`, instruction: s })).join('\n') + '\n');
+function writeSeeds(file: string, seeds: string[]): void {
+  fs.writeFileSync(
+    file,
+    seeds.map((s, i) => JSON.stringify({ id: `s-${i + 1}`, instruction: s })).join('\n') + '\n',
+  );
 }
 
 describe('cache store', () => {
@@ -79,11 +96,21 @@ describe('cache store', () => {
 
   test('settings: on by default, off by env or config, directory from CODECLM_CACHE', () => {
     const base = { CODECLM_HOME: '/tmp/h' } as NodeJS.ProcessEnv;
-    expect(resolveCacheSettings(base)).toEqual({ enabled: true, dir: path.resolve('/tmp/h/cache'), maxMegabytes: undefined });
+    expect(resolveCacheSettings(base)).toEqual({
+      enabled: true,
+      dir: path.resolve('/tmp/h/cache'),
+      maxMegabytes: undefined,
+    });
     expect(resolveCacheSettings({ ...base, CODECLM_CACHE: 'off' }).enabled).toBe(false);
-    expect(resolveCacheSettings({ ...base, CODECLM_CACHE: '/tmp/c', CODECLM_CACHE_MAX_MB: '5' })).toEqual({ enabled: true, dir: '/tmp/c', maxMegabytes: 5 });
+    expect(resolveCacheSettings({ ...base, CODECLM_CACHE: '/tmp/c', CODECLM_CACHE_MAX_MB: '5' })).toEqual({
+      enabled: true,
+      dir: '/tmp/c',
+      maxMegabytes: 5,
+    });
     expect(resolveCacheSettings(base, { enabled: false }).enabled).toBe(false);
-    expect(resolveCacheSettings({ ...base, CODECLM_CACHE: 'off' }, { enabled: true, dir: '/tmp/d' }).enabled).toBe(false);
+    expect(
+      resolveCacheSettings({ ...base, CODECLM_CACHE: 'off' }, { enabled: true, dir: '/tmp/d' }).enabled,
+    ).toBe(false);
     // Under jest, only an explicit directory turns it on (tests never share a default directory).
     expect(resolveCacheSettings({ ...base, JEST_WORKER_ID: '1' }).enabled).toBe(false);
     expect(resolveCacheSettings({ ...base, JEST_WORKER_ID: '1' }, { dir: '/tmp/e' }).enabled).toBe(true);
@@ -122,10 +149,18 @@ describe('cached LLM client', () => {
     expect(second.usage).toEqual({ calls: 0, promptTokens: 0, completionTokens: 0, cacheHits: 1 });
     // Anything that changes the answer changes the key: temperature, messages, model, role.
     await client.structured(encodeTask, slots, { temperature: 0.7 });
-    await client.structured(encodeTask, { ...slots, instruction: 'Write another function' }, { temperature: 0 });
-    await withCache(inner, 'strong', { ...cfg, model: 'other' }, store).structured(encodeTask, slots, { temperature: 0 });
+    await client.structured(
+      encodeTask,
+      { ...slots, instruction: 'Write another function' },
+      { temperature: 0 },
+    );
+    await withCache(inner, 'strong', { ...cfg, model: 'other' }, store).structured(encodeTask, slots, {
+      temperature: 0,
+    });
     await withCache(inner, 'judge', cfg, store).structured(encodeTask, slots, { temperature: 0 });
-    await withCache(inner, 'strong', { ...cfg, maxTokens: 99 }, store).structured(encodeTask, slots, { temperature: 0 });
+    await withCache(inner, 'strong', { ...cfg, maxTokens: 99 }, store).structured(encodeTask, slots, {
+      temperature: 0,
+    });
     expect(inner.calls).toBe(6);
     // The key does not depend on which key env var a role reads, nor on its value.
     expect(llmCacheKey('strong', cfg, 'structured', encodeTask, slots, {})).toBe(
@@ -166,12 +201,19 @@ describe('cached LLM client', () => {
     const secret = 'sk-test-SECRET-0123456789abcdef';
     try {
       const real = { ...cfg, baseURL: sim.url, apiKeyEnv: 'MY_SECRET_KEY' };
-      const client = withCache(createLlmClient('strong', real, { MY_SECRET_KEY: secret }), 'strong', real, new CacheStore(dir));
+      const client = withCache(
+        createLlmClient('strong', real, { MY_SECRET_KEY: secret }),
+        'strong',
+        real,
+        new CacheStore(dir),
+      );
       await client.text(answerStrongTask, { instruction: 'Say hello' }, { temperature: 0.7 });
       const again = await client.text(answerStrongTask, { instruction: 'Say hello' }, { temperature: 0.7 });
       expect(again.usage.cacheHits).toBe(1);
       expect(sim.requests()).toHaveLength(1);
-      const all = fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json'));
+      const all = fs
+        .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.json'));
       expect(all).toHaveLength(1);
       for (const f of all) expect(fs.readFileSync(path.join(dir, f), 'utf8')).not.toContain(secret);
     } finally {
@@ -213,14 +255,18 @@ describe('refresh with the cache on a real worker', () => {
     const dir = tmpDir('codeclm-refresh-');
     const seedsFile = path.join(dir, 'seeds.jsonl');
     const out = path.join(dir, 'out');
-    const config = simConfig(sim.url, { limits: { size: 3, concurrency: 8, topUpRounds: 0 }, method: { poolSize: 4, maxIterations: 2 } });
+    const config = simConfig(sim.url, {
+      limits: { size: 3, concurrency: 8, topUpRounds: 0 },
+      method: { poolSize: 4, maxIterations: 2 },
+    });
     const refresh = (n: number) =>
       client.workflow.execute(codeclmScheduledRun, {
         workflowId: `cache-refresh-${n}-${Date.now()}`,
         taskQueue,
         args: [{ scheduleId: 'cache-test', outDir: out, seedsFile, skipInvalid: false, config, taskQueue }],
       });
-    const encodeRequests = (log: SimRequestLog[]) => log.filter((r) => r.task === 'codeclm_encode' && r.status === 200).length;
+    const encodeRequests = (log: SimRequestLog[]) =>
+      log.filter((r) => r.task === 'codeclm_encode' && r.status === 200).length;
 
     writeSeeds(seedsFile, makeSeeds(40));
     const first: ScheduledRunResult = await refresh(1);
@@ -237,17 +283,27 @@ describe('refresh with the cache on a real worker', () => {
     expect(second.counters.encoded).toBe(50);
 
     // By the report's counters ...
-    const report = JSON.parse(fs.readFileSync(path.join(out, 'versions', second.version, 'report.json'), 'utf8')) as Report & { changes: VersionChanges };
+    const report = JSON.parse(
+      fs.readFileSync(path.join(out, 'versions', second.version, 'report.json'), 'utf8'),
+    ) as Report & { changes: VersionChanges };
     expect(report.usage.per_stage_role['encode/strong']).toMatchObject({ calls: 10, cacheHits: 40 });
     expect(report.usage.total.cache_hits).toBeGreaterThanOrEqual(40);
-    expect(fs.readFileSync(path.join(out, 'versions', second.version, 'report.md'), 'utf8')).toMatch(/cache hits/);
+    expect(fs.readFileSync(path.join(out, 'versions', second.version, 'report.md'), 'utf8')).toMatch(
+      /cache hits/,
+    );
     // ... and by the simulator's own request log.
     const logAfterSecond = await simLog();
     expect(encodeRequests(logAfterSecond.slice(logAfterFirst.length))).toBe(10);
 
     // The change report of the second version.
     expect(report.changes.previous).toBe(first.version);
-    expect(report.changes.seeds).toMatchObject({ current: 50, previous: 40, added: 10, removed: 0, unchanged: 40 });
+    expect(report.changes.seeds).toMatchObject({
+      current: 50,
+      previous: 40,
+      added: 10,
+      removed: 0,
+      unchanged: 40,
+    });
     expect(report.changes.metadata.use_cases_jsd).not.toBeNull();
     expect(second.changes.seeds.added).toBe(10);
     // The first version is intact, and latest points at the second.

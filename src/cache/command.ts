@@ -12,7 +12,7 @@ export const cacheCommand: Command = {
     'The cache keeps successful, validated LLM results by content address (role, model, endpoint,',
     'temperature, max tokens, response format and the request messages), so refreshes and re-runs pay',
     'only for new requests. A cached run is reproducible; for fresh samples turn it off.',
-    '--dir DIR       the cache directory (default: CODECLM_CACHE if it names one, the config\'s cache.dir, or .codeclm/cache)',
+    "--dir DIR       the cache directory (default: CODECLM_CACHE if it names one, the config's cache.dir, or .codeclm/cache)",
     '--config FILE   read cache.dir / cache.maxMegabytes from this config file',
     'Env: CODECLM_CACHE=off|on|DIR, CODECLM_CACHE_MAX_MB=N (evicts least recently used entries above N MB).',
   ],
@@ -42,9 +42,14 @@ export const cacheCommand: Command = {
     if (sub === 'clear') {
       const { removed, bytes } = store.clear();
       if (flag(args, 'json')) process.stdout.write(`${JSON.stringify({ dir, removed, bytes })}\n`);
-      else process.stdout.write(`cleared ${removed} entries (${(bytes / 1024 / 1024).toFixed(2)} MB) from ${dir}\n`);
+      else
+        process.stdout.write(
+          `cleared ${removed} entries (${(bytes / 1024 / 1024).toFixed(2)} MB) from ${dir}\n`,
+        );
       return 0;
     }
-    throw new UsageError(`codeclm cache: ${sub ? `unknown subcommand "${sub}"` : 'a subcommand is required'}\nusage: codeclm ${cacheCommand.usage}`);
+    throw new UsageError(
+      `codeclm cache: ${sub ? `unknown subcommand "${sub}"` : 'a subcommand is required'}\nusage: codeclm ${cacheCommand.usage}`,
+    );
   },
 };

@@ -28,7 +28,10 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.CODECLM_HOME ?? '.codeclm', 'cache');
 }
 
-export function resolveCacheSettings(env: NodeJS.ProcessEnv = process.env, section?: Partial<CacheConfig> | false): CacheSettings {
+export function resolveCacheSettings(
+  env: NodeJS.ProcessEnv = process.env,
+  section?: Partial<CacheConfig> | false,
+): CacheSettings {
   const raw = env.CODECLM_CACHE?.trim();
   const envOff = raw !== undefined && raw !== '' && OFF.includes(raw.toLowerCase());
   const envOn = raw !== undefined && raw !== '' && ON.includes(raw.toLowerCase());
@@ -36,9 +39,19 @@ export function resolveCacheSettings(env: NodeJS.ProcessEnv = process.env, secti
   const maxEnv = env.CODECLM_CACHE_MAX_MB?.trim() ? Number(env.CODECLM_CACHE_MAX_MB) : undefined;
   const maxMegabytes = section ? (section.maxMegabytes ?? maxEnv) : maxEnv;
   const dir = path.resolve(envDir ?? (section ? section.dir : undefined) ?? defaultCacheDir(env));
-  const underJest = !!env.JEST_WORKER_ID && raw === undefined && (section === undefined || (section !== false && section.dir === undefined));
+  const underJest =
+    !!env.JEST_WORKER_ID &&
+    raw === undefined &&
+    (section === undefined || (section !== false && section.dir === undefined));
   const enabled = !envOff && section !== false && (section ? section.enabled !== false : true) && !underJest;
-  return { enabled, dir, maxMegabytes: maxMegabytes !== undefined && Number.isFinite(maxMegabytes) && maxMegabytes > 0 ? maxMegabytes : undefined };
+  return {
+    enabled,
+    dir,
+    maxMegabytes:
+      maxMegabytes !== undefined && Number.isFinite(maxMegabytes) && maxMegabytes > 0
+        ? maxMegabytes
+        : undefined,
+  };
 }
 
 /** The `cache` section of a config file (already validated by loadConfig); defaults when absent. */

@@ -54,7 +54,8 @@ export class CacheStore {
 
   constructor(dir: string, opts: { maxMegabytes?: number } = {}) {
     this.dir = path.resolve(dir);
-    this.maxBytes = opts.maxMegabytes && opts.maxMegabytes > 0 ? Math.floor(opts.maxMegabytes * 1024 * 1024) : null;
+    this.maxBytes =
+      opts.maxMegabytes && opts.maxMegabytes > 0 ? Math.floor(opts.maxMegabytes * 1024 * 1024) : null;
   }
 
   fileOf(key: string): string {

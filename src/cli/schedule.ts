@@ -1,4 +1,10 @@
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, type Client, type ScheduleDescription, type ScheduleSummary } from '@temporalio/client';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  type Client,
+  type ScheduleDescription,
+  type ScheduleSummary,
+} from '@temporalio/client';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { flag, str, UsageError, type Command, type ParsedArgs } from './command';
 import { prepareRunInput, runOptions } from './run';
@@ -38,7 +44,8 @@ const USAGE = [
 
 export const scheduleCommand: Command = {
   name: 'schedule',
-  summary: 'recurring dataset refreshes on Temporal Schedules (create, list, describe, trigger, pause, unpause, delete)',
+  summary:
+    'recurring dataset refreshes on Temporal Schedules (create, list, describe, trigger, pause, unpause, delete)',
   usage: USAGE,
   details: [
     '--every DURATION       interval, e.g. 30s, 15m, 6h, 1d (ms-style durations)',
@@ -53,7 +60,7 @@ export const scheduleCommand: Command = {
     'Each refresh writes DIR/versions/<UTC timestamp>-<id>/ (never overwritten), with changes.json and a',
     '"Changes" section in report.md/report.json against the previous version, then points DIR/latest',
     '(symlink) and DIR/LATEST (text) at it. `codeclm status <workflow id>` shows a refresh like any run.',
-    'The schedule is kept by the Temporal server (TEMPORAL_ADDRESS, else the embedded server\'s address);',
+    "The schedule is kept by the Temporal server (TEMPORAL_ADDRESS, else the embedded server's address);",
     'refreshes are executed by workers: keep `codeclm worker` running against the same server.',
     'Schedules need a real LLM provider: --config FILE, or OPENAI_BASE_URL/OPENAI_API_KEY. The role config is',
     'resolved now and stored in the schedule without any key; each worker reads keys from its own env.',
@@ -91,17 +98,23 @@ export const scheduleCommand: Command = {
         return withClient(async (c) => {
           const id = idArg(sargs, sub);
           const h = existing(c, id);
-          await (sub === 'pause' ? h.pause(str(args, 'note') ?? 'paused with codeclm') : h.unpause(str(args, 'note') ?? 'unpaused with codeclm'));
+          await (sub === 'pause'
+            ? h.pause(str(args, 'note') ?? 'paused with codeclm')
+            : h.unpause(str(args, 'note') ?? 'unpaused with codeclm'));
           process.stdout.write(`${sub}d: ${id}\n`);
         });
       case 'delete':
         return withClient(async (c) => {
           const id = idArg(sargs, 'delete');
           await existing(c, id).delete();
-          process.stdout.write(`deleted: ${id} (runs already started go on; versions already written stay)\n`);
+          process.stdout.write(
+            `deleted: ${id} (runs already started go on; versions already written stay)\n`,
+          );
         });
       default:
-        throw new UsageError(`codeclm schedule: ${sub ? `unknown subcommand "${sub}"` : 'a subcommand is required'}\nusage: codeclm ${USAGE}`);
+        throw new UsageError(
+          `codeclm schedule: ${sub ? `unknown subcommand "${sub}"` : 'a subcommand is required'}\nusage: codeclm ${USAGE}`,
+        );
     }
   },
 };
@@ -114,7 +127,10 @@ function idArg(args: ParsedArgs, sub: string): string {
 
 function overlapPolicy(name: string): (typeof OVERLAP)[OverlapName] {
   const key = name.toLowerCase().replace(/-/g, '_') as OverlapName;
-  if (!(key in OVERLAP)) throw new UsageError(`codeclm schedule: --overlap must be one of ${Object.keys(OVERLAP).join(', ')}, got "${name}"`);
+  if (!(key in OVERLAP))
+    throw new UsageError(
+      `codeclm schedule: --overlap must be one of ${Object.keys(OVERLAP).join(', ')}, got "${name}"`,
+    );
   return OVERLAP[key];
 }
 
@@ -123,9 +139,12 @@ function duration(name: string, value: string, min = 1000): number {
   try {
     ms = msToNumber(value as Parameters<typeof msToNumber>[0]);
   } catch {
-    throw new UsageError(`codeclm schedule: --${name} must be a duration such as 30s, 15m, 6h or 1d, got "${value}"`);
+    throw new UsageError(
+      `codeclm schedule: --${name} must be a duration such as 30s, 15m, 6h or 1d, got "${value}"`,
+    );
   }
-  if (!Number.isFinite(ms) || ms < min) throw new UsageError(`codeclm schedule: --${name} must be at least ${min / 1000}s, got "${value}"`);
+  if (!Number.isFinite(ms) || ms < min)
+    throw new UsageError(`codeclm schedule: --${name} must be at least ${min / 1000}s, got "${value}"`);
   return ms;
 }
 
@@ -133,7 +152,9 @@ function checkCron(expr: string): void {
   const fields = expr.trim().split(/\s+/);
   if (expr.trim().startsWith('@')) return; // @daily, @hourly, @every 1h ...: the server checks them
   if (fields.length < 5 || fields.length > 7 || !fields.every((f) => /^[0-9A-Za-z*?/,\-#LW]+$/.test(f))) {
-    throw new UsageError(`codeclm schedule: --cron must be a cron expression with 5 fields (minute hour day month weekday), e.g. "0 3 * * *"; got "${expr}"`);
+    throw new UsageError(
+      `codeclm schedule: --cron must be a cron expression with 5 fields (minute hour day month weekday), e.g. "0 3 * * *"; got "${expr}"`,
+    );
   }
 }
 
@@ -142,7 +163,8 @@ async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
   try {
     return await fn(client);
   } catch (err) {
-    if (err instanceof ScheduleNotFoundError) throw new Error(err.message.includes('not found') ? err.message : `no such schedule: ${err.message}`);
+    if (err instanceof ScheduleNotFoundError)
+      throw new Error(err.message.includes('not found') ? err.message : `no such schedule: ${err.message}`);
     throw err;
   } finally {
     await client.connection.close();
@@ -159,14 +181,22 @@ export function taskQueueOf(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
 
 async function createSchedule(args: ParsedArgs): Promise<number> {
   const id = idArg(args, 'create');
-  if (!/^[A-Za-z0-9._-]{1,80}$/.test(id)) throw new UsageError(`codeclm schedule create: ID may use letters, digits, '.', '_' and '-' (got "${id}")`);
+  if (!/^[A-Za-z0-9._-]{1,80}$/.test(id))
+    throw new UsageError(
+      `codeclm schedule create: ID may use letters, digits, '.', '_' and '-' (got "${id}")`,
+    );
   const every = str(args, 'every');
   const cron = str(args, 'cron');
-  if (!!every === !!cron) throw new UsageError(`codeclm schedule create: give exactly one of --every DURATION or --cron EXPR\nusage: codeclm ${USAGE}`);
+  if (!!every === !!cron)
+    throw new UsageError(
+      `codeclm schedule create: give exactly one of --every DURATION or --cron EXPR\nusage: codeclm ${USAGE}`,
+    );
   const everyMs = every ? duration('every', every) : undefined;
   if (cron) checkCron(cron);
   const overlap = overlapPolicy(str(args, 'overlap') ?? 'skip');
-  const catchup = str(args, 'catchup-window') ? duration('catchup-window', str(args, 'catchup-window')!, 10_000) : undefined;
+  const catchup = str(args, 'catchup-window')
+    ? duration('catchup-window', str(args, 'catchup-window')!, 10_000)
+    : undefined;
 
   // Same validation as `codeclm run`: bad config or seeds exit 2 before anything is created.
   const run = prepareRunInput(args, scheduleCommand, `${id}-check`);
@@ -202,13 +232,18 @@ async function createSchedule(args: ParsedArgs): Promise<number> {
           memo: { outDir: run.outDir, seedsFile: run.seedsFile, scheduleId: id },
         },
         policies: { overlap, ...(catchup !== undefined ? { catchupWindow: catchup } : {}) },
-        state: { paused: flag(args, 'paused'), note: str(args, 'note') ?? (flag(args, 'paused') ? 'created paused' : undefined) },
+        state: {
+          paused: flag(args, 'paused'),
+          note: str(args, 'note') ?? (flag(args, 'paused') ? 'created paused' : undefined),
+        },
         memo: { outDir: run.outDir, seedsFile: run.seedsFile, codeclm: true },
       });
     } catch (err) {
-      if (err instanceof ScheduleAlreadyRunning) throw new Error(`schedule "${id}" already exists (delete it first, or pick another ID)`);
+      if (err instanceof ScheduleAlreadyRunning)
+        throw new Error(`schedule "${id}" already exists (delete it first, or pick another ID)`);
       const msg = (err as Error).message ?? '';
-      if (cron && /invalid|cron/i.test(msg)) throw new InputError(`codeclm schedule create: --cron "${cron}" was rejected by the server: ${msg}`);
+      if (cron && /invalid|cron/i.test(msg))
+        throw new InputError(`codeclm schedule create: --cron "${cron}" was rejected by the server: ${msg}`);
       throw err;
     }
     const h = client.schedule.getHandle(id);
@@ -220,7 +255,14 @@ async function createSchedule(args: ParsedArgs): Promise<number> {
         [
           `schedule ${id} created${flag(args, 'paused') ? ' (paused)' : ''}: ${every ? `every ${every}` : `cron "${cron}"`}, overlap ${overlap.toLowerCase()}`,
           `  versions in ${run.outDir}/versions/, newest at ${run.outDir}/latest`,
-          `  next: ${d ? d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()).join(', ') || '-' : '-'}`,
+          `  next: ${
+            d
+              ? d.info.nextActionTimes
+                  .slice(0, 3)
+                  .map((t) => t.toISOString())
+                  .join(', ') || '-'
+              : '-'
+          }`,
           `  runs are executed by workers on task queue "${taskQueue}": keep \`codeclm worker\` running against this server`,
           '',
         ].join('\n'),
@@ -247,7 +289,8 @@ function specText(spec: ScheduleSummary['spec'] | ScheduleDescription['spec'] | 
   const parts: string[] = [];
   for (const i of spec.intervals ?? []) parts.push(`every ${formatMs(Number(i.every))}`);
   for (const c of (spec as { cronExpressions?: string[] }).cronExpressions ?? []) parts.push(`cron "${c}"`);
-  if (!parts.length && (spec.calendars ?? []).length) parts.push(`${spec.calendars!.length} calendar spec(s)`);
+  if (!parts.length && (spec.calendars ?? []).length)
+    parts.push(`${spec.calendars!.length} calendar spec(s)`);
   return parts.join(', ') || '?';
 }
 
@@ -258,7 +301,9 @@ function formatMs(ms: number): string {
   return `${ms / 1000}s`;
 }
 
-function scheduleView(s: ScheduleSummary | ScheduleDescription): Omit<ScheduleView, 'schedule_id'> & { schedule_id?: string } {
+function scheduleView(
+  s: ScheduleSummary | ScheduleDescription,
+): Omit<ScheduleView, 'schedule_id'> & { schedule_id?: string } {
   const memo = (s.memo ?? {}) as { outDir?: string; seedsFile?: string };
   return {
     schedule_id: s.scheduleId,
@@ -278,12 +323,15 @@ function scheduleView(s: ScheduleSummary | ScheduleDescription): Omit<ScheduleVi
 }
 
 function renderView(v: ReturnType<typeof scheduleView>): string {
-  const lines = [`${v.schedule_id}: ${v.spec}${v.paused ? ` (paused${v.note ? `: ${v.note}` : ''})` : ''}${v.overlap ? `, overlap ${v.overlap}` : ''}`];
+  const lines = [
+    `${v.schedule_id}: ${v.spec}${v.paused ? ` (paused${v.note ? `: ${v.note}` : ''})` : ''}${v.overlap ? `, overlap ${v.overlap}` : ''}`,
+  ];
   if (v.out_dir) lines.push(`  out: ${v.out_dir} (latest: ${v.out_dir}/latest)`);
   if (v.seeds) lines.push(`  seeds: ${v.seeds}`);
   lines.push(`  next: ${v.next_runs.slice(0, 3).join(', ') || '-'}`);
   lines.push(`  recent: ${v.recent_runs.length ? '' : '-'}`);
-  for (const r of v.recent_runs) lines.push(`    ${r.workflow_id}  (taken ${r.taken_at})  -> codeclm status ${r.workflow_id}`);
+  for (const r of v.recent_runs)
+    lines.push(`    ${r.workflow_id}  (taken ${r.taken_at})  -> codeclm status ${r.workflow_id}`);
   if (!v.recent_runs.length) lines[lines.length - 1] = '  recent: -';
   return lines.join('\n');
 }
@@ -291,7 +339,8 @@ function renderView(v: ReturnType<typeof scheduleView>): string {
 async function listSchedules(client: Client, json: boolean): Promise<number> {
   const views: ReturnType<typeof scheduleView>[] = [];
   for await (const s of client.schedule.list()) {
-    if (s.action && s.action.type === 'startWorkflow' && s.action.workflowType !== SCHEDULED_WORKFLOW) continue;
+    if (s.action && s.action.type === 'startWorkflow' && s.action.workflowType !== SCHEDULED_WORKFLOW)
+      continue;
     views.push(scheduleView(s));
   }
   views.sort((a, b) => String(a.schedule_id).localeCompare(String(b.schedule_id)));
@@ -303,11 +352,16 @@ async function listSchedules(client: Client, json: boolean): Promise<number> {
 async function describeSchedule(client: Client, id: string, json: boolean): Promise<number> {
   const d = await existing(client, id).describe();
   const view = scheduleView(d);
-  const input = (d.action.type === 'startWorkflow' ? d.action.args?.[0] : undefined) as ScheduledRunInput | undefined;
+  const input = (d.action.type === 'startWorkflow' ? d.action.args?.[0] : undefined) as
+    ScheduledRunInput | undefined;
   if (json) {
-    process.stdout.write(`${JSON.stringify({ ...view, task_queue: d.action.taskQueue, size: input?.config.limits.size })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ...view, task_queue: d.action.taskQueue, size: input?.config.limits.size })}\n`,
+    );
   } else {
-    process.stdout.write(`${renderView(view)}\n  task queue: ${d.action.taskQueue}${input ? `, size ${input.config.limits.size}` : ''}\n`);
+    process.stdout.write(
+      `${renderView(view)}\n  task queue: ${d.action.taskQueue}${input ? `, size ${input.config.limits.size}` : ''}\n`,
+    );
   }
   return 0;
 }

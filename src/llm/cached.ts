@@ -60,7 +60,11 @@ export function withCache(inner: LlmClient, role: RoleName, cfg: ResolvedRole, s
     role: inner.role,
     model: inner.model,
 
-    async structured<O>(task: StructuredTask<O>, slots: Slots, opts: CallOptions = {}): Promise<LlmResult<O>> {
+    async structured<O>(
+      task: StructuredTask<O>,
+      slots: Slots,
+      opts: CallOptions = {},
+    ): Promise<LlmResult<O>> {
       const key = llmCacheKey(role, cfg, 'structured', task, slots, opts);
       const hit = store.get<unknown>(key);
       if (hit) {
@@ -75,7 +79,8 @@ export function withCache(inner: LlmClient, role: RoleName, cfg: ResolvedRole, s
     async text(task: TextTask, slots: Slots, opts: CallOptions = {}): Promise<LlmResult<string>> {
       const key = llmCacheKey(role, cfg, 'text', task, slots, opts);
       const hit = store.get<unknown>(key);
-      if (hit && typeof hit.value === 'string' && hit.value.trim()) return { value: hit.value, usage: hitUsage() };
+      if (hit && typeof hit.value === 'string' && hit.value.trim())
+        return { value: hit.value, usage: hitUsage() };
       const result = await inner.text(task, slots, opts);
       safePut(key, result.value, task);
       return result;

@@ -3,7 +3,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../store/files';
-import { compareVersions, readVersion, renderChangesMarkdown, versionsDir, type VersionChanges } from './changes';
+import {
+  compareVersions,
+  readVersion,
+  renderChangesMarkdown,
+  versionsDir,
+  type VersionChanges,
+} from './changes';
 
 /**
  * Activities of a scheduled refresh (src/workflows/scheduled.ts). Layout of a schedule's out dir:
@@ -37,7 +43,8 @@ export interface PublishResult {
 }
 
 function checkName(version: string): void {
-  if (!VERSION_NAME.test(version)) throw ApplicationFailure.nonRetryable(`not a version name: ${version}`, 'InputError');
+  if (!VERSION_NAME.test(version))
+    throw ApplicationFailure.nonRetryable(`not a version name: ${version}`, 'InputError');
 }
 
 /** Published versions (those with changes.json), oldest first. */
@@ -84,9 +91,17 @@ export function createScheduleActivities() {
       const owner = path.join(versionDir, '.version.json');
       const existing = readJson<{ workflowId: string }>(owner);
       if (existing && existing.workflowId !== input.workflowId) {
-        throw ApplicationFailure.nonRetryable(`version dir ${versionDir} belongs to ${existing.workflowId}; refusing to overwrite it`, 'InputError');
+        throw ApplicationFailure.nonRetryable(
+          `version dir ${versionDir} belongs to ${existing.workflowId}; refusing to overwrite it`,
+          'InputError',
+        );
       }
-      if (!existing) writeJsonAtomic(owner, { workflowId: input.workflowId, version: input.version, createdAt: new Date().toISOString() });
+      if (!existing)
+        writeJsonAtomic(owner, {
+          workflowId: input.workflowId,
+          version: input.version,
+          createdAt: new Date().toISOString(),
+        });
       return { versionDir };
     },
 
@@ -110,8 +125,11 @@ export function createScheduleActivities() {
         const report = readJson<Record<string, unknown>>(reportJson);
         if (report) writeJsonAtomic(reportJson, { ...report, changes });
         const reportMd = path.join(versionDir, 'report.md');
-        const md = fs.existsSync(reportMd) ? fs.readFileSync(reportMd, 'utf8') : `# codeclm version ${input.version}\n`;
-        if (!md.includes('## Changes since the previous version')) writeFileAtomic(reportMd, `${md.trimEnd()}\n${renderChangesMarkdown(changes)}`);
+        const md = fs.existsSync(reportMd)
+          ? fs.readFileSync(reportMd, 'utf8')
+          : `# codeclm version ${input.version}\n`;
+        if (!md.includes('## Changes since the previous version'))
+          writeFileAtomic(reportMd, `${md.trimEnd()}\n${renderChangesMarkdown(changes)}`);
         // Written last: its presence marks the version as published (publishedVersions).
         writeJsonAtomic(changesFile, changes);
       }

@@ -74,7 +74,13 @@ export function readVersion(dir: string): VersionContent {
 function setChange(cur: Set<string>, prev: Set<string>): SetChange {
   let unchanged = 0;
   for (const k of cur) if (prev.has(k)) unchanged++;
-  return { current: cur.size, previous: prev.size, added: cur.size - unchanged, removed: prev.size - unchanged, unchanged };
+  return {
+    current: cur.size,
+    previous: prev.size,
+    added: cur.size - unchanged,
+    removed: prev.size - unchanged,
+    unchanged,
+  };
 }
 
 const diff = (a: Record<string, number>, b: Record<string, number>) =>
@@ -82,7 +88,12 @@ const diff = (a: Record<string, number>, b: Record<string, number>) =>
     .filter((k) => !(k in b))
     .slice(0, MAX_LISTED);
 
-export function compareVersions(version: string, cur: VersionContent, previous: string | null, prev: VersionContent | null): VersionChanges {
+export function compareVersions(
+  version: string,
+  cur: VersionContent,
+  previous: string | null,
+  prev: VersionContent | null,
+): VersionChanges {
   const p: VersionContent = prev ?? { seeds: new Map(), metadata: [], pairs: new Set() };
   const dc = distribution(cur.metadata);
   const dp = distribution(p.metadata);
@@ -101,8 +112,14 @@ export function compareVersions(version: string, cur: VersionContent, previous: 
     },
     pairs: setChange(cur.pairs, p.pairs),
     examples: {
-      seeds_added: [...cur.seeds].filter(([k]) => !p.seeds.has(k)).slice(0, MAX_LISTED).map(([, t]) => clip(t)),
-      seeds_removed: [...p.seeds].filter(([k]) => !cur.seeds.has(k)).slice(0, MAX_LISTED).map(([, t]) => clip(t)),
+      seeds_added: [...cur.seeds]
+        .filter(([k]) => !p.seeds.has(k))
+        .slice(0, MAX_LISTED)
+        .map(([, t]) => clip(t)),
+      seeds_removed: [...p.seeds]
+        .filter(([k]) => !cur.seeds.has(k))
+        .slice(0, MAX_LISTED)
+        .map(([, t]) => clip(t)),
     },
   };
 }
@@ -120,8 +137,22 @@ export function renderChangesMarkdown(c: VersionChanges): string {
     table(
       ['', 'now', 'before', 'added', 'removed', 'unchanged'],
       [
-        ['seeds (by text hash)', c.seeds.current, c.seeds.previous, c.seeds.added, c.seeds.removed, c.seeds.unchanged],
-        ['pairs (by instruction hash)', c.pairs.current, c.pairs.previous, c.pairs.added, c.pairs.removed, c.pairs.unchanged],
+        [
+          'seeds (by text hash)',
+          c.seeds.current,
+          c.seeds.previous,
+          c.seeds.added,
+          c.seeds.removed,
+          c.seeds.unchanged,
+        ],
+        [
+          'pairs (by instruction hash)',
+          c.pairs.current,
+          c.pairs.previous,
+          c.pairs.added,
+          c.pairs.removed,
+          c.pairs.unchanged,
+        ],
       ],
     ),
     '',
@@ -131,7 +162,8 @@ export function renderChangesMarkdown(c: VersionChanges): string {
       `Seed metadata shift, Jensen-Shannon divergence (bits; 0 = same, 1 = disjoint): use cases **${jsd(c.metadata.use_cases_jsd)}**, skills **${jsd(c.metadata.skills_jsd)}**.`,
       '',
     );
-    const list = (name: string, xs: string[]) => (xs.length ? [`- ${name}: ${xs.map((x) => `\`${x}\``).join(', ')}`] : []);
+    const list = (name: string, xs: string[]) =>
+      xs.length ? [`- ${name}: ${xs.map((x) => `\`${x}\``).join(', ')}`] : [];
     const items = [
       ...list('new use cases', c.metadata.use_cases_added),
       ...list('use cases gone', c.metadata.use_cases_removed),
@@ -139,8 +171,20 @@ export function renderChangesMarkdown(c: VersionChanges): string {
       ...list('skills gone', c.metadata.skills_removed),
     ];
     if (items.length) lines.push(...items, '');
-    if (c.examples.seeds_added.length) lines.push('Seeds added (first few):', '', ...c.examples.seeds_added.map((s) => `- ${s.replace(/\n/g, ' ')}`), '');
-    if (c.examples.seeds_removed.length) lines.push('Seeds removed (first few):', '', ...c.examples.seeds_removed.map((s) => `- ${s.replace(/\n/g, ' ')}`), '');
+    if (c.examples.seeds_added.length)
+      lines.push(
+        'Seeds added (first few):',
+        '',
+        ...c.examples.seeds_added.map((s) => `- ${s.replace(/\n/g, ' ')}`),
+        '',
+      );
+    if (c.examples.seeds_removed.length)
+      lines.push(
+        'Seeds removed (first few):',
+        '',
+        ...c.examples.seeds_removed.map((s) => `- ${s.replace(/\n/g, ' ')}`),
+        '',
+      );
   }
   return lines.join('\n');
 }

@@ -48,11 +48,20 @@ export async function codeclmScheduledRun(input: ScheduledRunInput): Promise<Sch
   const acts = proxyActivities<ScheduleActivities>({
     taskQueue: input.taskQueue,
     startToCloseTimeout: '5 minutes',
-    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: ['InputError'] },
+    retry: {
+      initialInterval: '1 second',
+      maximumInterval: '30 seconds',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: ['InputError'],
+    },
   });
   // Workflow time: the same on replay.
   const version = versionName(new Date(), info.runId);
-  const { versionDir } = await acts.prepareVersion({ outDir: input.outDir, version, workflowId: info.workflowId });
+  const { versionDir } = await acts.prepareVersion({
+    outDir: input.outDir,
+    version,
+    workflowId: info.workflowId,
+  });
   upsertMemo({ outDir: versionDir, version, scheduleOutDir: input.outDir });
   const result = await codeclmRun({
     runId: info.workflowId,
@@ -64,5 +73,11 @@ export async function codeclmScheduledRun(input: ScheduledRunInput): Promise<Sch
     taskQueue: input.taskQueue,
   });
   const published = await acts.publishVersion({ outDir: input.outDir, version, workflowId: info.workflowId });
-  return { ...result, scheduleId: input.scheduleId, version, latest: published.latest, changes: published.changes };
+  return {
+    ...result,
+    scheduleId: input.scheduleId,
+    version,
+    latest: published.latest,
+    changes: published.changes,
+  };
 }
