@@ -6,6 +6,7 @@ import { runCommand } from './run';
 import { evalCommand } from './eval';
 import { demoCommand } from './demo';
 import { codecServerCommand } from './codecServer';
+import { benchCommand } from './bench';
 import { scheduleCommand } from './schedule';
 import { cacheCommand } from '../cache/command';
 import { cancelCommand, exportCommand, pauseCommand, resumeCommand, statusCommand, waitCommand, workerCommand } from './control';
@@ -28,4 +29,5 @@ export const commands: Command[] = [
   simLlmCommand,
   provisionCommand,
   codecServerCommand,
+  benchCommand,
 ];
