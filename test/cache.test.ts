@@ -259,17 +259,19 @@ describe('refresh with the cache on a real worker', () => {
       limits: { size: 3, concurrency: 8, topUpRounds: 0 },
       method: { poolSize: 4, maxIterations: 2 },
     });
-    const refresh = (n: number) =>
-      client.workflow.execute(codeclmScheduledRun, {
+    const refresh = (n: number, tuning?: { maxHistoryEvents: number }) =>
+      client.workflow.start(codeclmScheduledRun, {
         workflowId: `cache-refresh-${n}-${Date.now()}`,
         taskQueue,
-        args: [{ scheduleId: 'cache-test', outDir: out, seedsFile, skipInvalid: false, config, taskQueue }],
+        args: [
+          { scheduleId: 'cache-test', outDir: out, seedsFile, skipInvalid: false, config, taskQueue, tuning },
+        ],
       });
     const encodeRequests = (log: SimRequestLog[]) =>
       log.filter((r) => r.task === 'codeclm_encode' && r.status === 200).length;
 
     writeSeeds(seedsFile, makeSeeds(40));
-    const first: ScheduledRunResult = await refresh(1);
+    const first: ScheduledRunResult = await (await refresh(1)).result();
     expect(first.counters.seeds).toBe(40);
     expect(first.usage['encode/strong']?.calls).toBe(40);
     expect(first.usage['encode/strong']?.cacheHits ?? 0).toBe(0);
@@ -278,7 +280,7 @@ describe('refresh with the cache on a real worker', () => {
 
     // The seed file changes between refreshes: the same 40 plus 10 new ones.
     writeSeeds(seedsFile, [...makeSeeds(40), ...makeSeeds(10, 40)]);
-    const second: ScheduledRunResult = await refresh(2);
+    const second: ScheduledRunResult = await (await refresh(2)).result();
     expect(second.counters.seeds).toBe(50);
     expect(second.counters.encoded).toBe(50);
 
@@ -310,5 +312,25 @@ describe('refresh with the cache on a real worker', () => {
     expect(fs.existsSync(path.join(out, 'versions', first.version, 'dataset.jsonl'))).toBe(true);
     expect(fs.readlinkSync(path.join(out, 'latest'))).toBe(path.join('versions', second.version));
     expect(fs.readFileSync(path.join(out, 'LATEST'), 'utf8').trim()).toBe(second.version);
+
+    // Run the same refresh again (as after a crash, or a refresh with nothing new), with a tiny
+    // history bound so the run continues-as-new along the way: every LLM call of it had already
+    // succeeded once, so none is repeated, and the version is still published.
+    const handle = await refresh(3, { maxHistoryEvents: 5 });
+    const third: ScheduledRunResult = await handle.result();
+    const desc = await handle.describe();
+    expect(desc.runId).not.toBe(handle.firstExecutionRunId); // it did continue as new
+    expect(third.counters.seeds).toBe(50);
+    expect(third.usage['encode/strong']).toMatchObject({ calls: 0, cacheHits: 50 });
+    expect(usageTotals(third.usage).calls).toBe(0);
+    expect((await simLog()).length).toBe(logAfterSecond.length);
+    expect(third.changes).toMatchObject({
+      previous: second.version,
+      seeds: { added: 0, removed: 0, unchanged: 50 },
+    });
+    expect(fs.readFileSync(path.join(out, 'LATEST'), 'utf8').trim()).toBe(third.version);
+    expect(fs.readdirSync(path.join(out, 'versions')).sort()).toEqual(
+      [first.version, second.version, third.version].sort(),
+    );
   });
 });

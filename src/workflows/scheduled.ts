@@ -3,10 +3,15 @@
  * the Temporal Schedule starts this workflow, which:
  *
  *   1. names this version `<UTC timestamp>-<short id>` and creates DIR/versions/<version>/;
- *   2. runs the whole CodecLM run (codeclmRun) into that directory, with run id = this workflow's id,
- *      in this workflow itself, so `codeclm status|pause|resume|cancel|wait <workflowId>` work on a
- *      scheduled run exactly as on any run (same `progress` query and signals);
+ *   2. runs the whole CodecLM run (codeclmRun) into that directory with run id = this workflow's id.
+ *      The run executes in this workflow itself (not as a child), so `codeclm status|wait|pause|
+ *      resume|cancel <workflowId>` work on a scheduled run exactly as on any run: same `progress`
+ *      query, same signals, and the run's children report to this workflow id;
  *   3. writes what changed against the previous version and moves DIR/latest to the new version.
+ *
+ * codeclmRun continues-as-new on long runs with its own input plus a `carry`; it spreads its input,
+ * so the `scheduled` field travels along and the later segments (which arrive here, as this workflow
+ * type) know they are a refresh whose version dir already exists, and publish it at the end.
  *
  * The seed file is read by the run's prepareSeeds activity, so each refresh sees the file as it is
  * then (and snapshots it into the version).
@@ -15,7 +20,8 @@ import { proxyActivities, upsertMemo, workflowInfo } from '@temporalio/workflow'
 import type { ResolvedConfig } from '../schemas/config';
 import type { RunResult } from '../schemas/run';
 import type { PublishResult, ScheduleActivities } from '../schedule/activities';
-import { codeclmRun } from './pipeline';
+import { codeclmRun, type RunWorkflowInput } from './pipeline';
+import type { Tuning } from './control';
 
 export interface ScheduledRunInput {
   scheduleId: string;
@@ -27,7 +33,19 @@ export interface ScheduledRunInput {
   /** Resolved when the schedule was created; keyless (workers read keys from their own env). */
   config: ResolvedConfig;
   taskQueue?: string;
+  /** Advanced/tests: the run's history bound (continue-as-new). */
+  tuning?: Tuning;
 }
+
+/** Which refresh a run segment belongs to: carried through codeclmRun's continue-as-new. */
+export interface ScheduledVersion {
+  scheduleId: string;
+  /** The schedule's out dir. */
+  scheduleOutDir: string;
+  version: string;
+}
+
+type ScheduledRunSegment = RunWorkflowInput & { scheduled: ScheduledVersion };
 
 export interface ScheduledRunResult extends RunResult {
   scheduleId: string;
@@ -43,7 +61,9 @@ export function versionName(at: Date, runId: string): string {
   return `${stamp}-${short}`;
 }
 
-export async function codeclmScheduledRun(input: ScheduledRunInput): Promise<ScheduledRunResult> {
+export async function codeclmScheduledRun(
+  input: ScheduledRunInput | ScheduledRunSegment,
+): Promise<ScheduledRunResult> {
   const info = workflowInfo();
   const acts = proxyActivities<ScheduleActivities>({
     taskQueue: input.taskQueue,
@@ -55,29 +75,37 @@ export async function codeclmScheduledRun(input: ScheduledRunInput): Promise<Sch
       nonRetryableErrorTypes: ['InputError'],
     },
   });
-  // Workflow time: the same on replay.
-  const version = versionName(new Date(), info.runId);
-  const { versionDir } = await acts.prepareVersion({
-    outDir: input.outDir,
+  let run: ScheduledRunSegment;
+  if ('scheduled' in input && input.scheduled) {
+    run = input; // a later segment of this refresh's run: the version dir exists already
+  } else {
+    const s = input as ScheduledRunInput;
+    // Workflow time and the first execution's id: the same on replay and after continue-as-new.
+    const version = versionName(new Date(), info.firstExecutionRunId);
+    const { versionDir } = await acts.prepareVersion({
+      outDir: s.outDir,
+      version,
+      workflowId: info.workflowId,
+    });
+    upsertMemo({ outDir: versionDir, version, scheduleOutDir: s.outDir });
+    run = {
+      runId: info.workflowId,
+      seedsFile: s.seedsFile,
+      outDir: versionDir,
+      field: s.field,
+      skipInvalid: s.skipInvalid,
+      config: s.config,
+      taskQueue: s.taskQueue,
+      ...(s.tuning ? { tuning: s.tuning } : {}),
+      scheduled: { scheduleId: s.scheduleId, scheduleOutDir: s.outDir, version },
+    };
+  }
+  const result = await codeclmRun(run);
+  const { scheduleId, scheduleOutDir, version } = run.scheduled;
+  const published = await acts.publishVersion({
+    outDir: scheduleOutDir,
     version,
     workflowId: info.workflowId,
   });
-  upsertMemo({ outDir: versionDir, version, scheduleOutDir: input.outDir });
-  const result = await codeclmRun({
-    runId: info.workflowId,
-    seedsFile: input.seedsFile,
-    outDir: versionDir,
-    field: input.field,
-    skipInvalid: input.skipInvalid,
-    config: input.config,
-    taskQueue: input.taskQueue,
-  });
-  const published = await acts.publishVersion({ outDir: input.outDir, version, workflowId: info.workflowId });
-  return {
-    ...result,
-    scheduleId: input.scheduleId,
-    version,
-    latest: published.latest,
-    changes: published.changes,
-  };
+  return { ...result, scheduleId, version, latest: published.latest, changes: published.changes };
 }
