@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
-import { createWorker } from '../src/worker';
+import { createWorker, workflowsPath } from '../src/worker';
 import { startSimulator, type SimRequestLog } from '../src/sim/server';
 import { CacheStore, cacheKey, canonicalJson } from '../src/cache/store';
 import { resolveCacheSettings } from '../src/cache/settings';
@@ -329,6 +329,26 @@ describe('refresh with the cache on a real worker', () => {
       seeds: { added: 0, removed: 0, unchanged: 50 },
     });
     expect(fs.readFileSync(path.join(out, 'LATEST'), 'utf8').trim()).toBe(third.version);
+    // The refresh histories (first execution and the continued one) replay without nondeterminism.
+    const histories = [
+      { workflowId: first.runId, history: await client.workflow.getHandle(first.runId).fetchHistory() },
+      {
+        workflowId: handle.workflowId,
+        history: await client.workflow
+          .getHandle(handle.workflowId, handle.firstExecutionRunId)
+          .fetchHistory(),
+      },
+      { workflowId: handle.workflowId, history: await handle.fetchHistory() },
+    ];
+    let replayed = 0;
+    for await (const r of Worker.runReplayHistories(
+      { workflowsPath: workflowsPath(), replayName: 'scheduled' },
+      histories,
+    )) {
+      expect(r.error).toBeUndefined();
+      replayed++;
+    }
+    expect(replayed).toBe(3);
     expect(fs.readdirSync(path.join(out, 'versions')).sort()).toEqual(
       [first.version, second.version, third.version].sort(),
     );
