@@ -74,9 +74,9 @@ export class WindowMeter {
     readonly burst: number,
     readonly windowMs = WINDOW_MS,
   ) {
-    // Paced so that the pacing alone never lets more than `capacity` into a window, burst included:
-    // the log below then only matters after corrections, and never leaves a gap each minute.
-    this.interval = windowMs / Math.max(1, capacity - Math.max(0, burst - 1));
+    // Paced at exactly the capacity; the tolerance lets a waiter that woke late (a busy event loop)
+    // catch up instead of losing that time for good, and the log keeps the window exact.
+    this.interval = windowMs / capacity;
     this.tolerance = Math.max(0, burst - 1) * this.interval;
   }
 
@@ -148,7 +148,7 @@ export interface RateLimits {
 export interface RateLimiterOptions {
   /** Fraction of each limit kept free (default 0.03): providers count at arrival, we count at send. */
   headroom?: number;
-  /** Seconds of pacing tolerance (default 0.25): how far ahead of the even schedule a request may go. */
+  /** Seconds of pacing tolerance (default 1): how far a late waiter may catch up on the even schedule. */
   burstSeconds?: number;
   clock?: Clock;
 }
@@ -185,7 +185,7 @@ export class RateLimiter {
   constructor(limits: RateLimits = {}, opts: RateLimiterOptions = {}) {
     this.clock = opts.clock ?? systemClock;
     this.headroom = opts.headroom ?? 0.03;
-    this.burstSeconds = opts.burstSeconds ?? 0.25;
+    this.burstSeconds = opts.burstSeconds ?? 1;
     this.setLimits(limits);
   }
 
