@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bundleWorkflowCode, Worker, type NativeConnection } from '@temporalio/worker';
+import { bundleWorkflowCode, Worker, type ActivityInterceptorsFactory, type NativeConnection } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { createLlmClient } from './llm/client';
 import { roleNames, type ResolvedRole, type RoleName } from './schemas/config';
@@ -93,6 +93,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     taskQueue: opts.taskQueue ?? (env.CODECLM_TASK_QUEUE?.trim() || DEFAULT_TASK_QUEUE),
     ...(bundle ? { workflowBundle: bundle } : { workflowsPath: workflowsPath() }),
     activities: { ...createActivities(deps), ...createScheduleActivities() },
+    interceptors: { activity: [autoHeartbeat] },
     dataConverter,
     maxConcurrentActivityTaskExecutions: concurrency,
     maxConcurrentWorkflowTaskExecutions: opts.maxConcurrentWorkflowTaskExecutions ?? 40,
@@ -109,6 +110,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
         namespace: opts.namespace ?? 'default',
         taskQueue: roleQueue(main.options.taskQueue, role),
         activities: createActivities(deps),
+        interceptors: { activity: [autoHeartbeat] },
         dataConverter,
         maxConcurrentActivityTaskExecutions: concurrency,
         ...(rpm ? { maxTaskQueueActivitiesPerSecond: rpm / 60 } : {}),
@@ -118,6 +120,24 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   );
   return withLlmWorkers(main, llmWorkers);
 }
+
+/**
+ * Every activity heartbeats every 2 s while it runs, so that with the workflows' heartbeat timeouts
+ * (src/workflows/activities.ts) a SIGKILLed worker's activities (file ones too, which never heartbeat
+ * themselves) are retried elsewhere within seconds instead of after their start-to-close timeout.
+ */
+export const autoHeartbeat: ActivityInterceptorsFactory = (ctx) => ({
+  inbound: {
+    async execute(input, next) {
+      const timer = setInterval(() => ctx.heartbeat(), 2_000);
+      try {
+        return await next(input);
+      } finally {
+        clearInterval(timer);
+      }
+    },
+  },
+});
 
 /**
  * One Worker as the rest of the code knows it (run(), shutdown()), running the role-queue workers

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { flag, intOpt, requireStr, UsageError, type Command, type ParsedArgs } from './command';
+import { flag, intOpt, requireStr, str, UsageError, type Command, type ParsedArgs } from './command';
 import { controlClient } from './runtime';
 import type { RunProgress, RunResult, RunState } from '../schemas/run';
 import { usageTotals, type DatasetRecord } from '../schemas/records';
@@ -9,6 +9,8 @@ import { progressQuery, pauseSignal, resumeSignal, type codeclmRun } from '../wo
 import { runPaths } from '../store/runDir';
 import { listJsonFiles, readJson, writeFileAtomic } from '../store/files';
 import { createWorker } from '../worker';
+import { loadConfig } from '../config/load';
+import { roleNames, type ResolvedConfig, type RoleName } from '../schemas/config';
 import { connectWorker, temporalTarget } from '../temporal/connection';
 import { embeddedPort } from './runtime';
 import { onShutdownSignal } from '../temporal/logging';
@@ -147,20 +149,33 @@ export const waitCommand: Command = {
 };
 
 function signalCommand(name: 'pause' | 'resume' | 'cancel', summary: string): Command {
+  const resume = name === 'resume';
   const command: Command = {
     name,
     summary,
-    usage: `${name} RUN_ID`,
-    options: {},
+    usage: resume ? 'resume RUN_ID [--budget-tokens N] [--budget-calls N]' : `${name} RUN_ID`,
+    details: resume
+      ? [
+          '--budget-tokens N   new token budget for the run (a run paused by its budget needs it raised)',
+          '--budget-calls N    new LLM-call budget for the run',
+        ]
+      : undefined,
+    options: resume ? { 'budget-tokens': { type: 'string' }, 'budget-calls': { type: 'string' } } : {},
     async run(args) {
+      const budget = resume
+        ? { budgetTokens: intOpt(args, 'budget-tokens', command), budgetCalls: intOpt(args, 'budget-calls', command) }
+        : undefined;
       await withRun(args, command, async (handle) => {
         const view = await runStatus(handle);
         if (view.state !== 'running' && view.state !== 'paused') throw new Error(`run ${handle.workflowId} has already ended (${view.state})`);
         if (name === 'pause') await handle.signal(pauseSignal, 'paused by user');
-        else if (name === 'resume') await handle.signal(resumeSignal);
+        else if (name === 'resume') await handle.signal(resumeSignal, budget);
         else await handle.cancel();
       });
-      process.stdout.write(`${name === 'cancel' ? 'cancellation requested' : `${name}d`}: ${args.positionals[0]}\n`);
+      const raised = budget && (budget.budgetTokens ?? budget.budgetCalls) !== undefined
+        ? ` (budget: ${[budget.budgetTokens !== undefined ? `${budget.budgetTokens} tokens` : '', budget.budgetCalls !== undefined ? `${budget.budgetCalls} calls` : ''].filter(Boolean).join(', ')})`
+        : '';
+      process.stdout.write(`${name === 'cancel' ? 'cancellation requested' : `${name}d`}: ${args.positionals[0]}${raised}\n`);
     },
   };
   return command;
@@ -208,15 +223,21 @@ export const exportCommand: Command = {
 export const workerCommand: Command = {
   name: 'worker',
   summary: 'run a worker against TEMPORAL_ADDRESS until SIGINT/SIGTERM (graceful)',
-  usage: 'worker [--concurrency N]',
-  details: ['--concurrency N   LLM calls (activities) in flight from this worker (default 64)'],
-  options: { concurrency: { type: 'string' } },
+  usage: 'worker [--concurrency N] [--config FILE]',
+  details: [
+    '--concurrency N   LLM calls (activities) in flight from this worker, per role (default 64)',
+    '--config FILE     the run config: its roles.<role>.rpm become cluster-wide rate limits on the',
+    '                  role task queues; give every worker of a cluster the same file',
+  ],
+  options: { concurrency: { type: 'string' }, config: { type: 'string' } },
   async run(args) {
     const concurrency = intOpt(args, 'concurrency', workerCommand);
+    const configFile = str(args, 'config');
+    const roleRpm = configFile ? rolesRpm(loadConfig(configFile, process.env)) : undefined;
     const target = temporalTarget();
     const address = target.explicit ? target.address : `127.0.0.1:${embeddedPort()}`;
     const connection = await connectWorker({ ...target, address });
-    const worker = await createWorker({ connection, namespace: target.namespace, concurrency });
+    const worker = await createWorker({ connection, namespace: target.namespace, concurrency, roleRpm });
     process.stderr.write(`codeclm: worker on ${address} (namespace ${target.namespace}); SIGINT/SIGTERM to stop gracefully\n`);
     // Graceful: stop polling, let in-flight activities finish (or hand them back after the grace time).
     const stopSignals = onShutdownSignal((signal) => {
@@ -233,3 +254,9 @@ export const workerCommand: Command = {
   },
 };
 
+/** The per-role rpm of a config, for the role task queues' rate limits (src/worker.ts). */
+export function rolesRpm(config: ResolvedConfig): Partial<Record<RoleName, number>> {
+  const out: Partial<Record<RoleName, number>> = {};
+  for (const role of roleNames) if (config.roles[role].rpm) out[role] = config.roles[role].rpm;
+  return out;
+}

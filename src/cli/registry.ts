@@ -7,6 +7,7 @@ import { evalCommand } from './eval';
 import { demoCommand } from './demo';
 import { codecServerCommand } from './codecServer';
 import { benchCommand } from './bench';
+import { chaosCommand } from './chaos';
 import { scheduleCommand } from './schedule';
 import { cacheCommand } from '../cache/command';
 import { cancelCommand, exportCommand, pauseCommand, resumeCommand, statusCommand, waitCommand, workerCommand } from './control';
@@ -30,4 +31,5 @@ export const commands: Command[] = [
   provisionCommand,
   codecServerCommand,
   benchCommand,
+  chaosCommand,
 ];

@@ -10,6 +10,7 @@ import type { ResolvedConfig } from '../schemas/config';
 import type { RunInput, RunProgress, RunResult } from '../schemas/run';
 import { codeclmRun, progressQuery } from '../workflows/pipeline';
 import { createWorker } from '../worker';
+import { rolesRpm } from './control';
 import { connectClient, connectWorker, DEFAULT_TASK_QUEUE, temporalTarget } from '../temporal/connection';
 import { onShutdownSignal } from '../temporal/logging';
 import { codeclmHome, embeddedPort, ensureTemporal } from './runtime';
@@ -101,7 +102,7 @@ async function runMain(args: ParsedArgs): Promise<number> {
     }
     if (embedded || flag(args, 'worker')) {
       workerConnection = await connectWorker(temporal.target);
-      worker = await createWorker({ connection: workerConnection, namespace: temporal.target.namespace });
+      worker = await createWorker({ connection: workerConnection, namespace: temporal.target.namespace, roleRpm: rolesRpm(input.config) });
       workerRun = worker.run();
     }
     // Ctrl-C stops waiting (and this process's worker, gracefully); the run itself is durable.

@@ -59,18 +59,23 @@ export function llmActivities(limits: LimitsConfig, taskQueue?: string) {
 }
 
 /**
- * File activities. Per-item ones are short (a dead worker's attempt is retried after 30 s at most);
- * whole-run ones (seed snapshot, pool, final assembly) get a long timeout.
+ * File activities. Per-item ones are short; whole-run ones (seed snapshot, pool, final assembly) get
+ * long timeouts.
  */
 export function fileActivities(taskQueue?: string) {
+  // Workers heartbeat every activity (src/worker.ts, autoHeartbeat), so a dead worker's file
+  // activity is retried after the heartbeat timeout, not its start-to-close timeout.
   const short = proxyActivities<Activities>({
     taskQueue,
-    startToCloseTimeout: '30 seconds',
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: permanent },
   });
+  // Whole-run file activities read many files synchronously: a longer heartbeat timeout.
   const long = proxyActivities<Activities>({
     taskQueue,
-    startToCloseTimeout: '30 minutes',
+    startToCloseTimeout: '60 minutes',
+    heartbeatTimeout: '60 seconds',
     retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: permanent },
   });
   const whole = new Set<string>(['prepareSeeds', 'buildPool', 'finalizeRun', 'prepareEval', 'finalizeEval']);

@@ -67,6 +67,11 @@ export class Control {
     this.state = initial ?? { paused: false, seq: 0 };
   }
 
+  /** Children running now. */
+  get running(): number {
+    return this.children.size;
+  }
+
   get paused(): boolean {
     return this.state.paused;
   }

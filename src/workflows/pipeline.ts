@@ -139,8 +139,9 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
     if (opts?.budgetTokens !== undefined) carry.budget.budgetTokens = opts.budgetTokens;
     if (opts?.budgetCalls !== undefined) carry.budget.budgetCalls = opts.budgetCalls;
     if (progress.state !== 'paused') return;
-    setPaused(false);
-    checkBudget(); // still over the (unraised) budget: paused again, with the reason
+    // Still over the (unraised) budget: stays paused, with the budget's reason.
+    const over = budgetReached(progress, carry.budget);
+    setPaused(over !== undefined, over);
   });
   setHandler(reportSignal, (report) => {
     mergeCounters(c, report.counters);
@@ -249,9 +250,13 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
   } catch (err) {
     if (err instanceof ContinueAsNew) throw err;
     if (isCancellation(err)) {
-      // Keep what finished: write the dataset and report of the kept pairs, then end as cancelled.
+      // Keep what finished: once the children (cancelled with the run) have closed and reported,
+      // write the dataset and report of the kept pairs, then end as cancelled.
       progress.state = 'cancelled';
-      await CancellationScope.nonCancellable(() => finish(progress, files, config));
+      await CancellationScope.nonCancellable(async () => {
+        await condition(() => control.running === 0);
+        await finish(progress, files, config);
+      });
     } else progress.state = 'failed';
     throw err;
   }
@@ -384,7 +389,6 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
   setHandler(controlSignal, (state) => control.receive(state));
   const batchSize = config.method.decodeBatch ?? DEFAULT_DECODE_BATCH;
   const reporter = new Reporter(input.runId, batchSize);
-  const c = reporter.counters;
   const batches = Math.ceil(input.count / batchSize);
   const planned = (batch: number) => Math.min(batchSize, input.count - batch * batchSize);
   let nextBatch = input.nextBatch ?? 0;
@@ -394,8 +398,8 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
   const failBatches = (from: number, to: number, stage: string, err: unknown) => {
     let n = 0;
     for (let b = from; b < to; b++) n += planned(b);
-    c.instructions += n;
-    c.failed += n;
+    reporter.counters.instructions += n;
+    reporter.counters.failed += n;
     const which = to - from === 1 ? `${entryName} batch ${from + 1}` : entryName;
     reporter.add({}, [{ item: which, stage, reason: failureReason(err) }], n);
   };
@@ -435,14 +439,14 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
           label: `decode ${entryName} batch ${batch + 1}`,
         });
         reporter.add(decoded.usage, [], 0);
-        c.instructions += decoded.instructions.length;
+        reporter.counters.instructions += decoded.instructions.length;
         for (const [j, text] of decoded.instructions.entries()) {
           const index = batch * batchSize + j;
           if (config.method.dedupeInstructions) {
             const fresh = await files.claim({ outDir: input.outDir, key: instructionKey(text), owner: recordId(input, index) });
             if (!fresh) {
-              c.instructions--;
-              c.duplicatesRemoved++;
+              reporter.counters.instructions--;
+              reporter.counters.duplicatesRemoved++;
               continue;
             }
           }
@@ -495,8 +499,14 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
     }
     return {};
   } catch (err) {
-    // Cancelled (the run was cancelled): still report what finished, so the run's counts match its files.
-    if (isCancellation(err)) await CancellationScope.nonCancellable(() => reporter.flush());
+    // Cancelled (the run was cancelled): wait for the instruction workflows (cancelled too) to
+    // close, then report what finished, so the run's counts match its files.
+    if (isCancellation(err)) {
+      await CancellationScope.nonCancellable(async () => {
+        await condition(() => control.running === 0);
+        await reporter.flush();
+      });
+    }
     throw err;
   }
 
@@ -515,7 +525,7 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
       if (!isItemFailure(err)) throw err;
       outcome = { id, status: 'failed', iteration: 1, gaps: [], stage: 'refine', reason: failureReason(err), usage: {} };
     }
-    tally(c, outcome);
+    tally(reporter.counters, outcome);
     const failures = outcome.status === 'failed' ? [{ item: id, stage: outcome.stage ?? 'refine', reason: outcome.reason ?? 'unknown' }] : [];
     reporter.add(outcome.usage, failures);
   }
@@ -651,7 +661,8 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
           actions,
         };
         stage = 'save';
-        await files.saveRecord({ outDir: input.outDir, record });
+        // Once saved, the outcome is reported even if the run is being cancelled meanwhile.
+        await CancellationScope.nonCancellable(() => files.saveRecord({ outDir: input.outDir, record }));
         return { id: input.recordId, status: 'kept', iteration, source, gaps, usage };
       }
     }
