@@ -33,27 +33,42 @@ afterAll(async () => {
 });
 
 function input(runId: string, outDir: string, limits: Partial<RunInput['config']['limits']> = {}): RunInput {
-  const config = simConfig(sim.url, { limits: { size: 40, concurrency: 8, ...limits }, method: { poolSize: 10, decodeBatch: 5 } });
+  const config = simConfig(sim.url, {
+    limits: { size: 40, concurrency: 8, ...limits },
+    method: { poolSize: 10, decodeBatch: 5 },
+  });
   return { runId, seedsFile: examples, outDir, skipInvalid: false, config, taskQueue: w.taskQueue };
 }
 
 /** Waits until the simulator has seen no new request for `quietMs`. */
 async function quiet(quietMs = 1500): Promise<number> {
-  return until('in-flight requests to finish', async () => {
-    const before = sim.stats().requests;
-    await sleep(quietMs);
-    return sim.stats().requests === before ? before : undefined;
-  }, 30_000, 0);
+  return until(
+    'in-flight requests to finish',
+    async () => {
+      const before = sim.stats().requests;
+      await sleep(quietMs);
+      return sim.stats().requests === before ? before : undefined;
+    },
+    30_000,
+    0,
+  );
 }
 
 function cli(...args: string[]) {
-  return run(process.execPath, [bin, ...args], { env: { ...process.env, TEMPORAL_ADDRESS: testAddress() }, timeout: 60_000 });
+  return run(process.execPath, [bin, ...args], {
+    env: { ...process.env, TEMPORAL_ADDRESS: testAddress() },
+    timeout: 60_000,
+  });
 }
 
 test('pause: no new LLM request starts while paused; resume: the run completes', async () => {
   const runId = `control-pause-${Date.now()}`;
   const outDir = tmpDir('codeclm-pause-');
-  const handle = await w.client.workflow.start(codeclmRun, { workflowId: runId, taskQueue: w.taskQueue, args: [input(runId, outDir)] });
+  const handle = await w.client.workflow.start(codeclmRun, {
+    workflowId: runId,
+    taskQueue: w.taskQueue,
+    args: [input(runId, outDir)],
+  });
   // Well into generation (32 encode calls first).
   await until('generation to start', () => (sim.stats().requests > 60 ? true : undefined), 60_000);
   await handle.signal(pauseSignal, 'paused by the test');
@@ -78,8 +93,16 @@ test('pause: no new LLM request starts while paused; resume: the run completes',
 test('cancel: the run ends cancelled and the pairs kept so far are written', async () => {
   const runId = `control-cancel-${Date.now()}`;
   const outDir = tmpDir('codeclm-cancel-');
-  const handle = await w.client.workflow.start(codeclmRun, { workflowId: runId, taskQueue: w.taskQueue, args: [input(runId, outDir, { size: 200 })] });
-  await until('a few kept pairs', async () => ((await handle.query(progressQuery)).counters.kept >= 3 ? true : undefined), 90_000);
+  const handle = await w.client.workflow.start(codeclmRun, {
+    workflowId: runId,
+    taskQueue: w.taskQueue,
+    args: [input(runId, outDir, { size: 200 })],
+  });
+  await until(
+    'a few kept pairs',
+    async () => ((await handle.query(progressQuery)).counters.kept >= 3 ? true : undefined),
+    90_000,
+  );
   const { stdout } = await cli('cancel', runId);
   expect(stdout).toContain('cancellation requested');
   await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
@@ -99,17 +122,24 @@ test('budget: the run pauses with the reason when reached, and resumes with a ra
     taskQueue: w.taskQueue,
     args: [input(runId, outDir, { size: 30, budgetCalls: 120 })],
   });
-  const paused = await until('budget pause', async () => {
-    const p = await handle.query(progressQuery);
-    return p.state === 'paused' ? p : undefined;
-  }, 90_000);
+  const paused = await until(
+    'budget pause',
+    async () => {
+      const p = await handle.query(progressQuery);
+      return p.state === 'paused' ? p : undefined;
+    },
+    90_000,
+  );
   expect(paused.pausedReason).toMatch(/call budget reached: \d+ of 120 calls used/);
   const settled = await quiet();
   await sleep(2000);
   expect(sim.stats().requests).toBe(settled);
 
   // status says why; resume without raising it pauses again at once.
-  const status = JSON.parse((await cli('status', runId, '--json')).stdout) as { state: string; paused_reason: string };
+  const status = JSON.parse((await cli('status', runId, '--json')).stdout) as {
+    state: string;
+    paused_reason: string;
+  };
   expect(status.state).toBe('paused');
   expect(status.paused_reason).toMatch(/call budget reached/);
   await handle.signal(resumeSignal);

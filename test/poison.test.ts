@@ -29,16 +29,31 @@ test('an item whose output never validates fails with its reason; the run comple
   // One instruction at a time, so the 6 scripted replies all meet the same instruction's
   // target answer (1 call + 2 repairs, in each of 2 activity attempts).
   const script = Array.from({ length: 6 }, () => ({ task: 'answer', model: 'sim-target', truncate: true }));
-  const res = await fetch(`${sim.url.replace(/\/v1$/, '')}/_sim/script`, { method: 'POST', body: JSON.stringify(script) });
+  const res = await fetch(`${sim.url.replace(/\/v1$/, '')}/_sim/script`, {
+    method: 'POST',
+    body: JSON.stringify(script),
+  });
   expect(res.status).toBe(200);
 
   const runId = `poison-${Date.now()}`;
   const outDir = tmpDir('codeclm-poison-');
-  const config = simConfig(sim.url, { limits: { size: 6, concurrency: 1, topUpRounds: 0 }, method: { poolSize: 3 } });
+  const config = simConfig(sim.url, {
+    limits: { size: 6, concurrency: 1, topUpRounds: 0 },
+    method: { poolSize: 3 },
+  });
   const result = await w.client.workflow.execute(codeclmRun, {
     workflowId: runId,
     taskQueue: w.taskQueue,
-    args: [{ runId, seedsFile: path.join(__dirname, '..', 'examples', 'seeds.jsonl'), outDir, skipInvalid: false, config, taskQueue: w.taskQueue }],
+    args: [
+      {
+        runId,
+        seedsFile: path.join(__dirname, '..', 'examples', 'seeds.jsonl'),
+        outDir,
+        skipInvalid: false,
+        config,
+        taskQueue: w.taskQueue,
+      },
+    ],
   });
   const c = result.counters;
   expect(c.failed).toBe(1);
@@ -53,7 +68,9 @@ test('an item whose output never validates fails with its reason; the run comple
   const failure = report.failures.find((f) => f.stage === 'answer');
   expect(failure?.reason).toMatch(/invalid LLM output .*cut off/);
   // And one file per failed item under .work/failures.
-  const files = fs.readdirSync(path.join(outDir, '.work', 'failures'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json'));
+  const files = fs
+    .readdirSync(path.join(outDir, '.work', 'failures'), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.json'));
   expect(files).toHaveLength(1);
   expect(files[0]).toContain(failure!.item);
 });

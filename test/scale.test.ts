@@ -41,7 +41,17 @@ test('batched decode and continue-as-new at every level keep the counts and the 
   const handle = await w.client.workflow.start(codeclmRun, {
     workflowId: runId,
     taskQueue: w.taskQueue,
-    args: [{ runId, seedsFile: path.join(__dirname, '..', 'examples', 'seeds.jsonl'), outDir, skipInvalid: false, config, taskQueue: w.taskQueue, tuning: { maxHistoryEvents: 60 } }],
+    args: [
+      {
+        runId,
+        seedsFile: path.join(__dirname, '..', 'examples', 'seeds.jsonl'),
+        outDir,
+        skipInvalid: false,
+        config,
+        taskQueue: w.taskQueue,
+        tuning: { maxHistoryEvents: 60 },
+      },
+    ],
   });
   // The progress query answers across continue-as-new (same workflow id).
   let queried = 0;
@@ -49,7 +59,10 @@ test('batched decode and continue-as-new at every level keep the counts and the 
     for (;;) {
       const d = await handle.describe();
       if (d.status.name !== 'RUNNING') return;
-      await handle.query(progressQuery).then(() => queried++, () => undefined);
+      await handle.query(progressQuery).then(
+        () => queried++,
+        () => undefined,
+      );
       await new Promise((r) => setTimeout(r, 300));
     }
   })();
@@ -71,14 +84,23 @@ test('batched decode and continue-as-new at every level keep the counts and the 
   // Continue-as-new happened for the run and for entries.
   const runs = await executions(`WorkflowId = "${runId}"`);
   expect(runs.filter((e) => e.status.name === 'CONTINUED_AS_NEW').length).toBeGreaterThan(0);
-  const entries = await executions(`WorkflowId STARTS_WITH "${runId}/r1-e" AND WorkflowType = "generateForEntry"`);
+  const entries = await executions(
+    `WorkflowId STARTS_WITH "${runId}/r1-e" AND WorkflowType = "generateForEntry"`,
+  );
   expect(entries.filter((e) => e.status.name === 'CONTINUED_AS_NEW').length).toBeGreaterThan(0);
   for (const e of runs) expect(e.historyLength).toBeLessThan(300);
 
   // Histories of continued runs replay deterministically.
   const continued = [...runs, ...entries].filter((e) => e.status.name === 'CONTINUED_AS_NEW').slice(0, 6);
   const histories = await Promise.all(
-    continued.map(async (e) => ({ workflowId: e.workflowId, history: await w.client.workflow.getHandle(e.workflowId, e.runId).fetchHistory() })),
+    continued.map(async (e) => ({
+      workflowId: e.workflowId,
+      history: await w.client.workflow.getHandle(e.workflowId, e.runId).fetchHistory(),
+    })),
   );
-  for await (const r of Worker.runReplayHistories({ workflowsPath: workflowsPath(), replayName: 'scale' }, histories)) expect(r.error).toBeUndefined();
+  for await (const r of Worker.runReplayHistories(
+    { workflowsPath: workflowsPath(), replayName: 'scale' },
+    histories,
+  ))
+    expect(r.error).toBeUndefined();
 });

@@ -23,7 +23,11 @@ export function createRunStateActivities() {
       // No cache: the file is small, read a few times per entry; a worker keeps no per-run state.
       const pool = readJson<{ entries: { metadata: Metadata }[] }>(runPaths(input.outDir).pool);
       const entry = pool?.entries[input.entry];
-      if (!entry) throw ApplicationFailure.nonRetryable(`no pool entry ${input.entry} in ${runPaths(input.outDir).pool}`, 'InputError');
+      if (!entry)
+        throw ApplicationFailure.nonRetryable(
+          `no pool entry ${input.entry} in ${runPaths(input.outDir).pool}`,
+          'InputError',
+        );
       return { metadata: entry.metadata };
     },
 

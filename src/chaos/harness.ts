@@ -101,7 +101,10 @@ class WorkerProcess {
   start(): void {
     this.logOffset = fs.existsSync(this.logFile) ? fs.statSync(this.logFile).size : 0;
     const out = fs.openSync(this.logFile, 'a');
-    const child = spawn(process.execPath, [BIN, 'worker', ...this.args], { env: this.env, stdio: ['ignore', out, out] });
+    const child = spawn(process.execPath, [BIN, 'worker', ...this.args], {
+      env: this.env,
+      stdio: ['ignore', out, out],
+    });
     fs.closeSync(out);
     this.child = child;
     this.planned = false;
@@ -150,18 +153,39 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
   });
   const role = (model: string) => ({ baseURL: sim.url, model, apiKeyEnv: 'CODECLM_CHAOS_KEY' });
   const config = {
-    roles: { strong: role('sim-strong'), target: role('sim-target'), judge: { ...role('sim-strong'), temperature: 0 } },
-    method: { poolSize: Math.min(200, Math.max(10, Math.ceil(opts.size / 10))), dedupeInstructions: true, ...opts.method },
-    limits: { size: opts.size, concurrency: opts.concurrency ?? 32, llmMaxRetryIntervalSeconds: 5, ...opts.limits },
+    roles: {
+      strong: role('sim-strong'),
+      target: role('sim-target'),
+      judge: { ...role('sim-strong'), temperature: 0 },
+    },
+    method: {
+      poolSize: Math.min(200, Math.max(10, Math.ceil(opts.size / 10))),
+      dedupeInstructions: true,
+      ...opts.method,
+    },
+    limits: {
+      size: opts.size,
+      concurrency: opts.concurrency ?? 32,
+      llmMaxRetryIntervalSeconds: 5,
+      ...opts.limits,
+    },
   };
   const configFile = path.join(dir, 'config.json');
   fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
 
   const port = await freePort();
-  const serverOpts = { dbFile, port, headless: true, log: () => undefined, logFile: path.join(dir, 'server.log') };
+  const serverOpts = {
+    dbFile,
+    port,
+    headless: true,
+    log: () => undefined,
+    logFile: path.join(dir, 'server.log'),
+  };
   let server: DevServer | undefined = await startDevServer(serverOpts);
   const address = server.address;
-  log(`dir ${dir}; server ${address}; simulator ${sim.url}; ${seedCount} seeds, size ${opts.size}, ${opts.workers} workers`);
+  log(
+    `dir ${dir}; server ${address}; simulator ${sim.url}; ${seedCount} seeds, size ${opts.size}, ${opts.workers} workers`,
+  );
 
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -173,7 +197,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
   delete env.CODECLM_ENCRYPTION_KEY;
   const workers = Array.from(
     { length: opts.workers },
-    (_, i) => new WorkerProcess(`w${i}`, env, ['--config', configFile, '--concurrency', '32'], path.join(dir, `worker-${i}.log`)),
+    (_, i) =>
+      new WorkerProcess(
+        `w${i}`,
+        env,
+        ['--config', configFile, '--concurrency', '32'],
+        path.join(dir, `worker-${i}.log`),
+      ),
   );
   for (const w of workers) w.start();
 
@@ -187,7 +217,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     // Start the run through the CLI, as a user would, against TEMPORAL_ADDRESS.
     const starter = spawn(
       process.execPath,
-      [BIN, 'run', '--seeds', path.join(dir, 'seeds.jsonl'), '--out', outDir, '--config', configFile, '--run-id', runId, '--detach'],
+      [
+        BIN,
+        'run',
+        '--seeds',
+        path.join(dir, 'seeds.jsonl'),
+        '--out',
+        outDir,
+        '--config',
+        configFile,
+        '--run-id',
+        runId,
+        '--detach',
+      ],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let starterErr = '';
@@ -208,7 +250,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     while (Date.now() < deadline) {
       try {
         status = (await handle.describe()).status.name;
-        if (status === 'RUNNING') last = await client.withDeadline(Date.now() + 3000, () => handle.query(progressQuery));
+        if (status === 'RUNNING')
+          last = await client.withDeadline(Date.now() + 3000, () => handle.query(progressQuery));
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) throw err;
         // The server is down or restarting: keep going.
@@ -217,7 +260,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
       if (last && Date.now() - lastLog > 10_000) {
         lastLog = Date.now();
         const c = last.counters;
-        log(`${last.phase}: encoded ${c.encoded}/${c.seeds}, instructions ${c.instructions}, kept ${c.kept}, dropped ${c.dropped}, failed ${c.failed}; kills ${workerKills}+${serverKills}`);
+        log(
+          `${last.phase}: encoded ${c.encoded}/${c.seeds}, instructions ${c.instructions}, kept ${c.kept}, dropped ${c.dropped}, failed ${c.failed}; kills ${workerKills}+${serverKills}`,
+        );
       }
       // Workers that died on their own (e.g. lost the server) are restarted too, and counted.
       for (const w of workers) {
@@ -248,7 +293,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
       }
       await sleep(500);
     }
-    if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') throw new Error(`run ${runId} did not finish within ${opts.timeoutMs ?? 30 * 60_000} ms`);
+    if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW')
+      throw new Error(`run ${runId} did not finish within ${opts.timeoutMs ?? 30 * 60_000} ms`);
 
     let result: RunResult | undefined;
     try {
@@ -280,7 +326,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
       sim_faults: sim.stats().faults,
       ...summaryBase,
     };
-    if (!opts.keep && summary.lost === 0 && summary.duplicates === 0 && status === 'COMPLETED') fs.rmSync(dir, { recursive: true, force: true });
+    if (!opts.keep && summary.lost === 0 && summary.duplicates === 0 && status === 'COMPLETED')
+      fs.rmSync(dir, { recursive: true, force: true });
     return summary;
   } finally {
     for (const w of workers) if (w.alive) await w.kill('SIGKILL');
@@ -304,7 +351,9 @@ export interface DatasetCheck {
 export function checkDataset(outDir: string, counters?: RunProgress['counters']): DatasetCheck {
   const paths = runPaths(outDir);
   const details: string[] = [];
-  const lines = fs.existsSync(paths.dataset) ? fs.readFileSync(paths.dataset, 'utf8').split('\n').filter(Boolean) : [];
+  const lines = fs.existsSync(paths.dataset)
+    ? fs.readFileSync(paths.dataset, 'utf8').split('\n').filter(Boolean)
+    : [];
   const records = lines.map((l) => JSON.parse(l) as { id: string; instruction: string; response: string });
   const ids = new Set<string>();
   const pairs = new Set<string>();
@@ -338,5 +387,13 @@ export function checkDataset(outDir: string, counters?: RunProgress['counters'])
     details.push(`kept counter ${c.kept} but dataset.jsonl has ${records.length} lines`);
     lost += Math.abs(c.kept - records.length);
   }
-  return { kept: records.length, dropped: c.dropped, failed: c.failed, instructions: c.instructions, lost, duplicates, details };
+  return {
+    kept: records.length,
+    dropped: c.dropped,
+    failed: c.failed,
+    instructions: c.instructions,
+    lost,
+    duplicates,
+    details,
+  };
 }

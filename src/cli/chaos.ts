@@ -4,8 +4,10 @@ import { runChaos } from '../chaos/harness';
 /** `codeclm chaos` (npm run chaos): the reliability harness of src/chaos/harness.ts. */
 export const chaosCommand: Command = {
   name: 'chaos',
-  summary: 'run a generation under chaos (worker SIGKILLs, a server kill, provider faults) and check the dataset',
-  usage: 'chaos [--size N] [--workers W] [--seed S] [--seeds N] [--kill-every-ms MS] [--error-rate R] [--keep]',
+  summary:
+    'run a generation under chaos (worker SIGKILLs, a server kill, provider faults) and check the dataset',
+  usage:
+    'chaos [--size N] [--workers W] [--seed S] [--seeds N] [--kill-every-ms MS] [--error-rate R] [--keep]',
   details: [
     '--size N            target kept pairs of the run (default 200)',
     '--workers W         `codeclm worker` processes (default 2)',

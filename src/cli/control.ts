@@ -14,7 +14,6 @@ import { roleNames, type ResolvedConfig, type RoleName } from '../schemas/config
 import { connectWorker, temporalTarget } from '../temporal/connection';
 import { embeddedPort } from './runtime';
 import { onShutdownSignal } from '../temporal/logging';
-import { describe } from './progress';
 
 /** The commands that talk to an existing run: status, wait, pause, resume, cancel, export, worker. */
 

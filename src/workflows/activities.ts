@@ -17,7 +17,14 @@ import { LlmFailure } from '../llm/types';
  * (`maxTaskQueueActivitiesPerSecond`, set by every worker from the role's rpm) caps the requests
  * per minute of a role for the whole cluster, whatever the number of workers (src/worker.ts).
  */
-const permanent = [LlmFailure.Rejected, LlmFailure.ContextLength, 'InputError', 'TypeError', 'ReferenceError', 'ZodError'];
+const permanent = [
+  LlmFailure.Rejected,
+  LlmFailure.ContextLength,
+  'InputError',
+  'TypeError',
+  'ReferenceError',
+  'ZodError',
+];
 
 export { roleQueue };
 
@@ -53,7 +60,8 @@ export function llmActivities(limits: LimitsConfig, taskQueue?: string) {
     decodeInstructions: strong.decodeInstructions,
     writeRubrics: strong.writeRubrics,
     improveInstruction: strong.improveInstruction,
-    answer: (input: Parameters<Activities['answer']>[0]) => (input.who === 'target' ? target : strong).answer(input),
+    answer: (input: Parameters<Activities['answer']>[0]) =>
+      (input.who === 'target' ? target : strong).answer(input),
     judge: judge.judge,
   };
 }
@@ -69,16 +77,28 @@ export function fileActivities(taskQueue?: string) {
     taskQueue,
     startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '10 seconds',
-    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: permanent },
+    retry: {
+      initialInterval: '1 second',
+      maximumInterval: '30 seconds',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: permanent,
+    },
   });
   // Whole-run file activities read many files synchronously: a longer heartbeat timeout.
   const long = proxyActivities<Activities>({
     taskQueue,
     startToCloseTimeout: '60 minutes',
     heartbeatTimeout: '60 seconds',
-    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: permanent },
+    retry: {
+      initialInterval: '1 second',
+      maximumInterval: '30 seconds',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: permanent,
+    },
   });
   const whole = new Set<string>(['prepareSeeds', 'buildPool', 'finalizeRun', 'prepareEval', 'finalizeEval']);
   // (proxyActivities returns a Proxy with no own keys, so pick per name rather than spreading.)
-  return new Proxy(short, { get: (_, name) => (whole.has(String(name)) ? long : short)[name as keyof typeof short] });
+  return new Proxy(short, {
+    get: (_, name) => (whole.has(String(name)) ? long : short)[name as keyof typeof short],
+  });
 }

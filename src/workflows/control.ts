@@ -55,7 +55,10 @@ export const DEFAULT_MAX_HISTORY_EVENTS = 10_000;
 /** True when this workflow should continue-as-new at its next safe point. */
 export function wantsContinueAsNew(tuning?: Tuning): boolean {
   const info = workflowInfo();
-  return info.continueAsNewSuggested || info.historyLength >= (tuning?.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS);
+  return (
+    info.continueAsNewSuggested ||
+    info.historyLength >= (tuning?.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS)
+  );
 }
 
 export class Control {
@@ -108,8 +111,15 @@ export class Control {
     opts: { workflowId: string; taskQueue: string; input: (control: ControlState) => Parameters<T>[0] },
   ): Promise<Awaited<ReturnType<T>>> {
     const sent = this.state;
-    const start = startChild as (fn: T, options: ChildWorkflowOptions & { args: unknown[] }) => Promise<ChildWorkflowHandle<T>>;
-    const handle = await start(fn, { workflowId: opts.workflowId, taskQueue: opts.taskQueue, args: [opts.input(sent)] });
+    const start = startChild as (
+      fn: T,
+      options: ChildWorkflowOptions & { args: unknown[] },
+    ) => Promise<ChildWorkflowHandle<T>>;
+    const handle = await start(fn, {
+      workflowId: opts.workflowId,
+      taskQueue: opts.taskQueue,
+      args: [opts.input(sent)],
+    });
     this.children.add(opts.workflowId);
     try {
       if (this.state.seq !== sent.seq) this.forward(opts.workflowId);
@@ -166,14 +176,23 @@ export class Reporter {
     this.sending++;
     getExternalWorkflowHandle(this.runId)
       .signal(reportSignal, report)
-      .catch((err: unknown) => log.warn('progress report not delivered to the run', { runId: this.runId, error: String(err) }))
+      .catch((err: unknown) =>
+        log.warn('progress report not delivered to the run', { runId: this.runId, error: String(err) }),
+      )
       .finally(() => this.sending--);
   }
 
   /** Sends what is pending and waits until every report has been delivered. */
   async flush(): Promise<void> {
     const c = this.pending.counters;
-    if (this.items > 0 || c.instructions > 0 || c.failed > 0 || Object.keys(this.pending.usage).length > 0 || this.pending.failures.length > 0) this.send();
+    if (
+      this.items > 0 ||
+      c.instructions > 0 ||
+      c.failed > 0 ||
+      Object.keys(this.pending.usage).length > 0 ||
+      this.pending.failures.length > 0
+    )
+      this.send();
     await condition(() => this.sending === 0);
   }
 }

@@ -36,7 +36,14 @@ import {
 import type { ResolvedConfig } from '../schemas/config';
 import type { DatasetRecord, Metadata, Rubric, Usage } from '../schemas/records';
 import { addUsage, usageTotals } from '../schemas/records';
-import { emptyCounters, type Counters, type Failure, type RunInput, type RunProgress, type RunResult } from '../schemas/run';
+import {
+  emptyCounters,
+  type Counters,
+  type Failure,
+  type RunInput,
+  type RunProgress,
+  type RunResult,
+} from '../schemas/run';
 import { combineJudgements } from '../tasks/judge';
 import { hash32, pickIndex, rngFrom } from '../util/random';
 import { fileActivities, llmActivities } from './activities';
@@ -133,7 +140,8 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
   };
   setHandler(progressQuery, () => progress);
   setHandler(pauseSignal, (reason) => {
-    if (progress.state === 'running' || progress.state === 'paused') setPaused(true, reason ?? 'paused by user');
+    if (progress.state === 'running' || progress.state === 'paused')
+      setPaused(true, reason ?? 'paused by user');
   });
   setHandler(resumeSignal, (opts) => {
     if (opts?.budgetTokens !== undefined) carry.budget.budgetTokens = opts.budgetTokens;
@@ -183,25 +191,46 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
     if (progress.phase === 'encode') {
       const chunks = Math.ceil(c.seeds / ENCODE_CHUNK);
       const encodeWindow = Math.max(1, Math.ceil(config.limits.concurrency / ENCODE_CHUNK));
-      carry.encodeNext = await windowRange(carry.encodeNext, chunks, { limit: encodeWindow, gate: control.gate, stop }, async (i) => {
-        const start = i * ENCODE_CHUNK;
-        const result = await control.child(encodeSeeds, {
-          workflowId: `${runId}/encode-${i}`,
-          taskQueue: queue,
-          input: (ctl) => ({ outDir, start, end: Math.min(c.seeds, start + ENCODE_CHUNK), config, taskQueue: queue, control: ctl }),
-        });
-        c.encoded += result.encoded;
-        c.encodeFailed += result.failed;
-        record(result.usage, result.failures);
-      });
+      carry.encodeNext = await windowRange(
+        carry.encodeNext,
+        chunks,
+        { limit: encodeWindow, gate: control.gate, stop },
+        async (i) => {
+          const start = i * ENCODE_CHUNK;
+          const result = await control.child(encodeSeeds, {
+            workflowId: `${runId}/encode-${i}`,
+            taskQueue: queue,
+            input: (ctl) => ({
+              outDir,
+              start,
+              end: Math.min(c.seeds, start + ENCODE_CHUNK),
+              config,
+              taskQueue: queue,
+              control: ctl,
+            }),
+          });
+          c.encoded += result.encoded;
+          c.encodeFailed += result.failed;
+          record(result.usage, result.failures);
+        },
+      );
       if (carry.encodeNext < chunks) return await continueRun();
-      if (c.encoded === 0) throw ApplicationFailure.nonRetryable('no seed could be encoded; see the failures in status', 'NoMetadata');
+      if (c.encoded === 0)
+        throw ApplicationFailure.nonRetryable(
+          'no seed could be encoded; see the failures in status',
+          'NoMetadata',
+        );
       progress.phase = 'pool';
     }
 
     // 3. Metadata pool by mix-and-match, written to pool.json; entries read their metadata from it.
     if (progress.phase === 'pool') {
-      const { entries } = await files.buildPool({ outDir, method: config.method, seeds: c.seeds, instructions: config.limits.size });
+      const { entries } = await files.buildPool({
+        outDir,
+        method: config.method,
+        seeds: c.seeds,
+        instructions: config.limits.size,
+      });
       c.pool = entries.length;
       progress.phase = 'generate';
     }
@@ -212,7 +241,10 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
       for (;;) {
         c.rounds = carry.round;
         const round = carry.round;
-        const allocation = round === 1 ? shares(c.pool, carry.roundTotal, 0) : topUpAllocation(c.pool, carry.roundTotal, round);
+        const allocation =
+          round === 1
+            ? shares(c.pool, carry.roundTotal, 0)
+            : topUpAllocation(c.pool, carry.roundTotal, round);
         const work: number[] = [];
         let smallest = Infinity;
         for (const [index, count] of allocation.entries()) {
@@ -223,15 +255,31 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
         }
         const perEntryWindow = Math.max(1, Math.min(config.limits.concurrency, smallest));
         const entryWindow = Math.max(1, Math.ceil(config.limits.concurrency / perEntryWindow));
-        carry.nextEntry = await windowRange(carry.nextEntry, work.length, { limit: entryWindow, gate: control.gate, stop }, async (k) => {
-          const entry = work[k]!;
-          // Counters, usage and failures arrive by report signals; the child returns nothing else.
-          await control.child(generateForEntry, {
-            workflowId: `${runId}/r${round}-e${pad(entry, 5)}`,
-            taskQueue: queue,
-            input: (ctl) => ({ runId, outDir, round, entry, count: allocation[entry]!, window: perEntryWindow, config, taskQueue: queue, control: ctl, tuning: input.tuning }),
-          });
-        });
+        carry.nextEntry = await windowRange(
+          carry.nextEntry,
+          work.length,
+          { limit: entryWindow, gate: control.gate, stop },
+          async (k) => {
+            const entry = work[k]!;
+            // Counters, usage and failures arrive by report signals; the child returns nothing else.
+            await control.child(generateForEntry, {
+              workflowId: `${runId}/r${round}-e${pad(entry, 5)}`,
+              taskQueue: queue,
+              input: (ctl) => ({
+                runId,
+                outDir,
+                round,
+                entry,
+                count: allocation[entry]!,
+                window: perEntryWindow,
+                config,
+                taskQueue: queue,
+                control: ctl,
+                tuning: input.tuning,
+              }),
+            });
+          },
+        );
         if (carry.nextEntry < work.length) return await continueRun();
         const deficit = config.limits.size - c.kept;
         if (deficit <= 0 || round > config.limits.topUpRounds) break;
@@ -262,7 +310,11 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
   }
 }
 
-async function finish(progress: RunProgress, files: ReturnType<typeof fileActivities>, config: ResolvedConfig): Promise<RunResult> {
+async function finish(
+  progress: RunProgress,
+  files: ReturnType<typeof fileActivities>,
+  config: ResolvedConfig,
+): Promise<RunResult> {
   progress.finishedAt = Date.now();
   const { dataset } = await files.finalizeRun({ progress, config });
   progress.phase = 'done';
@@ -335,22 +387,34 @@ export interface EncodeChunkInput {
   control?: ControlState;
 }
 
-export async function encodeSeeds(input: EncodeChunkInput): Promise<{ encoded: number; failed: number; usage: Usage; failures: Failure[] }> {
+export async function encodeSeeds(
+  input: EncodeChunkInput,
+): Promise<{ encoded: number; failed: number; usage: Usage; failures: Failure[] }> {
   const llm = llmActivities(input.config.limits, input.taskQueue);
   const control = new Control(input.control);
   setHandler(controlSignal, (state) => control.receive(state));
   const result = { encoded: 0, failed: 0, usage: {} as Usage, failures: [] as Failure[] };
-  await windowRange(input.start, input.end, { limit: input.config.limits.concurrency, gate: control.gate }, async (index) => {
-    try {
-      const r = await llm.encodeSeed({ outDir: input.outDir, index, strong: input.config.roles.strong, method: input.config.method });
-      addUsage(result.usage, r.usage);
-      result.encoded++;
-    } catch (err) {
-      if (!isItemFailure(err)) throw err;
-      result.failed++;
-      result.failures.push({ item: `seed #${index}`, stage: 'encode', reason: failureReason(err) });
-    }
-  });
+  await windowRange(
+    input.start,
+    input.end,
+    { limit: input.config.limits.concurrency, gate: control.gate },
+    async (index) => {
+      try {
+        const r = await llm.encodeSeed({
+          outDir: input.outDir,
+          index,
+          strong: input.config.roles.strong,
+          method: input.config.method,
+        });
+        addUsage(result.usage, r.usage);
+        result.encoded++;
+      } catch (err) {
+        if (!isItemFailure(err)) throw err;
+        result.failed++;
+        result.failures.push({ item: `seed #${index}`, stage: 'encode', reason: failureReason(err) });
+      }
+    },
+  );
   // The run lists only the first failures; the rest are counted.
   result.failures = result.failures.slice(0, 100);
   return result;
@@ -411,7 +475,13 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
     try {
       metadata = (await files.readPoolEntry({ outDir: input.outDir, entry: input.entry })).metadata;
       await control.gate();
-      const written = await llm.writeRubrics({ outDir: input.outDir, entry: input.entry, strong: config.roles.strong, method: config.method, metadata });
+      const written = await llm.writeRubrics({
+        outDir: input.outDir,
+        entry: input.entry,
+        strong: config.roles.strong,
+        method: config.method,
+        metadata,
+      });
       reporter.add(written.usage, [], 0);
       rubrics = written.rubrics;
     } catch (err) {
@@ -443,7 +513,11 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
         for (const [j, text] of decoded.instructions.entries()) {
           const index = batch * batchSize + j;
           if (config.method.dedupeInstructions) {
-            const fresh = await files.claim({ outDir: input.outDir, key: instructionKey(text), owner: recordId(input, index) });
+            const fresh = await files.claim({
+              outDir: input.outDir,
+              key: instructionKey(text),
+              owner: recordId(input, index),
+            });
             if (!fresh) {
               reporter.counters.instructions--;
               reporter.counters.duplicatesRemoved++;
@@ -517,16 +591,37 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
       outcome = await control.child(refineInstruction, {
         workflowId: `${input.runId}/${id}`,
         taskQueue: queue,
-        input: (ctl) => ({ runId: input.runId, outDir: input.outDir, recordId: id, metadata, rubrics, instruction, config, taskQueue: queue, control: ctl }),
+        input: (ctl) => ({
+          runId: input.runId,
+          outDir: input.outDir,
+          recordId: id,
+          metadata,
+          rubrics,
+          instruction,
+          config,
+          taskQueue: queue,
+          control: ctl,
+        }),
       });
     } catch (err) {
       // The instruction workflow itself failed (it catches item failures, so this is rare): the
       // item is failed with its reason rather than lost. Cancellation propagates.
       if (!isItemFailure(err)) throw err;
-      outcome = { id, status: 'failed', iteration: 1, gaps: [], stage: 'refine', reason: failureReason(err), usage: {} };
+      outcome = {
+        id,
+        status: 'failed',
+        iteration: 1,
+        gaps: [],
+        stage: 'refine',
+        reason: failureReason(err),
+        usage: {},
+      };
     }
     tally(reporter.counters, outcome);
-    const failures = outcome.status === 'failed' ? [{ item: id, stage: outcome.stage ?? 'refine', reason: outcome.reason ?? 'unknown' }] : [];
+    const failures =
+      outcome.status === 'failed'
+        ? [{ item: id, stage: outcome.stage ?? 'refine', reason: outcome.reason ?? 'unknown' }]
+        : [];
     reporter.add(outcome.usage, failures);
   }
 }
@@ -626,8 +721,20 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
       const label = `${input.recordId} iteration ${iteration}`;
       await control.gate();
       const [strong, target] = await Promise.all([
-        llm.answer({ who: 'strong', cfg: roles.strong, method, instruction, label: `strong answer ${label}` }),
-        llm.answer({ who: 'target', cfg: roles.target, method, instruction, label: `target answer ${label}` }),
+        llm.answer({
+          who: 'strong',
+          cfg: roles.strong,
+          method,
+          instruction,
+          label: `strong answer ${label}`,
+        }),
+        llm.answer({
+          who: 'target',
+          cfg: roles.target,
+          method,
+          instruction,
+          label: `target answer ${label}`,
+        }),
       ]);
       addUsage(usage, strong.usage);
       addUsage(usage, target.usage);
@@ -636,8 +743,22 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
       stage = 'judge';
       await control.gate();
       const [strongFirst, strongSecond] = await Promise.all([
-        llm.judge({ judge: roles.judge, method, instruction, answerA: strong.text, answerB: target.text, label: `judge ${label} (strong first)` }),
-        llm.judge({ judge: roles.judge, method, instruction, answerA: target.text, answerB: strong.text, label: `judge ${label} (target first)` }),
+        llm.judge({
+          judge: roles.judge,
+          method,
+          instruction,
+          answerA: strong.text,
+          answerB: target.text,
+          label: `judge ${label} (strong first)`,
+        }),
+        llm.judge({
+          judge: roles.judge,
+          method,
+          instruction,
+          answerA: target.text,
+          answerB: strong.text,
+          label: `judge ${label} (target first)`,
+        }),
       ]);
       addUsage(usage, strongFirst.usage);
       addUsage(usage, strongSecond.usage);
@@ -645,7 +766,9 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
       gaps.push(scores.gap);
 
       // 3. Keep when the gap is wide either way; otherwise it is too easy: iterate.
-      const strongWins = scores.gap > method.theta && (method.minStrongScore === undefined || scores.strong >= method.minStrongScore);
+      const strongWins =
+        scores.gap > method.theta &&
+        (method.minStrongScore === undefined || scores.strong >= method.minStrongScore);
       const targetWins = scores.gap < -method.theta;
       if (strongWins || targetWins) {
         const source = strongWins ? 'strong' : 'target';
@@ -672,7 +795,11 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
     // A poison item (e.g. output that never validates) ends as failed with its reason (also in
     // .work/failures/<id>.json); the run goes on.
     const reason = failureReason(err);
-    await files.saveFailure({ outDir: input.outDir, id: input.recordId, failure: { item: input.recordId, stage, reason } });
+    await files.saveFailure({
+      outDir: input.outDir,
+      id: input.recordId,
+      failure: { item: input.recordId, stage, reason },
+    });
     return { id: input.recordId, status: 'failed', iteration, gaps, stage, reason, usage };
   }
 }
