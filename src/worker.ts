@@ -8,7 +8,7 @@ import { createLlmClient } from './llm/client';
 import { roleNames, type ResolvedRole, type RoleName } from './schemas/config';
 import { roleQueue } from './workflows/queues';
 import type { LlmClient } from './llm/types';
-import { DEFAULT_TASK_QUEUE } from './temporal/connection';
+import { defaultTaskQueue } from './temporal/connection';
 import type { DataConverter } from '@temporalio/common';
 import { dataConverterFromEnv } from './codec/converter';
 import { LimiterRegistry } from './llm/limiter';
@@ -90,7 +90,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const main = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
-    taskQueue: opts.taskQueue ?? (env.CODECLM_TASK_QUEUE?.trim() || DEFAULT_TASK_QUEUE),
+    taskQueue: opts.taskQueue ?? defaultTaskQueue(env),
     ...(bundle ? { workflowBundle: bundle } : { workflowsPath: workflowsPath() }),
     activities: { ...createActivities(deps), ...createScheduleActivities() },
     interceptors: { activity: [autoHeartbeat] },

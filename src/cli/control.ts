@@ -226,17 +226,19 @@ export const workerCommand: Command = {
   details: [
     '--concurrency N   LLM calls (activities) in flight from this worker, per role (default 64)',
     '--config FILE     the run config: its roles.<role>.rpm become cluster-wide rate limits on the',
-    '                  role task queues; give every worker of a cluster the same file',
+    '                  role task queues (give every worker of a cluster the same file); its cache',
+    '                  section sets this worker\'s LLM result cache',
   ],
   options: { concurrency: { type: 'string' }, config: { type: 'string' } },
   async run(args) {
     const concurrency = intOpt(args, 'concurrency', workerCommand);
     const configFile = str(args, 'config');
-    const roleRpm = configFile ? rolesRpm(loadConfig(configFile, process.env)) : undefined;
+    const config = configFile ? loadConfig(configFile, process.env) : undefined;
+    const roleRpm = config ? rolesRpm(config) : undefined;
     const target = temporalTarget();
     const address = target.explicit ? target.address : `127.0.0.1:${embeddedPort()}`;
     const connection = await connectWorker({ ...target, address });
-    const worker = await createWorker({ connection, namespace: target.namespace, concurrency, roleRpm });
+    const worker = await createWorker({ connection, namespace: target.namespace, concurrency, roleRpm, cache: config?.cache });
     process.stderr.write(`codeclm: worker on ${address} (namespace ${target.namespace}); SIGINT/SIGTERM to stop gracefully\n`);
     // Graceful: stop polling, let in-flight activities finish (or hand them back after the grace time).
     const stopSignals = onShutdownSignal((signal) => {

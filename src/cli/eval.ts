@@ -15,7 +15,7 @@ import {
   type EvalResult,
 } from '../workflows/eval';
 import { createWorker } from '../worker';
-import { connectClient, connectWorker, DEFAULT_TASK_QUEUE } from '../temporal/connection';
+import { connectClient, connectWorker, defaultTaskQueue } from '../temporal/connection';
 import { ensureTemporal } from './runtime';
 import { useSimulatorIfNoProvider } from './offline';
 import { InputError } from '../util/errors';
@@ -158,7 +158,7 @@ export async function startOrAttachEval(
   try {
     const handle = await client.workflow.start(codeclmEval, {
       workflowId: input.evalId,
-      taskQueue: input.taskQueue ?? DEFAULT_TASK_QUEUE,
+      taskQueue: input.taskQueue ?? defaultTaskQueue(),
       args: [input],
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',

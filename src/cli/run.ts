@@ -11,7 +11,7 @@ import type { RunInput, RunProgress, RunResult } from '../schemas/run';
 import { codeclmRun, progressQuery } from '../workflows/pipeline';
 import { createWorker } from '../worker';
 import { rolesRpm } from './control';
-import { connectClient, connectWorker, DEFAULT_TASK_QUEUE, temporalTarget } from '../temporal/connection';
+import { connectClient, connectWorker, defaultTaskQueue, temporalTarget } from '../temporal/connection';
 import { onShutdownSignal } from '../temporal/logging';
 import { codeclmHome, embeddedPort, ensureTemporal } from './runtime';
 import { temporalAnswers } from '../temporal/devServer';
@@ -102,7 +102,7 @@ async function runMain(args: ParsedArgs): Promise<number> {
     }
     if (embedded || flag(args, 'worker')) {
       workerConnection = await connectWorker(temporal.target);
-      worker = await createWorker({ connection: workerConnection, namespace: temporal.target.namespace, roleRpm: rolesRpm(input.config) });
+      worker = await createWorker({ connection: workerConnection, cache: input.config.cache, namespace: temporal.target.namespace, roleRpm: rolesRpm(input.config) });
       workerRun = worker.run();
     }
     // Ctrl-C stops waiting (and this process's worker, gracefully); the run itself is durable.
@@ -150,7 +150,7 @@ export async function startOrAttach(client: Client, input: RunInput): Promise<Wo
   try {
     const handle = await client.workflow.start(codeclmRun, {
       workflowId: input.runId,
-      taskQueue: input.taskQueue ?? DEFAULT_TASK_QUEUE,
+      taskQueue: input.taskQueue ?? defaultTaskQueue(),
       args: [input],
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',

@@ -10,7 +10,7 @@ import { flag, str, UsageError, type Command, type ParsedArgs } from './command'
 import { prepareRunInput, runOptions } from './run';
 import { controlClient } from './runtime';
 import { wantsSimulator } from './offline';
-import { DEFAULT_TASK_QUEUE } from '../temporal/connection';
+import { defaultTaskQueue } from '../temporal/connection';
 import { InputError } from '../util/errors';
 import type { ScheduledRunInput } from '../workflows/scheduled';
 
@@ -176,7 +176,7 @@ function existing(client: Client, id: string) {
 }
 
 export function taskQueueOf(args: ParsedArgs, env: NodeJS.ProcessEnv = process.env): string {
-  return str(args, 'task-queue') ?? (env.CODECLM_TASK_QUEUE?.trim() || DEFAULT_TASK_QUEUE);
+  return str(args, 'task-queue') ?? defaultTaskQueue(env);
 }
 
 async function createSchedule(args: ParsedArgs): Promise<number> {

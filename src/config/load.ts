@@ -69,7 +69,7 @@ export function loadConfig(
     .filter(([, r]) => urlCarriesSecret(r.baseURL))
     .map(([name]) => `roles.${name}.baseURL: credentials in the URL are not accepted (the URL goes into run history); put the key in the environment variable named by apiKeyEnv`);
   if (secretURLs.length) throw new InputError(`${file ?? 'OPENAI_BASE_URL'}: invalid endpoint`, secretURLs);
-  return resolvedConfigSchema.parse({ roles, method: parsed.method, limits });
+  return resolvedConfigSchema.parse({ roles, method: parsed.method, limits, cache: file === undefined ? undefined : parsed.cache });
 }
 
 /** user:password@ or a key-like query parameter: such a URL would carry a secret into histories. */

@@ -136,5 +136,7 @@ export const resolvedConfigSchema = z.object({
   roles: z.object({ strong: resolvedRoleSchema, target: resolvedRoleSchema, judge: resolvedRoleSchema }),
   method: methodSchema,
   limits: limitsSchema,
+  /** The worker-side LLM result cache; keyless paths and sizes only. */
+  cache: cacheSchema.optional(),
 });
 export type ResolvedConfig = z.infer<typeof resolvedConfigSchema>;

@@ -12,6 +12,11 @@ import { InputError } from '../util/errors';
 export const EMBEDDED_ADDRESS = '127.0.0.1:7233';
 export const DEFAULT_TASK_QUEUE = 'codeclm';
 
+/** The task queue runs are started on and workers poll: CODECLM_TASK_QUEUE, else "codeclm". */
+export function defaultTaskQueue(env: NodeJS.ProcessEnv = process.env): string {
+  return env.CODECLM_TASK_QUEUE?.trim() || DEFAULT_TASK_QUEUE;
+}
+
 export interface TemporalTarget {
   address: string;
   namespace: string;

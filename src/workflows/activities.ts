@@ -55,14 +55,18 @@ export function llmActivities(limits: LimitsConfig, taskQueue?: string) {
   const strong = llmProxy(limits, roleQueue(queue, 'strong'));
   const target = llmProxy(limits, roleQueue(queue, 'target'));
   const judge = llmProxy(limits, roleQueue(queue, 'judge'));
+  // Every LLM activity bounds its output by limits.maxOutputChars; it is added here, once.
+  const bounded = <I extends { maxOutputChars?: number }, O>(call: (input: I) => Promise<O>) => (input: I) =>
+    call({ ...input, maxOutputChars: input.maxOutputChars ?? limits.maxOutputChars });
   return {
-    encodeSeed: strong.encodeSeed,
-    decodeInstructions: strong.decodeInstructions,
-    writeRubrics: strong.writeRubrics,
-    improveInstruction: strong.improveInstruction,
-    answer: (input: Parameters<Activities['answer']>[0]) =>
+    encodeSeed: bounded(strong.encodeSeed),
+    decodeInstructions: bounded(strong.decodeInstructions),
+    writeRubrics: bounded(strong.writeRubrics),
+    improveInstruction: bounded(strong.improveInstruction),
+    answer: bounded((input: Parameters<Activities['answer']>[0]) =>
       (input.who === 'target' ? target : strong).answer(input),
-    judge: judge.judge,
+    ),
+    judge: bounded(judge.judge),
   };
 }
 
