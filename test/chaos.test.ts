@@ -14,7 +14,7 @@ test('chaos: SIGKILLed workers, a killed server and provider faults lose and dup
     seeds: 40,
     killEveryMs: 7000,
     serverKillAfter: 2,
-    timeoutMs: 200_000,
+    timeoutMs: 280_000,
     log: () => undefined,
   });
   expect(summary.state).toBe('completed');
@@ -25,4 +25,4 @@ test('chaos: SIGKILLed workers, a killed server and provider faults lose and dup
   expect(summary.server_kills).toBe(1);
   expect(summary.graceful_stops).toBeGreaterThanOrEqual(1);
   expect(Object.keys(summary.sim_faults).some((f) => f.startsWith('random:'))).toBe(true);
-}, 240_000);
+}, 300_000);
