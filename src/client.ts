@@ -3,7 +3,15 @@
  * The codeclm CLI. Each command lives in src/cli/<name>.ts; this file only dispatches and maps
  * errors to exit codes.
  */
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, helpText, parseCommandArgs, type Command } from './cli/command';
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_USAGE,
+  UsageError,
+  helpText,
+  parseCommandArgs,
+  type Command,
+} from './cli/command';
 import { InputError } from './util/errors';
 import { commands } from './cli/registry';
 import { installCliRuntime } from './temporal/logging';
@@ -50,7 +58,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module || process.argv[1]?.endsWith('codeclm.js') || process.argv[1]?.endsWith('codeclm')) {
+if (
+  require.main === module ||
+  process.argv[1]?.endsWith('codeclm.js') ||
+  process.argv[1]?.endsWith('codeclm')
+) {
   // Exit explicitly: the Temporal runtime and gRPC channels would otherwise keep the process alive
   // after the command is done (stdout and stderr are synchronous for files and pipes on Linux).
   main(process.argv.slice(2)).then(

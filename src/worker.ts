@@ -2,7 +2,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bundleWorkflowCode, Worker, type ActivityInterceptorsFactory, type NativeConnection } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  Worker,
+  type ActivityInterceptorsFactory,
+  type NativeConnection,
+} from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { createLlmClient } from './llm/client';
 import { roleNames, type ResolvedRole, type RoleName } from './schemas/config';
@@ -81,7 +86,11 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const deps: ActivityDeps = {
     llm:
       opts.deps?.llm ??
-      llmClientFactory(opts.env, openCache(resolveCacheSettings(env, opts.cache)), opts.limits ?? processLimits),
+      llmClientFactory(
+        opts.env,
+        openCache(resolveCacheSettings(env, opts.cache)),
+        opts.limits ?? processLimits,
+      ),
     now: opts.deps?.now ?? Date.now,
   };
   const concurrency = opts.concurrency ?? 64;
@@ -179,14 +188,18 @@ function withLlmWorkers(main: Worker, others: Worker[]): Worker {
 const bundleMemo = new Map<string, Promise<{ code: string }>>();
 
 function sourceTreeHash(root: string, hash: crypto.Hash): void {
-  for (const entry of fs.readdirSync(root, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+  for (const entry of fs
+    .readdirSync(root, { withFileTypes: true })
+    .sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const full = path.join(root, entry.name);
     if (entry.isDirectory()) sourceTreeHash(full, hash);
     else if (/\.[cm]?[jt]s$/.test(entry.name)) hash.update(`${full}\u0000`).update(fs.readFileSync(full));
   }
 }
 
-export async function prebuiltWorkflowBundle(dataConverter?: DataConverter): Promise<{ code: string } | undefined> {
+export async function prebuiltWorkflowBundle(
+  dataConverter?: DataConverter,
+): Promise<{ code: string } | undefined> {
   try {
     const converters = {
       failureConverterPath: dataConverter?.failureConverterPath,
@@ -204,14 +217,20 @@ export async function prebuiltWorkflowBundle(dataConverter?: DataConverter): Pro
     }
     return await memo;
   } catch (err) {
-    process.stderr.write(`codeclm: prebuilt workflow bundle unavailable, bundling at start-up: ${(err as Error).message}\n`);
+    process.stderr.write(
+      `codeclm: prebuilt workflow bundle unavailable, bundling at start-up: ${(err as Error).message}\n`,
+    );
     return undefined;
   }
 }
 
 function sdkVersion(): string {
   try {
-    return (JSON.parse(fs.readFileSync(require.resolve('@temporalio/workflow/package.json'), 'utf8')) as { version: string }).version;
+    return (
+      JSON.parse(fs.readFileSync(require.resolve('@temporalio/workflow/package.json'), 'utf8')) as {
+        version: string;
+      }
+    ).version;
   } catch {
     return 'unknown';
   }

@@ -8,9 +8,15 @@ import { freePort } from '../src/temporal/devServer';
 /** The CLI as a user drives it: exit codes, messages that name the bad input, nothing started. */
 const bin = path.join(__dirname, '..', 'bin', 'codeclm.js');
 
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, cwd: tmpDir('codeclm-cli-') });
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { ...process.env, ...env },
+      cwd: tmpDir('codeclm-cli-'),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -26,7 +32,19 @@ const noServer = { TEMPORAL_ADDRESS: '127.0.0.1:9', OPENAI_API_KEY: '' };
 test('--help lists every command and exits 0', async () => {
   const r = await cli(['--help']);
   expect(r.code).toBe(0);
-  for (const c of ['run', 'worker', 'server', 'status', 'wait', 'pause', 'resume', 'cancel', 'export', 'eval', 'sim-llm']) {
+  for (const c of [
+    'run',
+    'worker',
+    'server',
+    'status',
+    'wait',
+    'pause',
+    'resume',
+    'cancel',
+    'export',
+    'eval',
+    'sim-llm',
+  ]) {
     expect(r.stdout).toContain(`  ${c} `);
   }
   expect((await cli(['run', '--help'])).code).toBe(0);
@@ -40,13 +58,18 @@ test('bad usage exits 2 with the usage line', async () => {
   expect(missing.code).toBe(2);
   expect(missing.stderr).toContain('--seeds is required');
   expect((await cli(['nope'])).code).toBe(2);
-  expect((await cli(['run', '--seeds', 'a', '--out', 'b', '--size', 'ten'])).stderr).toContain('--size must be an integer');
+  expect((await cli(['run', '--seeds', 'a', '--out', 'b', '--size', 'ten'])).stderr).toContain(
+    '--size must be an integer',
+  );
 });
 
 test('a seed error names file and line, exits 2, and starts nothing', async () => {
   const dir = tmpDir('codeclm-badseeds-');
   const seeds = path.join(dir, 'seeds.jsonl');
-  fs.writeFileSync(seeds, '{"instruction":"Write a haiku about rain."}\n{"instruction": "unterminated\n{"prompt":""}\n');
+  fs.writeFileSync(
+    seeds,
+    '{"instruction":"Write a haiku about rain."}\n{"instruction": "unterminated\n{"prompt":""}\n',
+  );
   const out = path.join(dir, 'out');
   const r = await cli(['run', '--seeds', seeds, '--out', out], noServer);
   expect(r.code).toBe(2);
@@ -58,9 +81,23 @@ test('a seed error names file and line, exits 2, and starts nothing', async () =
 test('a config error names the field path, exits 2, and starts nothing', async () => {
   const dir = tmpDir('codeclm-badconfig-');
   const config = path.join(dir, 'codeclm.config.json');
-  fs.writeFileSync(config, JSON.stringify({ roles: { strong: { temperature: 5 } }, method: { theta: 'three' } }, null, 2));
+  fs.writeFileSync(
+    config,
+    JSON.stringify({ roles: { strong: { temperature: 5 } }, method: { theta: 'three' } }, null, 2),
+  );
   const out = path.join(dir, 'out');
-  const r = await cli(['run', '--seeds', path.join(__dirname, '..', 'examples', 'seeds.jsonl'), '--out', out, '--config', config], noServer);
+  const r = await cli(
+    [
+      'run',
+      '--seeds',
+      path.join(__dirname, '..', 'examples', 'seeds.jsonl'),
+      '--out',
+      out,
+      '--config',
+      config,
+    ],
+    noServer,
+  );
   expect(r.code).toBe(2);
   expect(r.stderr).toContain('roles.strong.temperature');
   expect(r.stderr).toContain('method.theta');
@@ -68,7 +105,10 @@ test('a config error names the field path, exits 2, and starts nothing', async (
 });
 
 test('control commands say clearly when no server is there', async () => {
-  const r = await cli(['status', 'some-run'], { TEMPORAL_ADDRESS: '', CODECLM_EMBEDDED_PORT: String(await freePort()) });
+  const r = await cli(['status', 'some-run'], {
+    TEMPORAL_ADDRESS: '',
+    CODECLM_EMBEDDED_PORT: String(await freePort()),
+  });
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/no Temporal server is running at 127\.0\.0\.1:\d+/);
 });
@@ -97,13 +137,27 @@ test('sim-llm answers a json_schema request with schema-valid JSON', async () =>
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
         model: 'sim-strong',
-        messages: [{ role: 'user', content: 'Label: <instruction>\nPlan a three-day trip to Lisbon on a budget.\n</instruction>' }],
-        response_format: { type: 'json_schema', json_schema: { name: 'codeclm_encode', schema, strict: true } },
+        messages: [
+          {
+            role: 'user',
+            content: 'Label: <instruction>\nPlan a three-day trip to Lisbon on a budget.\n</instruction>',
+          },
+        ],
+        response_format: {
+          type: 'json_schema',
+          json_schema: { name: 'codeclm_encode', schema, strict: true },
+        },
       }),
     });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { choices: { message: { content: string } }[]; usage: { total_tokens: number } };
-    const parsed = z.object({ use_case: z.string().min(1), skills: z.array(z.string()).min(1) }).strict().parse(JSON.parse(body.choices[0]!.message.content));
+    const body = (await res.json()) as {
+      choices: { message: { content: string } }[];
+      usage: { total_tokens: number };
+    };
+    const parsed = z
+      .object({ use_case: z.string().min(1), skills: z.array(z.string()).min(1) })
+      .strict()
+      .parse(JSON.parse(body.choices[0]!.message.content));
     expect(parsed.skills.length).toBeLessThanOrEqual(3);
     expect(body.usage.total_tokens).toBeGreaterThan(0);
   } finally {

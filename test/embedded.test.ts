@@ -46,14 +46,26 @@ test('the demo runs the whole pipeline offline and says where the outputs are', 
   const dataset = path.join(cwd, 'demo-out', 'dataset.jsonl');
   expect(r.stdout).toContain(dataset);
   expect(lines(dataset).length).toBeGreaterThanOrEqual(15);
-  for (const f of ['report.json', 'report.md', 'report.html', 'README.md']) expect(fs.existsSync(path.join(cwd, 'demo-out', f))).toBe(true);
+  for (const f of ['report.json', 'report.md', 'report.html', 'README.md'])
+    expect(fs.existsSync(path.join(cwd, 'demo-out', f))).toBe(true);
   // The state file stays for later runs; the embedded server stopped with the command.
   expect(fs.existsSync(path.join(env.CODECLM_HOME!, 'temporal.db'))).toBe(true);
 });
 
 test('--detach returns a run id; status, wait and export work on it; the same --run-id attaches', async () => {
   const seeds = path.join(__dirname, '..', 'examples', 'formats', 'vicuna.jsonl');
-  const started = await cli(['run', '--seeds', seeds, '--out', 'detached', '--size', '8', '--detach', '--run-id', 'detached-1']);
+  const started = await cli([
+    'run',
+    '--seeds',
+    seeds,
+    '--out',
+    'detached',
+    '--size',
+    '8',
+    '--detach',
+    '--run-id',
+    'detached-1',
+  ]);
   expect(started.code).toBe(0);
   expect(started.stdout.trim()).toBe('detached-1');
 
@@ -74,7 +86,18 @@ test('--detach returns a run id; status, wait and export work on it; the same --
   expect(exported[0].messages.map((m: { role: string }) => m.role)).toEqual(['user', 'assistant']);
 
   // Re-running with the same id attaches: same result, no second run, no new records.
-  const again = await cli(['run', '--seeds', seeds, '--out', 'detached', '--size', '8', '--run-id', 'detached-1', '--json']);
+  const again = await cli([
+    'run',
+    '--seeds',
+    seeds,
+    '--out',
+    'detached',
+    '--size',
+    '8',
+    '--run-id',
+    'detached-1',
+    '--json',
+  ]);
   expect(again.code).toBe(0);
   expect(again.stderr).toContain('already exists; attaching');
   expect(JSON.parse(again.stdout).counters.kept).toBe(done.counters.kept);

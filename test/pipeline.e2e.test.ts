@@ -103,7 +103,10 @@ test('recorded histories replay without nondeterminism errors', async () => {
     expect(n).toBeGreaterThan(0);
   }
   const histories = await Promise.all(
-    ids.map(async (workflowId) => ({ workflowId, history: await w.client.workflow.getHandle(workflowId).fetchHistory() })),
+    ids.map(async (workflowId) => ({
+      workflowId,
+      history: await w.client.workflow.getHandle(workflowId).fetchHistory(),
+    })),
   );
   const results = Worker.runReplayHistories({ workflowsPath: workflowsPath(), replayName: 'e2e' }, histories);
   let replayed = 0;

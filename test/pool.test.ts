@@ -6,8 +6,14 @@ import { normaliseMetadata } from '../src/tasks/encode';
 
 const method = methodSchema.parse({});
 const encoded: Metadata[] = [
-  ...Array.from({ length: 30 }, () => ({ use_case: 'python programming', skills: ['debugging', 'code review'] })),
-  ...Array.from({ length: 10 }, () => ({ use_case: 'travel planning', skills: ['itinerary design', 'budgeting'] })),
+  ...Array.from({ length: 30 }, () => ({
+    use_case: 'python programming',
+    skills: ['debugging', 'code review'],
+  })),
+  ...Array.from({ length: 10 }, () => ({
+    use_case: 'travel planning',
+    skills: ['itinerary design', 'budgeting'],
+  })),
 ];
 
 test('the pool is reproducible from the run seed and changes with it', () => {
@@ -40,11 +46,23 @@ test('allocation gives every entry an equal share of the budget', () => {
 
 test('judge scores of both orders are averaged per answer', () => {
   // Strong first: A=strong 9, B=target 4. Swapped: A=target 5, B=strong 8.
-  expect(combineJudgements({ score_a: 9, score_b: 4 }, { score_a: 5, score_b: 8 })).toEqual({ strong: 8.5, target: 4.5, gap: 4 });
+  expect(combineJudgements({ score_a: 9, score_b: 4 }, { score_a: 5, score_b: 8 })).toEqual({
+    strong: 8.5,
+    target: 4.5,
+    gap: 4,
+  });
 });
 
 test('metadata is normalised so the same skill written twice counts once', () => {
-  expect(normaliseMetadata({ use_case: '  Business Plan  Development.', skills: ['Market Research', 'market  research', 'SWOT-analysis', 'a', 'b'] }, 3)).toEqual({
+  expect(
+    normaliseMetadata(
+      {
+        use_case: '  Business Plan  Development.',
+        skills: ['Market Research', 'market  research', 'SWOT-analysis', 'a', 'b'],
+      },
+      3,
+    ),
+  ).toEqual({
     use_case: 'business plan development',
     skills: ['market research', 'swot analysis', 'a'],
   });

@@ -6,7 +6,12 @@ import { createRunStateActivities } from './runState';
 
 /** All activities of a worker, built from injected dependencies (LLM client factory, clock). */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createStageActivities(deps), ...createSinkActivities(), ...createEvalActivities(), ...createRunStateActivities() };
+  return {
+    ...createStageActivities(deps),
+    ...createSinkActivities(),
+    ...createEvalActivities(),
+    ...createRunStateActivities(),
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

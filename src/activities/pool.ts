@@ -43,6 +43,6 @@ export function allocate(pool: Metadata[], total: number, startIndex = 0): PoolE
     index: i,
     metadata,
     // Top-up rounds start their remainder where the previous round's stopped, to spread the load.
-    instructions: base + (((i - startIndex + n) % n) < extra ? 1 : 0),
+    instructions: base + ((i - startIndex + n) % n < extra ? 1 : 0),
   }));
 }

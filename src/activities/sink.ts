@@ -38,14 +38,23 @@ export function createSinkActivities() {
     },
 
     /** `config` (optional, for older callers) adds models, parameters and cost to the report and card. */
-    async finalizeRun(input: { progress: RunProgress; config?: ResolvedConfig }): Promise<{ dataset: string; kept: number }> {
+    async finalizeRun(input: {
+      progress: RunProgress;
+      config?: ResolvedConfig;
+    }): Promise<{ dataset: string; kept: number }> {
       const paths = runPaths(input.progress.outDir);
       const records = listJsonFiles(paths.records)
         .map((f) => datasetRecordSchema.parse(readJson(f)))
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      writeFileAtomic(paths.dataset, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
-      const seedMetadata: Metadata[] = listJsonFiles(paths.encoded).map((f) => readJson<{ metadata: Metadata }>(f)!.metadata);
-      const pool = readJson<{ entries: { metadata: Metadata }[] }>(paths.pool)?.entries.map((e) => e.metadata) ?? [];
+      writeFileAtomic(
+        paths.dataset,
+        records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''),
+      );
+      const seedMetadata: Metadata[] = listJsonFiles(paths.encoded).map(
+        (f) => readJson<{ metadata: Metadata }>(f)!.metadata,
+      );
+      const pool =
+        readJson<{ entries: { metadata: Metadata }[] }>(paths.pool)?.entries.map((e) => e.metadata) ?? [];
       const report = buildReport({
         progress: input.progress,
         records,

@@ -190,10 +190,19 @@ export function createStageActivities(deps: ActivityDeps) {
       const { value, usage } = await callStructured(
         deps,
         encodeTask,
-        { role: 'strong', cfg: input.strong, temperature: input.method.encodeTemperature, label: `encode seed ${seed.id}` },
+        {
+          role: 'strong',
+          cfg: input.strong,
+          temperature: input.method.encodeTemperature,
+          label: `encode seed ${seed.id}`,
+        },
         { instruction: seed.instruction, max_skills: String(input.method.skillsPerSeed) },
       );
-      const result: EncodeResult = { seedId: seed.id, metadata: normaliseMetadata(value, input.method.skillsPerSeed), usage };
+      const result: EncodeResult = {
+        seedId: seed.id,
+        metadata: normaliseMetadata(value, input.method.skillsPerSeed),
+        usage,
+      };
       checkOutput(input, `metadata for seed ${seed.id}`, JSON.stringify(result.metadata).length);
       writeJsonAtomic(file, { seedId: result.seedId, metadata: result.metadata });
       return result;
@@ -216,7 +225,12 @@ export function createStageActivities(deps: ActivityDeps) {
       const { value, usage } = await callStructured(
         deps,
         decodeTask,
-        { role: 'strong', cfg: input.strong, temperature: input.method.decodeTemperature, label: input.label },
+        {
+          role: 'strong',
+          cfg: input.strong,
+          temperature: input.method.decodeTemperature,
+          label: input.label,
+        },
         {
           count: String(input.count),
           use_case: input.metadata.use_case,
@@ -244,7 +258,12 @@ export function createStageActivities(deps: ActivityDeps) {
       const { value, usage } = await callStructured(
         deps,
         rubricsTask,
-        { role: 'strong', cfg: input.strong, temperature: input.method.rubricTemperature, label: `rubrics for pool entry ${input.entry}` },
+        {
+          role: 'strong',
+          cfg: input.strong,
+          temperature: input.method.rubricTemperature,
+          label: `rubrics for pool entry ${input.entry}`,
+        },
         {
           count: String(input.method.rubrics),
           use_case: input.metadata.use_case,
@@ -261,7 +280,12 @@ export function createStageActivities(deps: ActivityDeps) {
       const { value, usage } = await callStructured(
         deps,
         improveTask,
-        { role: 'strong', cfg: input.strong, temperature: input.method.improveTemperature, label: input.label },
+        {
+          role: 'strong',
+          cfg: input.strong,
+          temperature: input.method.improveTemperature,
+          label: input.label,
+        },
         { use_case: input.metadata.use_case, action: input.action, instruction: input.instruction },
       );
       checkOutput(input, `improved instruction (${input.label})`, value.instruction.trim().length);

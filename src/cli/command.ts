@@ -42,7 +42,9 @@ export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
     });
     return { values: values as ParsedArgs['values'], positionals };
   } catch (err) {
-    throw new UsageError(`codeclm ${command.name}: ${(err as Error).message}\nusage: codeclm ${command.usage}`);
+    throw new UsageError(
+      `codeclm ${command.name}: ${(err as Error).message}\nusage: codeclm ${command.usage}`,
+    );
   }
 }
 
@@ -53,7 +55,8 @@ export function str(args: ParsedArgs, name: string): string | undefined {
 
 export function requireStr(args: ParsedArgs, name: string, command: Command): string {
   const v = str(args, name);
-  if (!v) throw new UsageError(`codeclm ${command.name}: --${name} is required\nusage: codeclm ${command.usage}`);
+  if (!v)
+    throw new UsageError(`codeclm ${command.name}: --${name} is required\nusage: codeclm ${command.usage}`);
   return v;
 }
 
@@ -62,7 +65,12 @@ export function flag(args: ParsedArgs, name: string): boolean {
 }
 
 /** A positive integer flag, or a usage error naming the flag. */
-export function intOpt(args: ParsedArgs, name: string, command: Command, opts: { min?: number } = {}): number | undefined {
+export function intOpt(
+  args: ParsedArgs,
+  name: string,
+  command: Command,
+  opts: { min?: number } = {},
+): number | undefined {
   const v = str(args, name);
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -73,12 +81,26 @@ export function intOpt(args: ParsedArgs, name: string, command: Command, opts: {
   return n;
 }
 
-export function numOpt(args: ParsedArgs, name: string, command: Command, opts: { min?: number; max?: number } = {}): number | undefined {
+export function numOpt(
+  args: ParsedArgs,
+  name: string,
+  command: Command,
+  opts: { min?: number; max?: number } = {},
+): number | undefined {
   const v = str(args, name);
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
-    const range = [opts.min !== undefined ? `>= ${opts.min}` : '', opts.max !== undefined ? `<= ${opts.max}` : ''].filter(Boolean).join(' and ');
+  if (
+    !Number.isFinite(n) ||
+    (opts.min !== undefined && n < opts.min) ||
+    (opts.max !== undefined && n > opts.max)
+  ) {
+    const range = [
+      opts.min !== undefined ? `>= ${opts.min}` : '',
+      opts.max !== undefined ? `<= ${opts.max}` : '',
+    ]
+      .filter(Boolean)
+      .join(' and ');
     throw new UsageError(`codeclm ${command.name}: --${name} must be a number ${range}, got "${v}"`);
   }
   return n;

@@ -25,11 +25,16 @@ export function causeMessage(err: unknown): string {
 
 function runIdArg(args: ParsedArgs, command: Command): string {
   const id = args.positionals[0];
-  if (!id) throw new UsageError(`codeclm ${command.name}: RUN_ID is required\nusage: codeclm ${command.usage}`);
+  if (!id)
+    throw new UsageError(`codeclm ${command.name}: RUN_ID is required\nusage: codeclm ${command.usage}`);
   return id;
 }
 
-async function withRun<T>(args: ParsedArgs, command: Command, fn: (h: WorkflowHandle<typeof codeclmRun>, c: Client) => Promise<T>): Promise<T> {
+async function withRun<T>(
+  args: ParsedArgs,
+  command: Command,
+  fn: (h: WorkflowHandle<typeof codeclmRun>, c: Client) => Promise<T>,
+): Promise<T> {
   const runId = runIdArg(args, command);
   const client = await controlClient();
   try {
@@ -70,7 +75,7 @@ export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Prom
   const desc = await handle.describe();
   const state = STATE_OF[desc.status.name] ?? 'failed';
   const outDir = desc.memo?.outDir as string | undefined;
-  let progress: Pick<RunProgress, 'counters' | 'usage'> & Partial<RunProgress> | undefined;
+  let progress: (Pick<RunProgress, 'counters' | 'usage'> & Partial<RunProgress>) | undefined;
   let error: string | undefined;
   if (state === 'running') {
     progress = await handle.query(progressQuery).catch(() => undefined);
@@ -79,10 +84,19 @@ export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Prom
     progress = { counters: result.counters, usage: result.usage, phase: 'done' };
   } else {
     await handle.result().catch((err: unknown) => (error = causeMessage(err)));
-    const report = outDir ? readJson<{ counts: RunProgress['counters']; usage: { per_stage_role: RunProgress['usage'] } }>(runPaths(outDir).reportJson) : undefined;
+    const report = outDir
+      ? readJson<{ counts: RunProgress['counters']; usage: { per_stage_role: RunProgress['usage'] } }>(
+          runPaths(outDir).reportJson,
+        )
+      : undefined;
     if (report) progress = { counters: report.counts, usage: report.usage.per_stage_role };
   }
-  const view: StatusView = { run_id: handle.workflowId, state: progress?.state === 'paused' ? 'paused' : state, out_dir: outDir, error };
+  const view: StatusView = {
+    run_id: handle.workflowId,
+    state: progress?.state === 'paused' ? 'paused' : state,
+    out_dir: outDir,
+    error,
+  };
   if (progress) {
     const c = progress.counters;
     const t = usageTotals(progress.usage);
@@ -113,14 +127,24 @@ export const statusCommand: Command = {
     const view = await withRun(args, statusCommand, (h) => runStatus(h));
     if (flag(args, 'json')) process.stdout.write(`${JSON.stringify(view)}\n`);
     else {
-      const lines = [`run ${view.run_id}: ${view.state}${view.paused_reason ? ` (${view.paused_reason})` : ''}${view.phase ? `, phase ${view.phase}` : ''}`];
+      const lines = [
+        `run ${view.run_id}: ${view.state}${view.paused_reason ? ` (${view.paused_reason})` : ''}${view.phase ? `, phase ${view.phase}` : ''}`,
+      ];
       if (view.out_dir) lines.push(`  out: ${view.out_dir}`);
       if (view.error) lines.push(`  error: ${view.error}`);
       if (view.counters) {
-        const { per_stage, tokens, ...counts } = view.counters as { per_stage: Record<string, { calls: number; promptTokens: number; completionTokens: number }>; tokens: { prompt: number; completion: number } };
-        lines.push(`  ${Object.entries(counts).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`);
+        const { per_stage, tokens, ...counts } = view.counters as {
+          per_stage: Record<string, { calls: number; promptTokens: number; completionTokens: number }>;
+          tokens: { prompt: number; completion: number };
+        };
+        lines.push(
+          `  ${Object.entries(counts)
+            .map(([k, v]) => `${k} ${String(v)}`)
+            .join(', ')}`,
+        );
         lines.push(`  tokens: ${tokens.prompt} prompt, ${tokens.completion} completion`);
-        for (const [k, u] of Object.entries(per_stage).sort()) lines.push(`    ${k.padEnd(16)} ${u.calls} calls, ${u.promptTokens}+${u.completionTokens} tokens`);
+        for (const [k, u] of Object.entries(per_stage).sort())
+          lines.push(`    ${k.padEnd(16)} ${u.calls} calls, ${u.promptTokens}+${u.completionTokens} tokens`);
       }
       process.stdout.write(`${lines.join('\n')}\n`);
     }
@@ -136,7 +160,11 @@ export const waitCommand: Command = {
     return withRun(args, waitCommand, async (handle) => {
       try {
         const result = await handle.result();
-        process.stdout.write(flag(args, 'json') ? `${JSON.stringify(result)}\n` : `run ${result.runId} completed: ${result.counters.kept} pairs in ${result.dataset}\n`);
+        process.stdout.write(
+          flag(args, 'json')
+            ? `${JSON.stringify(result)}\n`
+            : `run ${result.runId} completed: ${result.counters.kept} pairs in ${result.dataset}\n`,
+        );
         return 0;
       } catch (err) {
         const view = await runStatus(handle);
@@ -162,32 +190,52 @@ function signalCommand(name: 'pause' | 'resume' | 'cancel', summary: string): Co
     options: resume ? { 'budget-tokens': { type: 'string' }, 'budget-calls': { type: 'string' } } : {},
     async run(args) {
       const budget = resume
-        ? { budgetTokens: intOpt(args, 'budget-tokens', command), budgetCalls: intOpt(args, 'budget-calls', command) }
+        ? {
+            budgetTokens: intOpt(args, 'budget-tokens', command),
+            budgetCalls: intOpt(args, 'budget-calls', command),
+          }
         : undefined;
       await withRun(args, command, async (handle) => {
         const view = await runStatus(handle);
-        if (view.state !== 'running' && view.state !== 'paused') throw new Error(`run ${handle.workflowId} has already ended (${view.state})`);
+        if (view.state !== 'running' && view.state !== 'paused')
+          throw new Error(`run ${handle.workflowId} has already ended (${view.state})`);
         if (name === 'pause') await handle.signal(pauseSignal, 'paused by user');
         else if (name === 'resume') await handle.signal(resumeSignal, budget);
         else await handle.cancel();
       });
-      const raised = budget && (budget.budgetTokens ?? budget.budgetCalls) !== undefined
-        ? ` (budget: ${[budget.budgetTokens !== undefined ? `${budget.budgetTokens} tokens` : '', budget.budgetCalls !== undefined ? `${budget.budgetCalls} calls` : ''].filter(Boolean).join(', ')})`
-        : '';
-      process.stdout.write(`${name === 'cancel' ? 'cancellation requested' : `${name}d`}: ${args.positionals[0]}${raised}\n`);
+      const raised =
+        budget && (budget.budgetTokens ?? budget.budgetCalls) !== undefined
+          ? ` (budget: ${[budget.budgetTokens !== undefined ? `${budget.budgetTokens} tokens` : '', budget.budgetCalls !== undefined ? `${budget.budgetCalls} calls` : ''].filter(Boolean).join(', ')})`
+          : '';
+      process.stdout.write(
+        `${name === 'cancel' ? 'cancellation requested' : `${name}d`}: ${args.positionals[0]}${raised}\n`,
+      );
     },
   };
   return command;
 }
 
-export const pauseCommand = signalCommand('pause', 'stop starting new work in a run (work in flight finishes)');
+export const pauseCommand = signalCommand(
+  'pause',
+  'stop starting new work in a run (work in flight finishes)',
+);
 export const resumeCommand = signalCommand('resume', 'resume a paused run');
 export const cancelCommand = signalCommand('cancel', 'cancel a run; pairs already kept are written out');
 
 const formats = {
-  openai: (r: DatasetRecord) => ({ messages: [{ role: 'user', content: r.instruction }, { role: 'assistant', content: r.response }] }),
+  openai: (r: DatasetRecord) => ({
+    messages: [
+      { role: 'user', content: r.instruction },
+      { role: 'assistant', content: r.response },
+    ],
+  }),
   alpaca: (r: DatasetRecord) => ({ instruction: r.instruction, input: '', output: r.response }),
-  sharegpt: (r: DatasetRecord) => ({ conversations: [{ from: 'human', value: r.instruction }, { from: 'gpt', value: r.response }] }),
+  sharegpt: (r: DatasetRecord) => ({
+    conversations: [
+      { from: 'human', value: r.instruction },
+      { from: 'gpt', value: r.response },
+    ],
+  }),
   jsonl: (r: DatasetRecord) => r,
 };
 
@@ -195,26 +243,44 @@ const formats = {
 export function readKept(outDir: string): DatasetRecord[] {
   const paths = runPaths(outDir);
   if (fs.existsSync(paths.dataset)) {
-    return fs.readFileSync(paths.dataset, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as DatasetRecord);
+    return fs
+      .readFileSync(paths.dataset, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as DatasetRecord);
   }
-  return listJsonFiles(paths.records).map((f) => readJson<DatasetRecord>(f)!).sort((a, b) => a.id.localeCompare(b.id));
+  return listJsonFiles(paths.records)
+    .map((f) => readJson<DatasetRecord>(f)!)
+    .sort((a, b) => a.id.localeCompare(b.id));
 }
 
 export const exportCommand: Command = {
   name: 'export',
   summary: 'write the kept pairs of a run in a fine-tuning format',
   usage: 'export RUN_ID --format openai|alpaca|sharegpt|jsonl --out FILE',
-  details: ['openai: {"messages":[user, assistant]}; alpaca: {instruction,input,output}; sharegpt: {conversations:[human, gpt]}; jsonl: the records as they are'],
+  details: [
+    'openai: {"messages":[user, assistant]}; alpaca: {instruction,input,output}; sharegpt: {conversations:[human, gpt]}; jsonl: the records as they are',
+  ],
   options: { format: { type: 'string' }, out: { type: 'string' } },
   async run(args) {
     const format = requireStr(args, 'format', exportCommand);
-    if (!(format in formats)) throw new UsageError(`codeclm export: --format must be one of ${Object.keys(formats).join(', ')}, got "${format}"`);
+    if (!(format in formats))
+      throw new UsageError(
+        `codeclm export: --format must be one of ${Object.keys(formats).join(', ')}, got "${format}"`,
+      );
     const out = path.resolve(requireStr(args, 'out', exportCommand));
-    const outDir = await withRun(args, exportCommand, async (h) => (await h.describe()).memo?.outDir as string | undefined);
+    const outDir = await withRun(
+      args,
+      exportCommand,
+      async (h) => (await h.describe()).memo?.outDir as string | undefined,
+    );
     if (!outDir) throw new Error(`run ${args.positionals[0]} has no out dir recorded`);
     const records = readKept(outDir);
     const convert = formats[format as keyof typeof formats];
-    writeFileAtomic(out, records.map((r) => JSON.stringify(convert(r))).join('\n') + (records.length ? '\n' : ''));
+    writeFileAtomic(
+      out,
+      records.map((r) => JSON.stringify(convert(r))).join('\n') + (records.length ? '\n' : ''),
+    );
     process.stdout.write(`wrote ${records.length} pairs (${format}) to ${out}\n`);
   },
 };
@@ -227,7 +293,7 @@ export const workerCommand: Command = {
     '--concurrency N   LLM calls (activities) in flight from this worker, per role (default 64)',
     '--config FILE     the run config: its roles.<role>.rpm become cluster-wide rate limits on the',
     '                  role task queues (give every worker of a cluster the same file); its cache',
-    '                  section sets this worker\'s LLM result cache',
+    "                  section sets this worker's LLM result cache",
   ],
   options: { concurrency: { type: 'string' }, config: { type: 'string' } },
   async run(args) {
@@ -238,8 +304,16 @@ export const workerCommand: Command = {
     const target = temporalTarget();
     const address = target.explicit ? target.address : `127.0.0.1:${embeddedPort()}`;
     const connection = await connectWorker({ ...target, address });
-    const worker = await createWorker({ connection, namespace: target.namespace, concurrency, roleRpm, cache: config?.cache });
-    process.stderr.write(`codeclm: worker on ${address} (namespace ${target.namespace}); SIGINT/SIGTERM to stop gracefully\n`);
+    const worker = await createWorker({
+      connection,
+      namespace: target.namespace,
+      concurrency,
+      roleRpm,
+      cache: config?.cache,
+    });
+    process.stderr.write(
+      `codeclm: worker on ${address} (namespace ${target.namespace}); SIGINT/SIGTERM to stop gracefully\n`,
+    );
     // Graceful: stop polling, let in-flight activities finish (or hand them back after the grace time).
     const stopSignals = onShutdownSignal((signal) => {
       process.stderr.write(`codeclm: ${signal}: worker shutting down\n`);

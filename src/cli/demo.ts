@@ -5,7 +5,8 @@ import { runCommand } from './run';
 /** `npm run demo`: the whole pipeline on the bundled example seeds with the embedded defaults. */
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'run the pipeline on the bundled example seeds (embedded server; simulator without OPENAI_API_KEY)',
+  summary:
+    'run the pipeline on the bundled example seeds (embedded server; simulator without OPENAI_API_KEY)',
   usage: 'demo [--out DIR] [--size N]',
   options: { out: { type: 'string' }, size: { type: 'string' } },
   async run(args) {

@@ -18,7 +18,11 @@ export function wantsSimulator(hasConfigFile: boolean, env: NodeJS.ProcessEnv = 
   return !hasConfigFile && !env.OPENAI_API_KEY && !env.OPENAI_BASE_URL;
 }
 
-export function simulatedRoles(config: ResolvedConfig, baseURL: string, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+export function simulatedRoles(
+  config: ResolvedConfig,
+  baseURL: string,
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedConfig {
   const role = (r: ResolvedRole, model: string): ResolvedRole => ({ ...r, baseURL, model });
   return {
     ...config,
@@ -39,12 +43,16 @@ export async function useSimulatorIfNoProvider(
   process.stderr.write(`${SIMULATOR_BANNER}\n`);
   // A fixed port, so a run resumed later (or by a detached process) finds the simulator again.
   const port = Number(env.CODECLM_SIM_PORT ?? 8787);
-  const sim = await startSimulator({ port, seed: Number(env.CODECLM_SIM_SEED ?? 1) }).catch(async (err: Error) => {
-    if (/EADDRINUSE/.test(err.message)) {
-      process.stderr.write(`codeclm: port ${port} is busy; assuming a codeclm simulator is already there\n`);
-      return { url: `http://127.0.0.1:${port}/v1`, close: async () => undefined };
-    }
-    throw err;
-  });
+  const sim = await startSimulator({ port, seed: Number(env.CODECLM_SIM_SEED ?? 1) }).catch(
+    async (err: Error) => {
+      if (/EADDRINUSE/.test(err.message)) {
+        process.stderr.write(
+          `codeclm: port ${port} is busy; assuming a codeclm simulator is already there\n`,
+        );
+        return { url: `http://127.0.0.1:${port}/v1`, close: async () => undefined };
+      }
+      throw err;
+    },
+  );
   return { config: simulatedRoles(config, sim.url, env), stop: () => sim.close() };
 }

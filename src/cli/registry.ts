@@ -10,7 +10,15 @@ import { benchCommand } from './bench';
 import { chaosCommand } from './chaos';
 import { scheduleCommand } from './schedule';
 import { cacheCommand } from '../cache/command';
-import { cancelCommand, exportCommand, pauseCommand, resumeCommand, statusCommand, waitCommand, workerCommand } from './control';
+import {
+  cancelCommand,
+  exportCommand,
+  pauseCommand,
+  resumeCommand,
+  statusCommand,
+  waitCommand,
+  workerCommand,
+} from './control';
 
 /** Every CLI command, in the order `codeclm --help` lists them. */
 export const commands: Command[] = [

@@ -31,7 +31,8 @@ export const runOptions = {
 export const runCommand: Command = {
   name: 'run',
   summary: 'generate a dataset from seed instructions (encode, decode, Self-Rubrics, Contrastive Filtering)',
-  usage: 'run --seeds FILE --out DIR [--config FILE] [--size N] [--run-id ID] [--detach] [--field NAME] [--skip-invalid] [--worker] [--json]',
+  usage:
+    'run --seeds FILE --out DIR [--config FILE] [--size N] [--run-id ID] [--detach] [--field NAME] [--skip-invalid] [--worker] [--json]',
   details: [
     '--seeds FILE      JSONL, JSON array, CSV or text; the instruction field is detected (or --field NAME)',
     '--out DIR         where dataset.jsonl, report.json and report.md are written',
@@ -69,7 +70,8 @@ export function prepareRunInput(args: ParsedArgs, command: Command, runId: strin
   for (const w of seeds.warnings) process.stderr.write(`codeclm: warning: ${w}\n`);
   for (const s of seeds.skipped) process.stderr.write(`codeclm: skipped ${s.origin}: ${s.reason}\n`);
   if (seeds.seeds.length === 0) throw new InputError(`${seedsFile}: no usable seed instructions`);
-  if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory()) throw new InputError(`--out ${outDir} exists and is not a directory`);
+  if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory())
+    throw new InputError(`--out ${outDir} exists and is not a directory`);
   return { runId, seedsFile, outDir, field, skipInvalid, config };
 }
 
@@ -80,7 +82,8 @@ export function newRunId(): string {
 
 async function runMain(args: ParsedArgs): Promise<number> {
   const runId = str(args, 'run-id') ?? newRunId();
-  if (!/^[A-Za-z0-9._-]{1,100}$/.test(runId)) throw new UsageError(`codeclm run: --run-id may use letters, digits, '.', '_' and '-' (got "${runId}")`);
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(runId))
+    throw new UsageError(`codeclm run: --run-id may use letters, digits, '.', '_' and '-' (got "${runId}")`);
   let input = prepareRunInput(args, runCommand, runId);
   const daemon = flag(args, 'daemon-child');
   if (flag(args, 'detach') && !temporalTarget().explicit && !daemon) return detachEmbedded(runId);
@@ -102,7 +105,12 @@ async function runMain(args: ParsedArgs): Promise<number> {
     }
     if (embedded || flag(args, 'worker')) {
       workerConnection = await connectWorker(temporal.target);
-      worker = await createWorker({ connection: workerConnection, cache: input.config.cache, namespace: temporal.target.namespace, roleRpm: rolesRpm(input.config) });
+      worker = await createWorker({
+        connection: workerConnection,
+        cache: input.config.cache,
+        namespace: temporal.target.namespace,
+        roleRpm: rolesRpm(input.config),
+      });
       workerRun = worker.run();
     }
     // Ctrl-C stops waiting (and this process's worker, gracefully); the run itself is durable.
@@ -146,7 +154,10 @@ function rootMessage(err: unknown): string {
 }
 
 /** Starts the run, or attaches to the existing one with the same id (never a second run). */
-export async function startOrAttach(client: Client, input: RunInput): Promise<WorkflowHandle<typeof codeclmRun>> {
+export async function startOrAttach(
+  client: Client,
+  input: RunInput,
+): Promise<WorkflowHandle<typeof codeclmRun>> {
   try {
     const handle = await client.workflow.start(codeclmRun, {
       workflowId: input.runId,
@@ -165,7 +176,10 @@ export async function startOrAttach(client: Client, input: RunInput): Promise<Wo
   }
 }
 
-export async function waitWithProgress(client: Client, handle: WorkflowHandle<typeof codeclmRun>): Promise<RunResult> {
+export async function waitWithProgress(
+  client: Client,
+  handle: WorkflowHandle<typeof codeclmRun>,
+): Promise<RunResult> {
   const reporter = new ProgressReporter();
   let last: RunProgress | undefined;
   let finished = false;
@@ -178,7 +192,8 @@ export async function waitWithProgress(client: Client, handle: WorkflowHandle<ty
       } catch {
         // Not queryable yet (no worker has picked the run up): try again on the next tick.
       }
-      for (let waited = 0; waited < 1000 && !finished; waited += 100) await new Promise((r) => setTimeout(r, 100));
+      for (let waited = 0; waited < 1000 && !finished; waited += 100)
+        await new Promise((r) => setTimeout(r, 100));
     }
   })();
   try {
@@ -235,10 +250,13 @@ async function detachEmbedded(runId: string): Promise<number> {
       throw new Error(`the background run exited with code ${exited}; see ${logFile}:\n${tail(logFile)}`);
     }
     if (await runExists(runId)) break;
-    if (Date.now() > deadline) throw new Error(`the background run did not start within 120 s; see ${logFile}`);
+    if (Date.now() > deadline)
+      throw new Error(`the background run did not start within 120 s; see ${logFile}`);
     await new Promise((r) => setTimeout(r, 300));
   }
-  process.stderr.write(`codeclm: run ${runId} continues in the background (pid ${child.pid}, log ${logFile})\n`);
+  process.stderr.write(
+    `codeclm: run ${runId} continues in the background (pid ${child.pid}, log ${logFile})\n`,
+  );
   process.stdout.write(`${runId}\n`);
   return 0;
 }

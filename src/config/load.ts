@@ -67,16 +67,26 @@ export function loadConfig(
   const roles = { strong, target, judge };
   const secretURLs = Object.entries(roles)
     .filter(([, r]) => urlCarriesSecret(r.baseURL))
-    .map(([name]) => `roles.${name}.baseURL: credentials in the URL are not accepted (the URL goes into run history); put the key in the environment variable named by apiKeyEnv`);
+    .map(
+      ([name]) =>
+        `roles.${name}.baseURL: credentials in the URL are not accepted (the URL goes into run history); put the key in the environment variable named by apiKeyEnv`,
+    );
   if (secretURLs.length) throw new InputError(`${file ?? 'OPENAI_BASE_URL'}: invalid endpoint`, secretURLs);
-  return resolvedConfigSchema.parse({ roles, method: parsed.method, limits, cache: file === undefined ? undefined : parsed.cache });
+  return resolvedConfigSchema.parse({
+    roles,
+    method: parsed.method,
+    limits,
+    cache: file === undefined ? undefined : parsed.cache,
+  });
 }
 
 /** user:password@ or a key-like query parameter: such a URL would carry a secret into histories. */
 function urlCarriesSecret(url: string): boolean {
   if (!URL.canParse(url)) return false;
   const u = new URL(url);
-  return !!(u.username || u.password) || [...u.searchParams.keys()].some((k) => /key|token|secret|auth/i.test(k));
+  return (
+    !!(u.username || u.password) || [...u.searchParams.keys()].some((k) => /key|token|secret|auth/i.test(k))
+  );
 }
 
 function parseFile(file: string): { parsed: ConfigFile; raw: unknown } {

@@ -332,12 +332,21 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
     '## LLM calls and tokens per stage and role',
     '',
     table(
-      ['stage/role', 'calls', 'prompt tokens', 'completion tokens', ...(hits ? ['cache hits'] : []), ...(cost ? ['cost'] : [])],
+      [
+        'stage/role',
+        'calls',
+        'prompt tokens',
+        'completion tokens',
+        ...(hits ? ['cache hits'] : []),
+        ...(cost ? ['cost'] : []),
+      ],
       usageRows,
     ),
     '',
     `Total: ${r.usage.total.calls} calls, ${r.usage.total.prompt_tokens} prompt + ${r.usage.total.completion_tokens} completion tokens` +
-      (r.usage.total.cache_hits ? ` (plus ${r.usage.total.cache_hits} results from the LLM cache, at no cost)` : '') +
+      (r.usage.total.cache_hits
+        ? ` (plus ${r.usage.total.cache_hits} results from the LLM cache, at no cost)`
+        : '') +
       (cost
         ? `; cost ${money(cost.total_usd)}${cost.unpriced_roles.length ? ` (roles without prices: ${cost.unpriced_roles.join(', ')})` : ''}.`
         : '; no prices configured (set pricePerMTokIn/pricePerMTokOut on the roles for a cost).'),

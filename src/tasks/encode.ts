@@ -27,7 +27,13 @@ export const encodeTask: StructuredTask<EncodeOutput> = {
 };
 
 /** Normalise case and spacing, drop duplicates, and cap the skills at `maxSkills`. */
-export function normaliseMetadata(raw: EncodeOutput, maxSkills: number): { use_case: string; skills: string[] } {
-  const skills = [...new Set(raw.skills.map(normalisePhrase).filter((s) => s.length > 0))].slice(0, maxSkills);
+export function normaliseMetadata(
+  raw: EncodeOutput,
+  maxSkills: number,
+): { use_case: string; skills: string[] } {
+  const skills = [...new Set(raw.skills.map(normalisePhrase).filter((s) => s.length > 0))].slice(
+    0,
+    maxSkills,
+  );
   return { use_case: normalisePhrase(raw.use_case), skills };
 }

@@ -29,7 +29,10 @@ export const judgeTask: StructuredTask<JudgeOutput> = {
 };
 
 /** Average each answer's scores over both orders: first call has strong as A, second has strong as B. */
-export function combineJudgements(strongFirst: JudgeOutput, strongSecond: JudgeOutput): {
+export function combineJudgements(
+  strongFirst: JudgeOutput,
+  strongSecond: JudgeOutput,
+): {
   strong: number;
   target: number;
   gap: number;

@@ -47,7 +47,9 @@ export function temporalTarget(env: NodeJS.ProcessEnv = process.env): TemporalTa
       return fs.readFileSync(file);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new InputError(`${base}_PATH: cannot read ${file} (${code === 'ENOENT' ? 'no such file' : (code ?? 'error')})`);
+      throw new InputError(
+        `${base}_PATH: cannot read ${file} (${code === 'ENOENT' ? 'no such file' : (code ?? 'error')})`,
+      );
     }
   };
   const cert = material('TEMPORAL_TLS_CLIENT_CERT');
@@ -71,7 +73,9 @@ export function temporalTarget(env: NodeJS.ProcessEnv = process.env): TemporalTa
   const serverName = val('TEMPORAL_TLS_SERVER_NAME');
   const wantsTls = tlsFlag ?? (!!cert || !!ca || !!apiKey || !!serverName);
   if (tlsFlag === false && (cert || ca || serverName)) {
-    throw new InputError('TEMPORAL_TLS=false conflicts with the TEMPORAL_TLS_* certificate/server-name variables that are set');
+    throw new InputError(
+      'TEMPORAL_TLS=false conflicts with the TEMPORAL_TLS_* certificate/server-name variables that are set',
+    );
   }
   return {
     address: val('TEMPORAL_ADDRESS') || EMBEDDED_ADDRESS,
@@ -100,7 +104,11 @@ function boolEnv(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
 }
 
 export async function connectClient(target: TemporalTarget): Promise<Client> {
-  const connection = await Connection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey });
+  const connection = await Connection.connect({
+    address: target.address,
+    tls: target.tls,
+    apiKey: target.apiKey,
+  });
   return new Client({ connection, namespace: target.namespace, dataConverter: target.dataConverter });
 }
 

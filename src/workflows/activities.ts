@@ -56,8 +56,10 @@ export function llmActivities(limits: LimitsConfig, taskQueue?: string) {
   const target = llmProxy(limits, roleQueue(queue, 'target'));
   const judge = llmProxy(limits, roleQueue(queue, 'judge'));
   // Every LLM activity bounds its output by limits.maxOutputChars; it is added here, once.
-  const bounded = <I extends { maxOutputChars?: number }, O>(call: (input: I) => Promise<O>) => (input: I) =>
-    call({ ...input, maxOutputChars: input.maxOutputChars ?? limits.maxOutputChars });
+  const bounded =
+    <I extends { maxOutputChars?: number }, O>(call: (input: I) => Promise<O>) =>
+    (input: I) =>
+      call({ ...input, maxOutputChars: input.maxOutputChars ?? limits.maxOutputChars });
   return {
     encodeSeed: bounded(strong.encodeSeed),
     decodeInstructions: bounded(strong.decodeInstructions),

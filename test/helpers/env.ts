@@ -5,7 +5,10 @@ import path from 'node:path';
 /** The suite's shared dev server (started in globalSetup). */
 export function testAddress(): string {
   const address = process.env.TEMPORAL_TEST_ADDRESS;
-  if (!address) throw new Error('TEMPORAL_TEST_ADDRESS is not set: run tests through jest (globalSetup starts the server)');
+  if (!address)
+    throw new Error(
+      'TEMPORAL_TEST_ADDRESS is not set: run tests through jest (globalSetup starts the server)',
+    );
   return address;
 }
 

@@ -5,11 +5,18 @@ import { configSchema, type ResolvedConfig } from '../../src/schemas/config';
 import { testAddress, uniqueQueue } from './env';
 
 /** A resolved config pointing every role at a simulator URL, paper defaults unless overridden. */
-export function simConfig(baseURL: string, patch: { method?: Partial<ResolvedConfig['method']>; limits?: Partial<ResolvedConfig['limits']> } = {}): ResolvedConfig {
+export function simConfig(
+  baseURL: string,
+  patch: { method?: Partial<ResolvedConfig['method']>; limits?: Partial<ResolvedConfig['limits']> } = {},
+): ResolvedConfig {
   const base = configSchema.parse({});
   const role = (model: string) => ({ ...base.roles.strong, baseURL, model });
   return {
-    roles: { strong: role('sim-strong'), target: role('sim-target'), judge: { ...role('sim-strong'), temperature: 0 } },
+    roles: {
+      strong: role('sim-strong'),
+      target: role('sim-target'),
+      judge: { ...role('sim-strong'), temperature: 0 },
+    },
     method: { ...base.method, ...patch.method },
     limits: { ...base.limits, ...patch.limits },
   };
@@ -23,7 +30,10 @@ export interface TestWorker {
 }
 
 /** A real worker (real activities, real LLM boundary) on its own task queue of the suite's server. */
-export async function startTestWorker(name: string, opts: { concurrency?: number } = {}): Promise<TestWorker> {
+export async function startTestWorker(
+  name: string,
+  opts: { concurrency?: number } = {},
+): Promise<TestWorker> {
   const taskQueue = uniqueQueue(name);
   const connection = await NativeConnection.connect({ address: testAddress() });
   const worker = await createWorker({ connection, taskQueue, concurrency: opts.concurrency });
