@@ -1,9 +1,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
-import { flag, requireStr, str, UsageError, type Command, type ParsedArgs } from './command';
+import type { WorkflowHandle } from '@temporalio/client';
+import { flag, requireStr, str, type Command, type ParsedArgs } from './command';
 import { loadConfig } from '../config/load';
 import { evalPaths, loadInstructionSet } from '../activities/eval';
 import { readJson } from '../store/files';
@@ -14,10 +13,7 @@ import {
   type EvalProgress,
   type EvalResult,
 } from '../workflows/eval';
-import { createWorker } from '../worker';
-import { connectClient, connectWorker, defaultTaskQueue } from '../temporal/connection';
-import { ensureTemporal } from './runtime';
-import { useSimulatorIfNoProvider } from './offline';
+import { checkUserId, openSession, rootMessage, startOrAttachWorkflow } from './session';
 import { InputError } from '../util/errors';
 
 export const evalCommand: Command = {
@@ -96,33 +92,24 @@ export function prepareEvalInput(args: ParsedArgs, evalId: string): EvalInput {
 }
 
 async function evalMain(args: ParsedArgs): Promise<number> {
-  const evalId = str(args, 'eval-id') ?? newEvalId();
-  if (!/^[A-Za-z0-9._-]{1,100}$/.test(evalId)) {
-    throw new UsageError(
-      `codeclm eval: --eval-id may use letters, digits, '.', '_' and '-' (got "${evalId}")`,
-    );
-  }
-  let input = prepareEvalInput(args, evalId);
-  const offline = await useSimulatorIfNoProvider(input.config, !!str(args, 'config'));
-  input = { ...input, config: offline.config };
-  const temporal = await ensureTemporal();
-  const embedded = !temporal.target.explicit;
-  const client = await connectClient(temporal.target);
-  let worker: Worker | undefined;
-  let workerRun: Promise<void> | undefined;
+  const evalId = checkUserId(str(args, 'eval-id') ?? newEvalId(), 'eval-id', 'eval');
+  const prepared = prepareEvalInput(args, evalId);
+  const session = await openSession(prepared.config, !!str(args, 'config'));
+  const input = { ...prepared, config: session.config };
   try {
-    const handle = await startOrAttachEval(client, input);
-    if (embedded || flag(args, 'worker')) {
-      worker = await createWorker({
-        connection: await connectWorker(temporal.target),
-        namespace: temporal.target.namespace,
-      });
-      workerRun = worker.run();
-    } else {
+    const handle = await startOrAttachWorkflow(session.client, codeclmEval, {
+      id: input.evalId,
+      noun: 'evaluation',
+      outDir: input.outDir,
+      taskQueue: input.taskQueue,
+      args: [input],
+      memo: { outDir: input.outDir, instructionsFile: input.instructionsFile, kind: 'eval' },
+    });
+    if (session.embedded || flag(args, 'worker')) await session.startWorker();
+    else
       process.stderr.write(
-        `codeclm: waiting for a worker on ${temporal.target.address} to run evaluation ${evalId}\n`,
+        `codeclm: waiting for a worker on ${session.target.address} to run evaluation ${evalId}\n`,
       );
-    }
     const result = await waitWithProgress(handle);
     printResult(result, flag(args, 'json'));
     return 0;
@@ -130,46 +117,7 @@ async function evalMain(args: ParsedArgs): Promise<number> {
     process.stderr.write(`codeclm eval: evaluation ${evalId} did not complete: ${rootMessage(err)}\n`);
     return 1;
   } finally {
-    if (worker) {
-      worker.shutdown();
-      await workerRun;
-    }
-    await client.connection.close();
-    await offline.stop();
-    await temporal.server?.stop();
-  }
-}
-
-function rootMessage(err: unknown): string {
-  let e = err as { cause?: unknown; message?: string } | undefined;
-  const parts: string[] = [];
-  while (e) {
-    if (e.message && !parts.includes(e.message)) parts.push(e.message);
-    e = e.cause as typeof e;
-  }
-  return parts.join(': ');
-}
-
-/** Starts the evaluation, or attaches to the one with the same id (never a second one). */
-export async function startOrAttachEval(
-  client: Client,
-  input: EvalInput,
-): Promise<WorkflowHandle<typeof codeclmEval>> {
-  try {
-    const handle = await client.workflow.start(codeclmEval, {
-      workflowId: input.evalId,
-      taskQueue: input.taskQueue ?? defaultTaskQueue(),
-      args: [input],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      memo: { outDir: input.outDir, instructionsFile: input.instructionsFile, kind: 'eval' },
-    });
-    process.stderr.write(`codeclm: evaluation ${input.evalId} started (out: ${input.outDir})\n`);
-    return handle;
-  } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    process.stderr.write(`codeclm: evaluation ${input.evalId} already exists; attaching to it\n`);
-    return client.workflow.getHandle(input.evalId);
+    await session.close();
   }
 }
 

@@ -1,22 +1,19 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import type { NativeConnection, Worker } from '@temporalio/worker';
-import { flag, intOpt, requireStr, str, UsageError, type Command, type ParsedArgs } from './command';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { flag, intOpt, requireStr, str, type Command, type ParsedArgs } from './command';
 import { loadConfig } from '../config/load';
 import { loadSeeds } from '../seeds/load';
 import type { ResolvedConfig } from '../schemas/config';
 import type { RunInput, RunProgress, RunResult } from '../schemas/run';
 import { codeclmRun, progressQuery } from '../workflows/pipeline';
-import { createWorker } from '../worker';
-import { rolesRpm } from './control';
-import { connectClient, connectWorker, defaultTaskQueue, temporalTarget } from '../temporal/connection';
+import { connectClient, temporalTarget } from '../temporal/connection';
 import { onShutdownSignal } from '../temporal/logging';
-import { codeclmHome, embeddedPort, ensureTemporal } from './runtime';
+import { codeclmHome, embeddedPort } from './runtime';
+import { checkUserId, openSession, rootMessage, startOrAttachWorkflow } from './session';
 import { temporalAnswers } from '../temporal/devServer';
 import { ProgressReporter, describe } from './progress';
-import { useSimulatorIfNoProvider } from './offline';
 import { InputError } from '../util/errors';
 
 export const runOptions = {
@@ -81,43 +78,25 @@ export function newRunId(): string {
 }
 
 async function runMain(args: ParsedArgs): Promise<number> {
-  const runId = str(args, 'run-id') ?? newRunId();
-  if (!/^[A-Za-z0-9._-]{1,100}$/.test(runId))
-    throw new UsageError(`codeclm run: --run-id may use letters, digits, '.', '_' and '-' (got "${runId}")`);
-  let input = prepareRunInput(args, runCommand, runId);
+  const runId = checkUserId(str(args, 'run-id') ?? newRunId(), 'run-id', 'run');
+  const prepared = prepareRunInput(args, runCommand, runId);
   const daemon = flag(args, 'daemon-child');
   if (flag(args, 'detach') && !temporalTarget().explicit && !daemon) return detachEmbedded(runId);
-  const offline = await useSimulatorIfNoProvider(input.config, !!str(args, 'config'));
-  input = { ...input, config: offline.config };
-  const temporal = await ensureTemporal();
-  const embedded = !temporal.target.explicit;
-
-  const client = await connectClient(temporal.target);
-  let worker: Worker | undefined;
-  let workerConnection: NativeConnection | undefined;
-  let workerRun: Promise<void> | undefined;
+  const session = await openSession(prepared.config, !!str(args, 'config'));
+  const input = { ...prepared, config: session.config };
   let stopSignals = () => undefined as void;
   try {
-    const handle = await startOrAttach(client, input);
-    if (flag(args, 'detach') && !flag(args, 'daemon-child')) {
+    const handle = await startOrAttach(session.client, input);
+    if (flag(args, 'detach') && !daemon) {
       process.stdout.write(flag(args, 'json') ? `${JSON.stringify({ run_id: runId })}\n` : `${runId}\n`);
       return 0;
     }
-    if (embedded || flag(args, 'worker')) {
-      workerConnection = await connectWorker(temporal.target);
-      worker = await createWorker({
-        connection: workerConnection,
-        cache: input.config.cache,
-        namespace: temporal.target.namespace,
-        roleRpm: rolesRpm(input.config),
-      });
-      workerRun = worker.run();
-    }
+    if (session.embedded || flag(args, 'worker')) await session.startWorker();
     // Ctrl-C stops waiting (and this process's worker, gracefully); the run itself is durable.
     const interrupted = new Promise<'interrupted'>((resolve) => {
       stopSignals = onShutdownSignal(() => resolve('interrupted'));
     });
-    const outcome = await Promise.race([waitWithProgress(client, handle), interrupted]);
+    const outcome = await Promise.race([waitWithProgress(session.client, handle), interrupted]);
     if (outcome === 'interrupted') {
       process.stderr.write(
         `codeclm: interrupted. Run ${runId} is kept by Temporal; run the same command with --run-id ${runId} to attach again.\n`,
@@ -125,55 +104,27 @@ async function runMain(args: ParsedArgs): Promise<number> {
       return 130;
     }
     printResult(outcome, flag(args, 'json'));
-    if (daemon && temporal.server) await lingerForControlCommands(client);
+    if (daemon && session.server) await lingerForControlCommands(session.client);
     return 0;
   } catch (err) {
     process.stderr.write(`codeclm run: run ${runId} did not complete: ${rootMessage(err)}\n`);
     return 1;
   } finally {
     stopSignals();
-    if (worker) {
-      worker.shutdown();
-      await workerRun;
-    }
-    await workerConnection?.close();
-    await client.connection.close();
-    await offline.stop();
-    await temporal.server?.stop();
+    await session.close();
   }
-}
-
-function rootMessage(err: unknown): string {
-  let e = err as { cause?: unknown; message?: string } | undefined;
-  const parts: string[] = [];
-  while (e) {
-    if (e.message && !parts.includes(e.message)) parts.push(e.message);
-    e = e.cause as typeof e;
-  }
-  return parts.join(': ');
 }
 
 /** Starts the run, or attaches to the existing one with the same id (never a second run). */
-export async function startOrAttach(
-  client: Client,
-  input: RunInput,
-): Promise<WorkflowHandle<typeof codeclmRun>> {
-  try {
-    const handle = await client.workflow.start(codeclmRun, {
-      workflowId: input.runId,
-      taskQueue: input.taskQueue ?? defaultTaskQueue(),
-      args: [input],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      memo: { outDir: input.outDir, seedsFile: input.seedsFile },
-    });
-    process.stderr.write(`codeclm: run ${input.runId} started (out: ${input.outDir})\n`);
-    return handle;
-  } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    process.stderr.write(`codeclm: run ${input.runId} already exists; attaching to it\n`);
-    return client.workflow.getHandle(input.runId);
-  }
+export function startOrAttach(client: Client, input: RunInput): Promise<WorkflowHandle<typeof codeclmRun>> {
+  return startOrAttachWorkflow(client, codeclmRun, {
+    id: input.runId,
+    noun: 'run',
+    outDir: input.outDir,
+    taskQueue: input.taskQueue,
+    args: [input],
+    memo: { outDir: input.outDir, seedsFile: input.seedsFile },
+  });
 }
 
 export async function waitWithProgress(

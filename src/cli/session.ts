@@ -1,0 +1,122 @@
+import {
+  WorkflowExecutionAlreadyStartedError,
+  type Client,
+  type Workflow,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { ResolvedConfig } from '../schemas/config';
+import { connectClient, connectWorker, defaultTaskQueue, type TemporalTarget } from '../temporal/connection';
+import type { DevServer } from '../temporal/devServer';
+import { createWorker } from '../worker';
+import { rolesRpm } from './control';
+import { useSimulatorIfNoProvider } from './offline';
+import { ensureTemporal } from './runtime';
+import { UsageError } from './command';
+
+/**
+ * The process side of `run` and `eval`: where Temporal is (TEMPORAL_ADDRESS, or the embedded dev
+ * server), the offline simulator when no provider is configured, a client, and an in-process worker
+ * on demand. `close()` stops what this process started, in reverse order.
+ */
+export interface Session {
+  client: Client;
+  target: TemporalTarget;
+  /** True when no TEMPORAL_ADDRESS was given (embedded defaults). */
+  embedded: boolean;
+  /** Set when this process started the dev server. */
+  server?: DevServer;
+  /** The config with the simulator's endpoint filled in when it is used. */
+  config: ResolvedConfig;
+  startWorker(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openSession(config: ResolvedConfig, hasConfigFile: boolean): Promise<Session> {
+  const offline = await useSimulatorIfNoProvider(config, hasConfigFile);
+  const temporal = await ensureTemporal();
+  const client = await connectClient(temporal.target);
+  let worker: Worker | undefined;
+  let workerConnection: NativeConnection | undefined;
+  let workerRun: Promise<void> | undefined;
+  return {
+    client,
+    target: temporal.target,
+    embedded: !temporal.target.explicit,
+    server: temporal.server,
+    config: offline.config,
+    async startWorker() {
+      if (worker) return;
+      workerConnection = await connectWorker(temporal.target);
+      worker = await createWorker({
+        connection: workerConnection,
+        namespace: temporal.target.namespace,
+        cache: offline.config.cache,
+        roleRpm: rolesRpm(offline.config),
+      });
+      workerRun = worker.run();
+    },
+    async close() {
+      if (worker) {
+        worker.shutdown();
+        await workerRun;
+      }
+      await workerConnection?.close();
+      await client.connection.close();
+      await offline.stop();
+      await temporal.server?.stop();
+    },
+  };
+}
+
+/** Starts a workflow under a user-visible id, or attaches to the existing one (never a second). */
+export async function startOrAttachWorkflow<W extends Workflow>(
+  client: Client,
+  workflow: W,
+  opts: {
+    id: string;
+    noun: string;
+    outDir: string;
+    taskQueue?: string;
+    args: Parameters<W>;
+    memo: Record<string, unknown>;
+  },
+): Promise<WorkflowHandle<W>> {
+  try {
+    const handle = await client.workflow.start(workflow, {
+      workflowId: opts.id,
+      taskQueue: opts.taskQueue ?? defaultTaskQueue(),
+      args: opts.args,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      memo: opts.memo,
+    } as Parameters<Client['workflow']['start']>[1]);
+    process.stderr.write(`codeclm: ${opts.noun} ${opts.id} started (out: ${opts.outDir})\n`);
+    return handle as WorkflowHandle<W>;
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    process.stderr.write(`codeclm: ${opts.noun} ${opts.id} already exists; attaching to it\n`);
+    return client.workflow.getHandle<W>(opts.id);
+  }
+}
+
+/** An id the user chose (--run-id, --eval-id): also a workflow id and a log file name. */
+export function checkUserId(id: string, flagName: string, command: string): string {
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(id)) {
+    throw new UsageError(
+      `codeclm ${command}: --${flagName} may use letters, digits, '.', '_' and '-' (got "${id}")`,
+    );
+  }
+  return id;
+}
+
+/** A failure's messages from the outside in (a workflow failure's useful text is on its causes). */
+export function rootMessage(err: unknown): string {
+  let e = err as { cause?: unknown; message?: string } | undefined;
+  const parts: string[] = [];
+  while (e) {
+    if (e.message && !parts.includes(e.message)) parts.push(e.message);
+    e = e.cause as typeof e;
+  }
+  return parts.join(': ');
+}
