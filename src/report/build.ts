@@ -259,34 +259,7 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
       : []),
     '## Counts per stage',
     '',
-    table(
-      [
-        'seeds',
-        'encoded',
-        'encode failed',
-        'pool',
-        'instructions',
-        'kept',
-        'dropped',
-        'failed',
-        'duplicates removed',
-        'rounds',
-      ],
-      [
-        [
-          c.seeds,
-          c.encoded,
-          c.encodeFailed,
-          c.pool,
-          c.instructions,
-          c.kept,
-          c.dropped,
-          c.failed,
-          c.duplicatesRemoved,
-          c.rounds,
-        ],
-      ],
-    ),
+    table(...stageCountsTable(c)),
     '',
     `Every generated instruction ends kept, dropped or failed: ${c.kept} + ${c.dropped} + ${c.failed} = ${c.generated}.`,
     '',
@@ -372,4 +345,36 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
       ? [`(${r.failures.length} failures listed; ${c.failed + c.encodeFailed} items failed in all.)`, '']
       : []),
   ].join('\n');
+}
+
+/** The counts-per-stage table, shared by report.md and report.html. */
+export function stageCountsTable(c: Counters): [string[], number[][]] {
+  return [
+    [
+      'seeds',
+      'encoded',
+      'encode failed',
+      'pool',
+      'instructions',
+      'kept',
+      'dropped',
+      'failed',
+      'duplicates removed',
+      'rounds',
+    ],
+    [
+      [
+        c.seeds,
+        c.encoded,
+        c.encodeFailed,
+        c.pool,
+        c.instructions,
+        c.kept,
+        c.dropped,
+        c.failed,
+        c.duplicatesRemoved,
+        c.rounds,
+      ],
+    ],
+  ];
 }

@@ -1,5 +1,5 @@
 import type { Report } from './build';
-import { distributionRows } from './build';
+import { distributionRows, stageCountsTable } from './build';
 import type { Chart } from './charts';
 import { money } from './markdown';
 import { esc } from './svg';
@@ -102,35 +102,7 @@ ${
     : ''
 }
 <h2>Counts per stage</h2>
-${htmlTable(
-  [
-    'seeds',
-    'encoded',
-    'encode failed',
-    'pool',
-    'instructions',
-    'kept',
-    'dropped',
-    'failed',
-    'duplicates removed',
-    'rounds',
-  ],
-  [
-    [
-      c.seeds,
-      c.encoded,
-      c.encodeFailed,
-      c.pool,
-      c.instructions,
-      c.kept,
-      c.dropped,
-      c.failed,
-      c.duplicatesRemoved,
-      c.rounds,
-    ],
-  ],
-  'num',
-)}
+${htmlTable(...stageCountsTable(c), 'num')}
 <p class="note">Every generated instruction ends kept, dropped or failed: ${c.kept} + ${c.dropped} + ${c.failed} = ${c.generated}.</p>
 ${chart('counts')}
 <h2>Kept and dropped per iteration</h2>
