@@ -24,6 +24,7 @@ import type { Usage } from '../schemas/records';
 import { addUsage } from '../schemas/records';
 import type { Failure } from '../schemas/run';
 import type { EvalRecord } from '../activities/eval';
+import { answerBoth, judgeBothOrders } from './contrast';
 import { scoresFromJudgements, verdict, type CrrSummary, type Verdict } from '../report/crr';
 import { fileActivities, llmActivities } from './activities';
 import { slidingWindow } from './window';
@@ -301,50 +302,14 @@ export async function evalInstruction(input: EvalItemInput): Promise<EvalItemOut
   // The judge always runs at temperature 0 here, whatever the config says for the pipeline.
   const method = { ...config.method, judgeTemperature: 0 };
   const judgeRole = roles.judge.temperature ? { ...roles.judge, temperature: 0 } : roles.judge;
-  const label = `eval ${item.id}`;
   let stage = 'answer';
   try {
-    const [target, strong] = await Promise.all([
-      llm.answer({
-        who: 'target',
-        cfg: roles.target,
-        method,
-        instruction: item.instruction,
-        label: `target answer ${label}`,
-      }),
-      llm.answer({
-        who: 'strong',
-        cfg: roles.strong,
-        method,
-        instruction: item.instruction,
-        label: `strong answer ${label}`,
-      }),
-    ]);
-    addUsage(usage, target.usage);
-    addUsage(usage, strong.usage);
+    const contrast = { instruction: item.instruction, label: `eval ${item.id}`, method, usage };
+    const answers = await answerBoth(llm, roles, contrast);
 
     stage = 'judge';
-    const [targetFirst, strongFirst] = await Promise.all([
-      llm.judge({
-        judge: judgeRole,
-        method,
-        instruction: item.instruction,
-        answerA: target.text,
-        answerB: strong.text,
-        label: `judge ${label} (target first)`,
-      }),
-      llm.judge({
-        judge: judgeRole,
-        method,
-        instruction: item.instruction,
-        answerA: strong.text,
-        answerB: target.text,
-        label: `judge ${label} (strong first)`,
-      }),
-    ]);
-    addUsage(usage, targetFirst.usage);
-    addUsage(usage, strongFirst.usage);
-    const scores = scoresFromJudgements(targetFirst.scores, strongFirst.scores);
+    const judged = await judgeBothOrders(llm, judgeRole, contrast, answers);
+    const scores = scoresFromJudgements(judged.targetFirst, judged.strongFirst);
     const v = verdict(scores);
 
     stage = 'save';
@@ -353,8 +318,8 @@ export async function evalInstruction(input: EvalItemInput): Promise<EvalItemOut
       id: item.id,
       category: item.category ?? null,
       instruction: item.instruction,
-      target_answer: target.text,
-      strong_answer: strong.text,
+      target_answer: answers.target,
+      strong_answer: answers.strong,
       scores,
       verdict: v,
       eval_id: input.evalId,

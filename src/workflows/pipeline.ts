@@ -48,6 +48,7 @@ import { combineJudgements } from '../tasks/judge';
 import { hash32, pickIndex, rngFrom } from '../util/random';
 import { fileActivities, llmActivities } from './activities';
 import { windowRange } from './window';
+import { answerBoth, judgeBothOrders } from './contrast';
 import {
   addFailures,
   Control,
@@ -718,51 +719,15 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
 
       // Contrastive Filtering 1: both models answer.
       stage = 'answer';
-      const label = `${input.recordId} iteration ${iteration}`;
+      const contrast = { instruction, label: `${input.recordId} iteration ${iteration}`, method, usage };
       await control.gate();
-      const [strong, target] = await Promise.all([
-        llm.answer({
-          who: 'strong',
-          cfg: roles.strong,
-          method,
-          instruction,
-          label: `strong answer ${label}`,
-        }),
-        llm.answer({
-          who: 'target',
-          cfg: roles.target,
-          method,
-          instruction,
-          label: `target answer ${label}`,
-        }),
-      ]);
-      addUsage(usage, strong.usage);
-      addUsage(usage, target.usage);
+      const answers = await answerBoth(llm, roles, contrast);
 
       // 2. The judge scores both answers, twice, in swapped order; scores are averaged.
       stage = 'judge';
       await control.gate();
-      const [strongFirst, strongSecond] = await Promise.all([
-        llm.judge({
-          judge: roles.judge,
-          method,
-          instruction,
-          answerA: strong.text,
-          answerB: target.text,
-          label: `judge ${label} (strong first)`,
-        }),
-        llm.judge({
-          judge: roles.judge,
-          method,
-          instruction,
-          answerA: target.text,
-          answerB: strong.text,
-          label: `judge ${label} (target first)`,
-        }),
-      ]);
-      addUsage(usage, strongFirst.usage);
-      addUsage(usage, strongSecond.usage);
-      const scores = combineJudgements(strongFirst.scores, strongSecond.scores);
+      const judged = await judgeBothOrders(llm, roles.judge, contrast, answers);
+      const scores = combineJudgements(judged.strongFirst, judged.targetFirst);
       gaps.push(scores.gap);
 
       // 3. Keep when the gap is wide either way; otherwise it is too easy: iterate.
@@ -775,7 +740,7 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
         const record: DatasetRecord = {
           id: input.recordId,
           instruction,
-          response: strongWins ? strong.text : target.text,
+          response: strongWins ? answers.strong : answers.target,
           source,
           metadata,
           iteration,
