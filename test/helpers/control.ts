@@ -1,39 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { NativeConnection, type Worker } from '@temporalio/worker';
-import { Client, Connection } from '@temporalio/client';
-import { createWorker } from '../../src/worker';
 import type { DatasetRecord } from '../../src/schemas/records';
-import { testAddress, uniqueQueue } from './env';
+import { startTestWorker, type TestWorker } from './pipeline';
 
 /**
  * A real in-process worker for the control/poison/scale tests: LLM result cache off (so scripted
  * simulator faults are always met by a real request).
  */
-export interface ControlWorker {
-  worker: Worker;
-  taskQueue: string;
-  client: Client;
-  stop(): Promise<void>;
-}
+export type ControlWorker = TestWorker;
 
-export async function startControlWorker(name: string, concurrency = 32): Promise<ControlWorker> {
-  const taskQueue = uniqueQueue(name);
-  const connection = await NativeConnection.connect({ address: testAddress() });
-  const worker = await createWorker({ connection, taskQueue, concurrency, cache: false });
-  const running = worker.run();
-  const client = new Client({ connection: await Connection.connect({ address: testAddress() }) });
-  return {
-    worker,
-    taskQueue,
-    client,
-    async stop() {
-      worker.shutdown();
-      await running;
-      await connection.close();
-      await client.connection.close();
-    },
-  };
+export function startControlWorker(name: string, concurrency = 32): Promise<ControlWorker> {
+  return startTestWorker(name, { concurrency, cache: false });
 }
 
 export function readDataset(outDir: string): DatasetRecord[] {

@@ -32,11 +32,16 @@ export interface TestWorker {
 /** A real worker (real activities, real LLM boundary) on its own task queue of the suite's server. */
 export async function startTestWorker(
   name: string,
-  opts: { concurrency?: number } = {},
+  opts: { concurrency?: number; cache?: false } = {},
 ): Promise<TestWorker> {
   const taskQueue = uniqueQueue(name);
   const connection = await NativeConnection.connect({ address: testAddress() });
-  const worker = await createWorker({ connection, taskQueue, concurrency: opts.concurrency });
+  const worker = await createWorker({
+    connection,
+    taskQueue,
+    concurrency: opts.concurrency,
+    cache: opts.cache,
+  });
   const running = worker.run();
   const client = new Client({ connection: await Connection.connect({ address: testAddress() }) });
   return {
