@@ -2,7 +2,7 @@ import { createActivities, type ActivityDeps } from '../src/activities';
 import type { DatasetRecord, Metadata, Rubric, Usage } from '../src/schemas/records';
 import { addUsage } from '../src/schemas/records';
 import { emptyCounters, type RunInput, type RunProgress } from '../src/schemas/run';
-import { combineJudgements } from '../src/tasks/judge';
+import { combineJudgements, keptSource } from '../src/tasks/judge';
 import { pickIndex, rngFrom } from '../src/util/random';
 
 /**
@@ -133,16 +133,12 @@ export async function runInProcess(input: RunInput, deps: ActivityDeps): Promise
         addUsage(usage, first.usage);
         addUsage(usage, second.usage);
         const scores = combineJudgements(first.scores, second.scores);
-        const strongWins =
-          scores.gap > method.theta &&
-          (method.minStrongScore === undefined || scores.strong >= method.minStrongScore);
-        const targetWins = scores.gap < -method.theta;
-        if (strongWins || targetWins) {
-          const source = strongWins ? 'strong' : 'target';
+        const source = keptSource(scores, method);
+        if (source) {
           const record: DatasetRecord = {
             id,
             instruction,
-            response: strongWins ? strong.text : target.text,
+            response: source === 'strong' ? strong.text : target.text,
             source,
             metadata,
             iteration,

@@ -1,7 +1,7 @@
 import { allocate, mixAndMatch } from '../src/activities/pool';
 import { methodSchema } from '../src/schemas/config';
 import type { Metadata } from '../src/schemas/records';
-import { combineJudgements } from '../src/tasks/judge';
+import { combineJudgements, keptSource } from '../src/tasks/judge';
 import { normaliseMetadata } from '../src/tasks/encode';
 
 const method = methodSchema.parse({});
@@ -66,4 +66,13 @@ test('metadata is normalised so the same skill written twice counts once', () =>
     use_case: 'business plan development',
     skills: ['market research', 'swot analysis', 'a'],
   });
+});
+
+test('the filter keeps the strong answer above theta, the target below -theta, nothing in between', () => {
+  const method = { theta: 3 };
+  expect(keptSource({ strong: 9, gap: 3.5 }, method)).toBe('strong');
+  expect(keptSource({ strong: 9, gap: 3 }, method)).toBeUndefined();
+  expect(keptSource({ strong: 2, gap: -3 }, method)).toBeUndefined();
+  expect(keptSource({ strong: 2, gap: -3.5 }, method)).toBe('target');
+  expect(keptSource({ strong: 6, gap: 4 }, { theta: 3, minStrongScore: 7 })).toBeUndefined();
 });

@@ -41,3 +41,21 @@ export function combineJudgements(
   const target = (strongFirst.score_b + strongSecond.score_a) / 2;
   return { strong, target, gap: strong - target };
 }
+
+/**
+ * Contrastive Filtering's decision (CODECLM.md section 5, step 3): keep the strong answer when the
+ * gap exceeds theta (and, if set, the strong score reaches the floor), the target's when the gap is
+ * below -theta; otherwise the instruction is too easy (undefined: iterate or drop).
+ */
+export function keptSource(
+  scores: { strong: number; gap: number },
+  method: { theta: number; minStrongScore?: number },
+): 'strong' | 'target' | undefined {
+  if (
+    scores.gap > method.theta &&
+    (method.minStrongScore === undefined || scores.strong >= method.minStrongScore)
+  ) {
+    return 'strong';
+  }
+  return scores.gap < -method.theta ? 'target' : undefined;
+}

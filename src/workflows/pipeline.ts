@@ -44,7 +44,7 @@ import {
   type RunProgress,
   type RunResult,
 } from '../schemas/run';
-import { combineJudgements } from '../tasks/judge';
+import { combineJudgements, keptSource } from '../tasks/judge';
 import { hash32, pickIndex, rngFrom } from '../util/random';
 import { fileActivities, llmActivities } from './activities';
 import { windowRange } from './window';
@@ -731,16 +731,12 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
       gaps.push(scores.gap);
 
       // 3. Keep when the gap is wide either way; otherwise it is too easy: iterate.
-      const strongWins =
-        scores.gap > method.theta &&
-        (method.minStrongScore === undefined || scores.strong >= method.minStrongScore);
-      const targetWins = scores.gap < -method.theta;
-      if (strongWins || targetWins) {
-        const source = strongWins ? 'strong' : 'target';
+      const source = keptSource(scores, method);
+      if (source) {
         const record: DatasetRecord = {
           id: input.recordId,
           instruction,
-          response: strongWins ? answers.strong : answers.target,
+          response: source === 'strong' ? answers.strong : answers.target,
           source,
           metadata,
           iteration,
