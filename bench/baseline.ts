@@ -3,6 +3,7 @@ import type { DatasetRecord, Metadata, Rubric, Usage } from '../src/schemas/reco
 import { addUsage } from '../src/schemas/records';
 import { emptyCounters, type RunInput, type RunProgress } from '../src/schemas/run';
 import { combineJudgements, keptSource } from '../src/tasks/judge';
+import { entryWindows, shares } from '../src/workflows/allocation';
 import { pickIndex, rngFrom } from '../src/util/random';
 
 /**
@@ -52,12 +53,18 @@ export async function runInProcess(input: RunInput, deps: ActivityDeps): Promise
     addUsage(usage, r.usage);
     counters.encoded++;
   });
-  const { entries } = await a.buildPool({ outDir, method, seeds: seeds.count, instructions: limits.size });
-  counters.pool = entries.length;
-  const work = entries.map((e, index) => ({ index, count: e.instructions })).filter((w) => w.count > 0);
+  const { size: poolSize } = await a.buildPool({
+    outDir,
+    method,
+    seeds: seeds.count,
+    instructions: limits.size,
+  });
+  counters.pool = poolSize;
+  const work = shares(poolSize, limits.size, 0)
+    .map((count, index) => ({ index, count }))
+    .filter((w) => w.count > 0);
   const smallest = Math.min(...work.map((w) => w.count));
-  const perEntryWindow = Math.max(1, Math.min(limits.concurrency, smallest));
-  const entryWindow = Math.max(1, Math.ceil(limits.concurrency / perEntryWindow));
+  const { perEntry: perEntryWindow, entries: entryWindow } = entryWindows(limits.concurrency, smallest);
   const batchSize = method.decodeBatch ?? 20;
 
   await pool(work.length, entryWindow, async (k) => {

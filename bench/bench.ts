@@ -225,7 +225,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       durable: { ...durSide, serverCpuSeconds: round(serverCpuOver, 2) },
       durableOverInProcess: round(durSide.pairsPerSecond / inSide.pairsPerSecond),
       // Same seeds and simulator seed: the two sides should keep about the same pairs.
-      note: 'both sides ran at the same time on separate simulator processes with the same seed',
+      note: 'both sides ran at the same time on separate simulator processes with the same seed; a request waits a latency fixed by its content, so the same call waits the same on both sides',
     };
     log(`bench: overhead: ${JSON.stringify(overhead)}`);
     await Promise.all([simA.stop(), simB.stop()]);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { startSimulator, type Simulator } from '../src/sim';
 import { answer, judge } from '../src/sim/answers';
 import { decode, improve, rubrics } from '../src/sim/content';
+import { requestLatencyMs } from '../src/sim/prng';
 import {
   answerStrongTask,
   combineJudgements,
@@ -374,5 +375,28 @@ describe('simulator content gives the pipeline real signal', () => {
     ).toBeGreaterThan(0.15);
     expect((kept.dropped ?? 0) / n).toBeLessThan(0.25);
     expect(kept.dropped ?? 0).toBeGreaterThan(0);
+  });
+});
+
+describe('simulated latency', () => {
+  // The bench compares two pipelines sending the same requests in different orders; each request's
+  // latency must depend on the request, not on its place in the stream.
+  test('is fixed by the request and how often it was sent, not by arrival order', () => {
+    const keys = Array.from({ length: 2000 }, (_, i) => 1_000_003 * (i + 1));
+    const forward = keys.map((k) => requestLatencyMs(1000, k, 0));
+    const backward = [...keys].reverse().map((k) => requestLatencyMs(1000, k, 0));
+    expect(backward.reverse()).toEqual(forward);
+    // A repeated request (a retry) waits a fresh time.
+    expect(keys.filter((k) => requestLatencyMs(1000, k, 1) === requestLatencyMs(1000, k, 0))).toHaveLength(0);
+  });
+
+  test('is lognormal around the configured mean, with a tail', () => {
+    const draws = Array.from({ length: 4000 }, (_, i) => requestLatencyMs(1000, i * 7919 + 13, 0));
+    const mean = draws.reduce((a, b) => a + b, 0) / draws.length;
+    expect(mean).toBeGreaterThan(900);
+    expect(mean).toBeLessThan(1100);
+    expect(Math.max(...draws)).toBeGreaterThan(2000);
+    expect(Math.min(...draws)).toBeGreaterThan(0);
+    expect(requestLatencyMs(0, 42, 0)).toBe(0);
   });
 });

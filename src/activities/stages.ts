@@ -208,7 +208,8 @@ export function createStageActivities(deps: ActivityDeps) {
       return result;
     },
 
-    async buildPool(input: PoolInput): Promise<{ entries: { metadata: Metadata; instructions: number }[] }> {
+    /** Writes pool.json; entries read their metadata from it, so only the size travels back. */
+    async buildPool(input: PoolInput): Promise<{ size: number }> {
       const paths = runPaths(input.outDir);
       const encoded: Metadata[] = [];
       for (let i = 0; i < input.seeds; i++) {
@@ -218,7 +219,7 @@ export function createStageActivities(deps: ActivityDeps) {
       const pool = mixAndMatch(encoded, input.method);
       const entries = allocate(pool, input.instructions);
       writeJsonAtomic(paths.pool, { entries });
-      return { entries: entries.map(({ metadata, instructions }) => ({ metadata, instructions })) };
+      return { size: entries.length };
     },
 
     async decodeInstructions(input: DecodeInput): Promise<{ instructions: string[]; usage: Usage }> {

@@ -67,6 +67,25 @@ export interface ChaosSummary {
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'codeclm.js');
+
+/** `codeclm run --detach` against the cluster in `env` (TEMPORAL_ADDRESS); throws with its stderr if it fails. */
+export async function startRunDetached(o: {
+  seedsFile: string;
+  outDir: string;
+  configFile: string;
+  runId: string;
+  env: NodeJS.ProcessEnv;
+}): Promise<void> {
+  const args = ['run', '--seeds', o.seedsFile, '--out', o.outDir, '--config', o.configFile];
+  const starter = spawn(process.execPath, [BIN, ...args, '--run-id', o.runId, '--detach'], {
+    env: o.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  starter.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((r) => starter.once('exit', r));
+  if (code !== 0) throw new Error(`codeclm run --detach exited ${code}: ${stderr}`);
+}
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Seed instructions: the bundled examples, varied so that every line is distinct. */
@@ -215,27 +234,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
   const summaryBase = { run_id: runId, dir };
   try {
     // Start the run through the CLI, as a user would, against TEMPORAL_ADDRESS.
-    const starter = spawn(
-      process.execPath,
-      [
-        BIN,
-        'run',
-        '--seeds',
-        path.join(dir, 'seeds.jsonl'),
-        '--out',
-        outDir,
-        '--config',
-        configFile,
-        '--run-id',
-        runId,
-        '--detach',
-      ],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let starterErr = '';
-    starter.stderr!.on('data', (d: Buffer) => (starterErr += d.toString()));
-    const code = await new Promise<number | null>((r) => starter.once('exit', r));
-    if (code !== 0) throw new Error(`codeclm run --detach exited ${code}: ${starterErr}`);
+    await startRunDetached({ seedsFile: path.join(dir, 'seeds.jsonl'), outDir, configFile, runId, env });
 
     client = new Client({ connection: await Connection.connect({ address }) });
     const handle = client.workflow.getHandle<typeof codeclmRun>(runId);

@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { freePort, startDevServer } from '../temporal/devServer';
 import { startSimulator } from '../sim/server';
 import type { codeclmRun } from '../workflows/pipeline';
-import { chaosSeeds } from './harness';
+import { chaosSeeds, startRunDetached } from './harness';
 
 /**
  * The scale measurement of README "Reliability": one `codeclm worker` process, its own dev server
@@ -74,24 +74,13 @@ export async function measure(seeds: number, size: number, concurrency = 64) {
   );
   const runId = `measure-${seeds}-${size}`;
   const started = Date.now();
-  const starter = spawn(
-    process.execPath,
-    [
-      BIN,
-      'run',
-      '--seeds',
-      path.join(dir, 'seeds.jsonl'),
-      '--out',
-      path.join(dir, 'out'),
-      '--config',
-      configFile,
-      '--run-id',
-      runId,
-      '--detach',
-    ],
-    { env, stdio: 'inherit' },
-  );
-  await new Promise((r) => starter.once('exit', r));
+  await startRunDetached({
+    seedsFile: path.join(dir, 'seeds.jsonl'),
+    outDir: path.join(dir, 'out'),
+    configFile,
+    runId,
+    env,
+  });
   const client = new Client({ connection: await Connection.connect({ address: server.address }) });
   const handle = client.workflow.getHandle<typeof codeclmRun>(runId);
   let peakWorker = 0;

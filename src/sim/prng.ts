@@ -52,3 +52,11 @@ export function lognormal(mean: number, rand: () => number, sigma = 0.5): number
   const z = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
   return Math.exp(mu + sigma * z);
 }
+
+/**
+ * The simulated latency of the `nth` sending (0 first) of the request whose body hashes to
+ * `requestKey`: fixed by those two alone, so it does not depend on what else arrives meanwhile.
+ */
+export function requestLatencyMs(meanMs: number, requestKey: number, nth: number): number {
+  return lognormal(meanMs, prng(hash32(requestKey, nth)));
+}

@@ -10,7 +10,7 @@ import {
   type MalformedKind,
   type ScriptItem,
 } from './faults';
-import { hash32, lognormal, prng } from './prng';
+import { hash32, prng, requestLatencyMs } from './prng';
 import { recognise, type ChatBodyMessage } from './recognise';
 
 /**
@@ -68,6 +68,8 @@ export interface Simulator {
 
 const MAX_BODY = 20 * 1024 * 1024;
 const LOG_CAP = 50_000;
+/** Distinct request bodies remembered for latency draws (forgotten all at once beyond this). */
+const SEEN_CAP = 200_000;
 
 class HttpError extends Error {
   constructor(
@@ -145,6 +147,22 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   let stats: SimStats = emptyStats();
   const window = new RpmWindow(opts.rpm);
   const sockets = new Set<import('node:net').Socket>();
+  // How often each request body was seen: a repeated request (a retry) draws a fresh latency.
+  let seen = new Map<number, number>();
+
+  /**
+   * The latency of one request: lognormal, drawn from (seed, request body, how many times that body
+   * was seen before). Independent of arrival order, so the bench's two sides (same requests, in
+   * different orders) see the same latencies and their comparison measures orchestration, not luck.
+   */
+  function latencyFor(raw: string): number {
+    if (!opts.latencyMs) return 0;
+    const key = hash32(seed, 'latency', raw);
+    const nth = seen.get(key) ?? 0;
+    if (seen.size >= SEEN_CAP) seen = new Map();
+    seen.set(key, nth + 1);
+    return requestLatencyMs(opts.latencyMs, key, nth);
+  }
 
   function emptyStats(): SimStats {
     return { requests: 0, byStatus: {}, byTask: {}, faults: {}, promptTokens: 0, completionTokens: 0 };
@@ -162,7 +180,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   }
 
   async function chat(req: http.IncomingMessage, res: http.ServerResponse, started: number): Promise<void> {
-    const body = parseJson(await readBody(req)) as Record<string, unknown>;
+    const raw = await readBody(req);
+    const body = parseJson(raw) as Record<string, unknown>;
     if (!body || typeof body !== 'object') throw new HttpError(400, 'request body must be a JSON object');
     const model = body.model;
     const messages = body.messages;
@@ -180,10 +199,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const schemaName = format?.type === 'json_schema' ? format.json_schema?.name : undefined;
     const rec = recognise(messages as ChatBodyMessage[], schemaName);
 
-    // The random draws happen for every request, in a fixed order, so the fault sequence depends
-    // only on the seed and the order of requests.
+    // The fault draws happen for every request, in a fixed order, so the fault sequence depends
+    // only on the seed and the order of requests. Latency depends on the request itself (see
+    // latencyFor), so two clients sending the same requests in any order wait the same times.
     const draws = {
-      latency: lognormal(opts.latencyMs ?? 0, faultRand),
+      latency: latencyFor(raw),
       error: faultRand(),
       errorKind: faultRand(),
       malformed: faultRand(),
@@ -335,6 +355,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       stats = emptyStats();
       window.reset();
       faultRand = prng(hash32(seed, 'faults'));
+      seen = new Map();
       return send(res, 200, { reset: true });
     }
     throw new HttpError(404, `no such simulator control endpoint: ${req.method} ${path}`);

@@ -4,11 +4,13 @@
  *   codeclmRun            seeds -> encode (fan-out) -> metadata pool -> per pool entry, round by round
  *   ├─ encodeSeeds        encode one chunk of seeds, one activity per seed
  *   └─ generateForEntry   Self-Rubrics once, then decode the entry's share in batches of
- *      │                  method.decodeBatch, each instruction going through:
- *      └─ refineInstruction   iterate: (improve) -> both answers -> judge both orders -> filter
+ *                         method.decodeBatch, and run each instruction's steps (refineSteps):
+ *                         iterate: (improve) -> both answers -> judge both orders -> filter
  *
- * Texts live only in the histories of the small leaf workflows; parents see counts and scores.
- * Every random choice comes from the run seed (src/util/random), so a seed gives one dataset.
+ * Texts live only in the histories of the entry workflows (each continues-as-new as its history
+ * grows); the run sees counts and scores. Every LLM call is its own activity, so a crash repeats at
+ * most the calls in flight. Every random choice comes from the run seed (src/util/random), so a
+ * seed gives one dataset.
  *
  * Any size (issue 4): the tree is run -> entries -> instructions, each level with a bounded window;
  * the run and the entries continue-as-new at safe points (nothing in flight, nothing decoded but
@@ -30,6 +32,7 @@ import {
   defineSignal,
   isCancellation,
   makeContinueAsNewFunc,
+  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -46,7 +49,8 @@ import {
 } from '../schemas/run';
 import { combineJudgements, keptSource } from '../tasks/judge';
 import { hash32, pickIndex, rngFrom } from '../util/random';
-import { fileActivities, llmActivities } from './activities';
+import { fileActivities, llmActivities, localFileActivities } from './activities';
+import { entryWindows, shares, topUpAllocation } from './allocation';
 import { windowRange } from './window';
 import { answerBoth, judgeBothOrders } from './contrast';
 import {
@@ -76,6 +80,14 @@ export const resumeSignal = defineSignal<[ResumeOptions?]>('resume');
 const ENCODE_CHUNK = 250;
 /** Instructions per decode call when the config predates method.decodeBatch. */
 const DEFAULT_DECODE_BATCH = 20;
+/**
+ * Workflow versions (Temporal patches). Histories from before a patch replay the old way; new
+ * executions take the new one. INLINE_INSTRUCTIONS: an entry runs its instructions' steps itself
+ * instead of starting one child workflow per instruction (child starts from one parent are recorded
+ * one after another, which held the last of a batch back by up to 1.5 s per entry: bench/RESULTS.md),
+ * with at most MAX_PER_ENTRY instructions of one entry in flight.
+ */
+const INLINE_INSTRUCTIONS = 'inline-instructions';
 
 // ---------------------------------------------------------------------------------------------
 // The run
@@ -226,13 +238,14 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
 
     // 3. Metadata pool by mix-and-match, written to pool.json; entries read their metadata from it.
     if (progress.phase === 'pool') {
-      const { entries } = await files.buildPool({
+      // (Histories from before recorded the whole pool as `entries`; only its size is used.)
+      const built: { size?: number; entries?: unknown[] } = await files.buildPool({
         outDir,
         method: config.method,
         seeds: c.seeds,
         instructions: config.limits.size,
       });
-      c.pool = entries.length;
+      c.pool = built.size ?? built.entries?.length ?? 0;
       progress.phase = 'generate';
     }
 
@@ -254,8 +267,13 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
             smallest = Math.min(smallest, count);
           }
         }
-        const perEntryWindow = Math.max(1, Math.min(config.limits.concurrency, smallest));
-        const entryWindow = Math.max(1, Math.ceil(config.limits.concurrency / perEntryWindow));
+        const windows = entryWindows(
+          config.limits.concurrency,
+          smallest,
+          patched(INLINE_INSTRUCTIONS) ? undefined : Infinity,
+        );
+        const perEntryWindow = windows.perEntry;
+        const entryWindow = windows.entries;
         carry.nextEntry = await windowRange(
           carry.nextEntry,
           work.length,
@@ -341,17 +359,6 @@ function budgetReached(progress: RunProgress, budget: ResumeOptions): string | u
     return `token budget reached: ${tokens} of ${budgetTokens} tokens used; raise it with \`codeclm resume RUN_ID --budget-tokens N\``;
   }
   return undefined;
-}
-
-/** Equal shares of `total` over `entries`; remainders go to the entries from `offset` on. */
-function shares(entries: number, total: number, offset: number): number[] {
-  const base = Math.floor(total / entries);
-  const extra = total % entries;
-  return Array.from({ length: entries }, (_, i) => base + ((i - offset + entries) % entries < extra ? 1 : 0));
-}
-
-function topUpAllocation(entries: number, total: number, round: number): number[] {
-  return shares(entries, total, (round * 7919) % entries); // spread remainders over different entries each round
 }
 
 function pad(n: number, width: number): string {
@@ -458,6 +465,11 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
   const planned = (batch: number) => Math.min(batchSize, input.count - batch * batchSize);
   let nextBatch = input.nextBatch ?? 0;
   const entryName = `pool entry ${input.entry} round ${input.round}`;
+  // Decided before the first command, so a history from before the patch replays as it ran.
+  const inline = patched(INLINE_INSTRUCTIONS);
+  const local = localFileActivities();
+  /** Instructions of this entry being refined now (inline or as child workflows). */
+  let inFlight = 0;
 
   // Counts a batch (or everything left) as failed, so that the counts still add up.
   const failBatches = (from: number, to: number, stage: string, err: unknown) => {
@@ -535,7 +547,6 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
       }
     };
 
-    let inFlight = 0;
     for (;;) {
       if (fatal !== undefined) throw fatal;
       if (!decoding && !stopping && queued.length < input.window && nextBatch < batches) {
@@ -574,11 +585,11 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
     }
     return {};
   } catch (err) {
-    // Cancelled (the run was cancelled): wait for the instruction workflows (cancelled too) to
-    // close, then report what finished, so the run's counts match its files.
+    // Cancelled (the run was cancelled): wait for the instructions (cancelled too; a record being
+    // saved still finishes) to settle, then report what finished, so the run's counts match its files.
     if (isCancellation(err)) {
       await CancellationScope.nonCancellable(async () => {
-        await condition(() => control.running === 0);
+        await condition(() => control.running === 0 && inFlight === 0);
         await reporter.flush();
       });
     }
@@ -587,26 +598,31 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
 
   async function refine(index: number, instruction: string): Promise<void> {
     const id = recordId(input, index);
+    const instructionInput = (ctl?: ControlState): InstructionInput => ({
+      runId: input.runId,
+      outDir: input.outDir,
+      recordId: id,
+      metadata,
+      rubrics,
+      instruction,
+      config,
+      taskQueue: queue,
+      control: ctl,
+    });
     let outcome: InstructionOutcome;
     try {
-      outcome = await control.child(refineInstruction, {
-        workflowId: `${input.runId}/${id}`,
-        taskQueue: queue,
-        input: (ctl) => ({
-          runId: input.runId,
-          outDir: input.outDir,
-          recordId: id,
-          metadata,
-          rubrics,
-          instruction,
-          config,
-          taskQueue: queue,
-          control: ctl,
-        }),
-      });
+      outcome = inline
+        ? // Kept records are written by a local activity: no task-queue round trip on the way out.
+          await refineSteps(instructionInput(), { llm, files, saveRecord: local.saveRecord, control })
+        : await control.child(refineInstruction, {
+            workflowId: `${input.runId}/${id}`,
+            taskQueue: queue,
+            input: instructionInput,
+          });
     } catch (err) {
-      // The instruction workflow itself failed (it catches item failures, so this is rare): the
-      // item is failed with its reason rather than lost. Cancellation propagates.
+      // An instruction workflow (before INLINE_INSTRUCTIONS) itself failed (it catches item
+      // failures, so this is rare): the item is failed with its reason rather than lost.
+      // Cancellation, and a bug in workflow code, propagate.
       if (!isItemFailure(err)) throw err;
       outcome = {
         id,
@@ -681,14 +697,32 @@ export interface InstructionOutcome {
   usage: Usage;
 }
 
+/**
+ * One instruction as its own workflow: how entries ran instructions before INLINE_INSTRUCTIONS.
+ * Kept so that runs started by an older version finish on this one.
+ */
 export async function refineInstruction(input: InstructionInput): Promise<InstructionOutcome> {
-  const { config, metadata, rubrics } = input;
-  const { method, roles } = config;
-  const llm = llmActivities(config.limits, input.taskQueue);
+  const llm = llmActivities(input.config.limits, input.taskQueue);
   const files = fileActivities(input.taskQueue);
-  // Paused: no new LLM call starts (the calls in flight finish).
   const control = new Control(input.control);
   setHandler(controlSignal, (state) => control.receive(state));
+  return refineSteps(input, { llm, files, saveRecord: files.saveRecord, control });
+}
+
+/** What an instruction's steps need from the workflow that runs them. */
+interface RefineContext {
+  llm: ReturnType<typeof llmActivities>;
+  files: ReturnType<typeof fileActivities>;
+  saveRecord: (input: { outDir: string; record: DatasetRecord }) => Promise<void>;
+  /** Paused: no new LLM call starts (the calls in flight finish). */
+  control: Control;
+}
+
+/** The Self-Rubrics iterations and Contrastive Filtering of one instruction. */
+async function refineSteps(input: InstructionInput, ctx: RefineContext): Promise<InstructionOutcome> {
+  const { config, metadata, rubrics } = input;
+  const { method, roles } = config;
+  const { llm, files, control } = ctx;
   const rng = rngFrom(`${method.runSeed}:${input.recordId}`);
   const usage: Usage = {};
   const gaps: number[] = [];
@@ -746,7 +780,7 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
         };
         stage = 'save';
         // Once saved, the outcome is reported even if the run is being cancelled meanwhile.
-        await CancellationScope.nonCancellable(() => files.saveRecord({ outDir: input.outDir, record }));
+        await CancellationScope.nonCancellable(() => ctx.saveRecord({ outDir: input.outDir, record }));
         return { id: input.recordId, status: 'kept', iteration, source, gaps, usage };
       }
     }
