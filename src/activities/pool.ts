@@ -1,6 +1,7 @@
 import type { MethodConfig } from '../schemas/config';
 import type { Metadata, PoolEntry } from '../schemas/records';
 import { pickIndex, pickWeighted, rngFrom } from '../util/random';
+import { shares } from '../workflows/allocation';
 
 /**
  * Mix-and-match (CODECLM.md section 2). Each entry takes one use case drawn from the encoded use
@@ -33,16 +34,13 @@ export function mixAndMatch(encoded: Metadata[], method: MethodConfig): Metadata
   return pool;
 }
 
-/** Equal shares of `total` instructions over the entries; the first `total mod n` get one more. */
+/**
+ * Equal shares of `total` instructions over the entries; `total mod n` of them, from `startIndex`
+ * on, get one more.
+ */
 export function allocate(pool: Metadata[], total: number, startIndex = 0): PoolEntry[] {
-  const n = pool.length;
-  if (n === 0) return [];
-  const base = Math.floor(total / n);
-  const extra = total % n;
-  return pool.map((metadata, i) => ({
-    index: i,
-    metadata,
-    // Top-up rounds start their remainder where the previous round's stopped, to spread the load.
-    instructions: base + ((i - startIndex + n) % n < extra ? 1 : 0),
-  }));
+  if (pool.length === 0) return [];
+  // The same split the run workflow makes (src/workflows/allocation.ts).
+  const counts = shares(pool.length, total, startIndex);
+  return pool.map((metadata, i) => ({ index: i, metadata, instructions: counts[i]! }));
 }

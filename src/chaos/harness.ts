@@ -68,7 +68,7 @@ export interface ChaosSummary {
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'codeclm.js');
 
-/** `codeclm run --detach` against the cluster in `env` (TEMPORAL_ADDRESS); throws with its stderr if it fails. */
+/** `codeclm run --detach` against the cluster in `env` (TEMPORAL_ADDRESS); throws with its stderr. */
 export async function startRunDetached(o: {
   seedsFile: string;
   outDir: string;
@@ -86,6 +86,7 @@ export async function startRunDetached(o: {
   const code = await new Promise<number | null>((r) => starter.once('exit', r));
   if (code !== 0) throw new Error(`codeclm run --detach exited ${code}: ${stderr}`);
 }
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Seed instructions: the bundled examples, varied so that every line is distinct. */
