@@ -50,7 +50,7 @@ import {
 import { combineJudgements, keptSource } from '../tasks/judge';
 import { hash32, pickIndex, rngFrom } from '../util/random';
 import { fileActivities, llmActivities, localFileActivities } from './activities';
-import { entryWindows, shares, topUpAllocation } from './allocation';
+import { entryWindows, MAX_PER_ENTRY, shares, topUpAllocation } from './allocation';
 import { windowRange } from './window';
 import { answerBoth, judgeBothOrders } from './contrast';
 import {
@@ -267,11 +267,9 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
             smallest = Math.min(smallest, count);
           }
         }
-        const windows = entryWindows(
-          config.limits.concurrency,
-          smallest,
-          patched(INLINE_INSTRUCTIONS) ? undefined : Infinity,
-        );
+        // Before INLINE_INSTRUCTIONS, instructions were child workflows and an entry's window had no cap.
+        const maxPerEntry = patched(INLINE_INSTRUCTIONS) ? MAX_PER_ENTRY : Infinity;
+        const windows = entryWindows(config.limits.concurrency, smallest, maxPerEntry);
         const perEntryWindow = windows.perEntry;
         const entryWindow = windows.entries;
         carry.nextEntry = await windowRange(
