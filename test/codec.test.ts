@@ -159,22 +159,10 @@ const b64 = (s: string) => Buffer.from(s, 'base64').toString('utf8');
 /**
  * Bookkeeping that the SDK writes itself, outside the payload codec: a patch marker's name and the
  * TemporalChangeVersion search attribute listing patch names (src/workflows/pipeline.ts versions
- * its workflows), and a local activity's sequence number, type and times (saveRecord runs as one).
- * Each plaintext piece is checked to hold only those before it is set aside; everything else (a
- * local activity's result) stays and must be encrypted like any payload.
+ * its workflows). Each plaintext piece is checked to hold only those before it is set aside;
+ * everything else stays and must be encrypted like any payload.
  */
-const SDK_MARKER_FIELDS = {
-  core_patch: ['deprecated', 'id'],
-  core_local_activity: [
-    'activity_id',
-    'activity_type',
-    'attempt',
-    'backoff',
-    'complete_time',
-    'original_schedule_time',
-    'seq',
-  ],
-} as Record<string, string[]>;
+const SDK_MARKER_FIELDS = { core_patch: ['deprecated', 'id'] } as Record<string, string[]>;
 
 function withoutSdkBookkeeping(history: unknown): unknown {
   type Marker = { markerName?: string; details?: Record<string, { payloads?: JsonPayload[] }> };

@@ -1,4 +1,4 @@
-import { proxyActivities, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { LimitsConfig } from '../schemas/config';
 import { roleQueue } from './queues';
@@ -106,23 +106,5 @@ export function fileActivities(taskQueue?: string) {
   // (proxyActivities returns a Proxy with no own keys, so pick per name rather than spreading.)
   return new Proxy(short, {
     get: (_, name) => (whole.has(String(name)) ? long : short)[name as keyof typeof short],
-  });
-}
-
-/**
- * Small idempotent file writes run as local activities: in the worker that runs the workflow, their
- * results recorded with the workflow task's completion, so no task-queue round trip (issue 7). A
- * worker that dies mid-write leaves the workflow task to time out; the next worker replays and writes
- * again, which the writes allow (src/activities/sink.ts).
- */
-export function localFileActivities() {
-  return proxyLocalActivities<Pick<Activities, 'saveRecord'>>({
-    startToCloseTimeout: '1 minute',
-    retry: {
-      initialInterval: '1 second',
-      maximumInterval: '30 seconds',
-      maximumAttempts: 10,
-      nonRetryableErrorTypes: permanent,
-    },
   });
 }

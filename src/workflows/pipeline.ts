@@ -49,7 +49,7 @@ import {
 } from '../schemas/run';
 import { combineJudgements, keptSource } from '../tasks/judge';
 import { hash32, pickIndex, rngFrom } from '../util/random';
-import { fileActivities, llmActivities, localFileActivities } from './activities';
+import { fileActivities, llmActivities } from './activities';
 import { entryWindows, MAX_PER_ENTRY, shares, topUpAllocation } from './allocation';
 import { windowRange } from './window';
 import { answerBoth, judgeBothOrders } from './contrast';
@@ -465,7 +465,6 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
   const entryName = `pool entry ${input.entry} round ${input.round}`;
   // Decided before the first command, so a history from before the patch replays as it ran.
   const inline = patched(INLINE_INSTRUCTIONS);
-  const local = localFileActivities();
   /** Instructions of this entry being refined now (inline or as child workflows). */
   let inFlight = 0;
 
@@ -610,8 +609,7 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
     let outcome: InstructionOutcome;
     try {
       outcome = inline
-        ? // Kept records are written by a local activity: no task-queue round trip on the way out.
-          await refineSteps(instructionInput(), { llm, files, saveRecord: local.saveRecord, control })
+        ? await refineSteps(instructionInput(), { llm, files, control })
         : await control.child(refineInstruction, {
             workflowId: `${input.runId}/${id}`,
             taskQueue: queue,
@@ -704,14 +702,13 @@ export async function refineInstruction(input: InstructionInput): Promise<Instru
   const files = fileActivities(input.taskQueue);
   const control = new Control(input.control);
   setHandler(controlSignal, (state) => control.receive(state));
-  return refineSteps(input, { llm, files, saveRecord: files.saveRecord, control });
+  return refineSteps(input, { llm, files, control });
 }
 
 /** What an instruction's steps need from the workflow that runs them. */
 interface RefineContext {
   llm: ReturnType<typeof llmActivities>;
   files: ReturnType<typeof fileActivities>;
-  saveRecord: (input: { outDir: string; record: DatasetRecord }) => Promise<void>;
   /** Paused: no new LLM call starts (the calls in flight finish). */
   control: Control;
 }
@@ -778,7 +775,7 @@ async function refineSteps(input: InstructionInput, ctx: RefineContext): Promise
         };
         stage = 'save';
         // Once saved, the outcome is reported even if the run is being cancelled meanwhile.
-        await CancellationScope.nonCancellable(() => ctx.saveRecord({ outDir: input.outDir, record }));
+        await CancellationScope.nonCancellable(() => files.saveRecord({ outDir: input.outDir, record }));
         return { id: input.recordId, status: 'kept', iteration, source, gaps, usage };
       }
     }
