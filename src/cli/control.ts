@@ -6,6 +6,7 @@ import { controlClient } from './runtime';
 import type { RunProgress, RunResult, RunState } from '../schemas/run';
 import { usageTotals, type DatasetRecord } from '../schemas/records';
 import { progressQuery, pauseSignal, resumeSignal, type codeclmRun } from '../workflows/pipeline';
+import { failureMessage } from '../util/failure';
 import { runPaths } from '../store/runDir';
 import { listJsonFiles, readJson, writeFileAtomic } from '../store/files';
 import { createWorker } from '../worker';
@@ -16,12 +17,6 @@ import { embeddedPort } from './runtime';
 import { onShutdownSignal } from '../temporal/logging';
 
 /** The commands that talk to an existing run: status, wait, pause, resume, cancel, export, worker. */
-
-/** A workflow failure's useful message is on its cause (the activity's or workflow's own error). */
-export function causeMessage(err: unknown): string {
-  const e = err as { message?: string; cause?: { message?: string } };
-  return e.cause?.message ?? e.message ?? String(err);
-}
 
 function runIdArg(args: ParsedArgs, command: Command): string {
   const id = args.positionals[0];
@@ -83,7 +78,7 @@ export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Prom
     const result: RunResult = await handle.result();
     progress = { counters: result.counters, usage: result.usage, phase: 'done' };
   } else {
-    await handle.result().catch((err: unknown) => (error = causeMessage(err)));
+    await handle.result().catch((err: unknown) => (error = failureMessage(err)));
     const report = outDir
       ? readJson<{ counts: RunProgress['counters']; usage: { per_stage_role: RunProgress['usage'] } }>(
           runPaths(outDir).reportJson,
@@ -168,7 +163,7 @@ export const waitCommand: Command = {
         return 0;
       } catch (err) {
         const view = await runStatus(handle);
-        process.stderr.write(`run ${handle.workflowId} ended ${view.state}: ${causeMessage(err)}\n`);
+        process.stderr.write(`run ${handle.workflowId} ended ${view.state}: ${failureMessage(err)}\n`);
         return 1;
       }
     });

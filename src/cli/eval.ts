@@ -13,7 +13,8 @@ import {
   type EvalProgress,
   type EvalResult,
 } from '../workflows/eval';
-import { checkUserId, openSession, rootMessage, startOrAttachWorkflow } from './session';
+import { checkUserId, openSession, startOrAttachWorkflow } from './session';
+import { failureMessage } from '../util/failure';
 import { InputError } from '../util/errors';
 
 export const evalCommand: Command = {
@@ -114,7 +115,7 @@ async function evalMain(args: ParsedArgs): Promise<number> {
     printResult(result, flag(args, 'json'));
     return 0;
   } catch (err) {
-    process.stderr.write(`codeclm eval: evaluation ${evalId} did not complete: ${rootMessage(err)}\n`);
+    process.stderr.write(`codeclm eval: evaluation ${evalId} did not complete: ${failureMessage(err)}\n`);
     return 1;
   } finally {
     await session.close();

@@ -11,7 +11,8 @@ import { codeclmRun, progressQuery } from '../workflows/pipeline';
 import { connectClient, temporalTarget } from '../temporal/connection';
 import { onShutdownSignal } from '../temporal/logging';
 import { codeclmHome, embeddedPort } from './runtime';
-import { checkUserId, openSession, rootMessage, startOrAttachWorkflow } from './session';
+import { checkUserId, openSession, startOrAttachWorkflow } from './session';
+import { failureMessage } from '../util/failure';
 import { temporalAnswers } from '../temporal/devServer';
 import { ProgressReporter, describe } from './progress';
 import { InputError } from '../util/errors';
@@ -107,7 +108,7 @@ async function runMain(args: ParsedArgs): Promise<number> {
     if (daemon && session.server) await lingerForControlCommands(session.client);
     return 0;
   } catch (err) {
-    process.stderr.write(`codeclm run: run ${runId} did not complete: ${rootMessage(err)}\n`);
+    process.stderr.write(`codeclm run: run ${runId} did not complete: ${failureMessage(err)}\n`);
     return 1;
   } finally {
     stopSignals();

@@ -109,14 +109,3 @@ export function checkUserId(id: string, flagName: string, command: string): stri
   }
   return id;
 }
-
-/** A failure's messages from the outside in (a workflow failure's useful text is on its causes). */
-export function rootMessage(err: unknown): string {
-  let e = err as { cause?: unknown; message?: string } | undefined;
-  const parts: string[] = [];
-  while (e) {
-    if (e.message && !parts.includes(e.message)) parts.push(e.message);
-    e = e.cause as typeof e;
-  }
-  return parts.join(': ');
-}

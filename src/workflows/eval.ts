@@ -11,7 +11,6 @@
  */
 import {
   ActivityFailure,
-  ApplicationFailure,
   CancellationScope,
   ChildWorkflowFailure,
   defineQuery,
@@ -22,7 +21,8 @@ import {
 import type { ResolvedConfig } from '../schemas/config';
 import type { Usage } from '../schemas/records';
 import { addUsage } from '../schemas/records';
-import type { Failure } from '../schemas/run';
+import { MAX_FAILURES_LISTED, type Failure } from '../schemas/run';
+import { failureMessage } from '../util/failure';
 import type { EvalRecord } from '../activities/eval';
 import { answerBoth, judgeBothOrders } from './contrast';
 import { scoresFromJudgements, verdict, type CrrSummary, type Verdict } from '../report/crr';
@@ -32,7 +32,6 @@ import { slidingWindow } from './window';
 /** Instructions per evalChunk child: keeps every history small at any set size. */
 export const EVAL_CHUNK = 100;
 /** Failures kept in workflow state for progress; every failure is also in its own file and in the report. */
-const MAX_FAILURES_LISTED = 100;
 
 export interface EvalInput {
   evalId: string;
@@ -96,13 +95,6 @@ function countVerdict(t: EvalTally, v: Verdict): void {
   if (v === 'target') t.target_wins++;
   else if (v === 'tie') t.ties++;
   else t.strong_wins++;
-}
-
-function failureReason(err: unknown): string {
-  let e = err;
-  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause) e = e.cause;
-  const type = e instanceof ApplicationFailure && e.type ? `${e.type}: ` : '';
-  return `${type}${(e as Error)?.message ?? String(e)}`;
 }
 
 /**
@@ -249,7 +241,7 @@ export async function evalChunk(input: EvalChunkInput): Promise<EvalChunkResult>
       });
     } catch (err) {
       if (!isItemFailure(err)) throw err;
-      outcome = { index, status: 'failed', stage: 'workflow', reason: failureReason(err), usage: {} };
+      outcome = { index, status: 'failed', stage: 'workflow', reason: failureMessage(err), usage: {} };
     }
     addUsage(result.usage, outcome.usage);
     if (outcome.status === 'judged') countVerdict(result.tally, outcome.verdict!);
@@ -329,7 +321,7 @@ export async function evalInstruction(input: EvalItemInput): Promise<EvalItemOut
   } catch (err) {
     if (!isItemFailure(err)) throw err;
     // A poison item (output that never validates, a rejected request) is reported with its reason.
-    const reason = failureReason(err);
+    const reason = failureMessage(err);
     await files.saveEvalFailure({
       outDir,
       failure: { index, id: item.id, category: item.category ?? null, stage, reason },
