@@ -1,5 +1,11 @@
 import fs from 'node:fs';
-import { datasetRecordSchema, type DatasetRecord, type Metadata } from '../schemas/records';
+import {
+  datasetRecordSchema,
+  judgementSchema,
+  type DatasetRecord,
+  type Judgement,
+  type Metadata,
+} from '../schemas/records';
 import type { RunProgress } from '../schemas/run';
 import { runPaths } from '../store/runDir';
 import { listJsonFiles, readJson, writeFileAtomic, writeJsonAtomic } from '../store/files';
@@ -7,7 +13,17 @@ import { buildReport } from '../report/build';
 import { writeRunOutputs } from '../report/write';
 import { computeCost, pricesOf } from '../report/cost';
 import { describeConfig } from '../config/describe';
+import { collectRemovals } from '../report/removed';
 import type { ResolvedConfig } from '../schemas/config';
+import { readRunPlan } from '../plan/compare';
+import { recordRunHistory } from '../plan/make';
+import { judgementFile, judgementsDir } from '../viewer/store';
+import { writeViewer } from '../viewer/write';
+
+function saveJudgementFile(outDir: string, judgement: Judgement): void {
+  const parsed = judgementSchema.parse(judgement);
+  writeJsonAtomic(judgementFile(outDir, parsed.id), parsed);
+}
 
 /**
  * The dataset sink. A kept pair is one file named by its record id, so a retried or replayed write
@@ -16,9 +32,19 @@ import type { ResolvedConfig } from '../schemas/config';
  */
 export function createSinkActivities() {
   return {
-    async saveRecord(input: { outDir: string; record: DatasetRecord }): Promise<void> {
+    /**
+     * `judgement` (every judged iteration of the instruction, for viewer.html) rides along with the
+     * kept record, so keeping a pair costs no extra activity; absent from older callers.
+     */
+    async saveRecord(input: { outDir: string; record: DatasetRecord; judgement?: Judgement }): Promise<void> {
       const record = datasetRecordSchema.parse(input.record);
+      if (input.judgement) saveJudgementFile(input.outDir, input.judgement);
       writeJsonAtomic(runPaths(input.outDir).recordFile(record.id), record);
+    },
+
+    /** The judged iterations of an instruction that was not kept (one file per id: retries replace it). */
+    async saveJudgement(input: { outDir: string; judgement: Judgement }): Promise<void> {
+      saveJudgementFile(input.outDir, input.judgement);
     },
 
     /**
@@ -62,9 +88,18 @@ export function createSinkActivities() {
         pool,
         config: input.config ? describeConfig(input.config) : undefined,
         cost: input.config ? computeCost(input.progress.usage, pricesOf(input.config)) : null,
+        plan: readRunPlan(input.progress.outDir, input.progress.runId),
+        // Duplicates and contaminated instructions removed after decode; writes removed.jsonl.
+        removed: collectRemovals(input.progress.outDir, input.progress.counters),
       });
+      // This machine's run history, which `codeclm plan` measures later plans on.
+      if (input.config) recordRunHistory(input.progress, input.config);
       // report.json, report.md + charts/*.svg, report.html and the dataset card README.md.
       writeRunOutputs(input.progress.outDir, report);
+      // viewer.html: every judged instruction, streamed from .work/judgements in bounded memory.
+      writeViewer(input.progress.outDir, judgementsDir(input.progress.outDir), {
+        runId: input.progress.runId,
+      });
       return { dataset: paths.dataset, kept: records.length };
     },
   };

@@ -37,7 +37,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ResolvedConfig } from '../schemas/config';
-import type { DatasetRecord, Metadata, Rubric, Usage } from '../schemas/records';
+import type { DatasetRecord, JudgedIteration, Judgement, Metadata, Rubric, Usage } from '../schemas/records';
 import { addUsage, usageTotals } from '../schemas/records';
 import {
   emptyCounters,
@@ -88,6 +88,11 @@ const DEFAULT_DECODE_BATCH = 20;
  * with at most MAX_PER_ENTRY instructions of one entry in flight.
  */
 const INLINE_INSTRUCTIONS = 'inline-instructions';
+/**
+ * JUDGEMENT_RECORDS: an instruction that is dropped saves its judged iterations for viewer.html (one
+ * more file activity per dropped instruction; a kept one sends them with its record).
+ */
+const JUDGEMENT_RECORDS = 'judgement-records';
 
 // ---------------------------------------------------------------------------------------------
 // The run
@@ -722,6 +727,16 @@ async function refineSteps(input: InstructionInput, ctx: RefineContext): Promise
   const usage: Usage = {};
   const gaps: number[] = [];
   const actions: string[] = [];
+  /** Every judged iteration, for viewer.html (saved once the instruction is decided). */
+  const judged: JudgedIteration[] = [];
+  const judgement = (): Judgement => ({
+    id: input.recordId,
+    run_id: input.runId,
+    metadata,
+    theta: method.theta,
+    minStrongScore: method.minStrongScore,
+    iterations: judged,
+  });
   let instruction = input.instruction;
   let stage = 'improve';
   let iteration = 1;
@@ -755,12 +770,21 @@ async function refineSteps(input: InstructionInput, ctx: RefineContext): Promise
       // 2. The judge scores both answers, twice, in swapped order; scores are averaged.
       stage = 'judge';
       await control.gate();
-      const judged = await judgeBothOrders(llm, roles.judge, contrast, answers);
-      const scores = combineJudgements(judged.strongFirst, judged.targetFirst);
+      const judgements = await judgeBothOrders(llm, roles.judge, contrast, answers);
+      const scores = combineJudgements(judgements.strongFirst, judgements.targetFirst);
       gaps.push(scores.gap);
 
       // 3. Keep when the gap is wide either way; otherwise it is too easy: iterate.
       const source = keptSource(scores, method);
+      judged.push({
+        iteration,
+        instruction,
+        actions: [...actions],
+        answers,
+        judge: { strongFirst: judgements.strongFirst, targetFirst: judgements.targetFirst },
+        scores,
+        decision: source ? `kept-${source}` : iteration < method.maxIterations ? 'iterated' : 'dropped',
+      });
       if (source) {
         const record: DatasetRecord = {
           id: input.recordId,
@@ -775,10 +799,15 @@ async function refineSteps(input: InstructionInput, ctx: RefineContext): Promise
         };
         stage = 'save';
         // Once saved, the outcome is reported even if the run is being cancelled meanwhile.
-        await CancellationScope.nonCancellable(() => files.saveRecord({ outDir: input.outDir, record }));
+        await CancellationScope.nonCancellable(() =>
+          files.saveRecord({ outDir: input.outDir, record, judgement: judgement() }),
+        );
         return { id: input.recordId, status: 'kept', iteration, source, gaps, usage };
       }
     }
+    stage = 'save';
+    if (patched(JUDGEMENT_RECORDS))
+      await files.saveJudgement({ outDir: input.outDir, judgement: judgement() });
     return { id: input.recordId, status: 'dropped', iteration: method.maxIterations, gaps, usage };
   } catch (err) {
     if (!isItemFailure(err)) throw err;
