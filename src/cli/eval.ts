@@ -16,12 +16,13 @@ import {
 import { checkUserId, openSession, startOrAttachWorkflow } from './session';
 import { failureMessage } from '../util/failure';
 import { InputError } from '../util/errors';
+import { preflight } from './check';
 
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'Capacity Recovery Ratio of the target against the strong model on an instruction set',
   usage:
-    'eval --instructions FILE --out DIR [--config FILE] [--eval-id ID] [--field NAME] [--category-field NAME] [--skip-invalid] [--worker] [--json]',
+    'eval --instructions FILE --out DIR [--config FILE] [--eval-id ID] [--field NAME] [--category-field NAME] [--skip-invalid] [--no-check] [--worker] [--json]',
   details: [
     '--instructions FILE   held-out instructions: JSONL, JSON array, CSV or text (same formats as seeds);',
     '                      a "category" field (or --category-field NAME) gives CRR per category',
@@ -30,6 +31,7 @@ export const evalCommand: Command = {
     '--eval-id ID          an id of your own; running again with the same id attaches to that evaluation',
     '--field NAME          the instruction field, when detection picks the wrong one',
     '--skip-invalid        skip bad lines (each is reported) instead of refusing to start',
+    '--no-check            skip the endpoint check (`codeclm check`) made before anything starts',
     '--worker              also run a worker in this process when TEMPORAL_ADDRESS is set',
     '--json                print the result as JSON on stdout',
     'Protocol (CODECLM.md section 7): both models answer; the judge scores both answers in both orders at',
@@ -45,6 +47,7 @@ export const evalCommand: Command = {
     field: { type: 'string' },
     'category-field': { type: 'string' },
     'skip-invalid': { type: 'boolean' },
+    'no-check': { type: 'boolean' },
     worker: { type: 'boolean' },
     json: { type: 'boolean' },
   },
@@ -95,6 +98,8 @@ export function prepareEvalInput(args: ParsedArgs, evalId: string): EvalInput {
 async function evalMain(args: ParsedArgs): Promise<number> {
   const evalId = checkUserId(str(args, 'eval-id') ?? newEvalId(), 'eval-id', 'eval');
   const prepared = prepareEvalInput(args, evalId);
+  if (!flag(args, 'no-check'))
+    await preflight(prepared.config, 'eval', { hasConfigFile: !!str(args, 'config') });
   const session = await openSession(prepared.config, !!str(args, 'config'));
   const input = { ...prepared, config: session.config };
   try {

@@ -3,6 +3,7 @@ import { provisionCommand } from './provision';
 import { simLlmCommand } from './simLlm';
 import { serverCommand } from './server';
 import { runCommand } from './run';
+import { checkCommand } from './check';
 import { evalCommand } from './eval';
 import { demoCommand } from './demo';
 import { codecServerCommand } from './codecServer';
@@ -24,6 +25,7 @@ import {
 export const commands: Command[] = [
   runCommand,
   evalCommand,
+  checkCommand,
   workerCommand,
   serverCommand,
   statusCommand,

@@ -16,6 +16,7 @@ import { failureMessage } from '../util/failure';
 import { temporalAnswers } from '../temporal/devServer';
 import { ProgressReporter, describe } from './progress';
 import { InputError } from '../util/errors';
+import { preflight } from './check';
 
 export const runOptions = {
   seeds: { type: 'string' },
@@ -24,13 +25,14 @@ export const runOptions = {
   size: { type: 'string' },
   field: { type: 'string' },
   'skip-invalid': { type: 'boolean' },
+  'no-check': { type: 'boolean' },
 } as const;
 
 export const runCommand: Command = {
   name: 'run',
   summary: 'generate a dataset from seed instructions (encode, decode, Self-Rubrics, Contrastive Filtering)',
   usage:
-    'run --seeds FILE --out DIR [--config FILE] [--size N] [--run-id ID] [--detach] [--field NAME] [--skip-invalid] [--worker] [--json]',
+    'run --seeds FILE --out DIR [--config FILE] [--size N] [--run-id ID] [--detach] [--field NAME] [--skip-invalid] [--no-check] [--worker] [--json]',
   details: [
     '--seeds FILE      JSONL, JSON array, CSV or text; the instruction field is detected (or --field NAME)',
     '--out DIR         where dataset.jsonl, report.json and report.md are written',
@@ -39,6 +41,7 @@ export const runCommand: Command = {
     '--run-id ID       a run id of your own; running again with the same id attaches to that run',
     '--detach          print the run id and return; the run goes on',
     '--skip-invalid    skip bad seed lines (each is reported) instead of refusing to start',
+    '--no-check        skip the endpoint check (`codeclm check`) made before anything starts',
     '--worker          also run a worker in this process when TEMPORAL_ADDRESS is set',
     '--json            print the result as JSON on stdout',
     'Without TEMPORAL_ADDRESS: starts the embedded dev server (state in .codeclm/) and a worker here.',
@@ -82,6 +85,9 @@ async function runMain(args: ParsedArgs): Promise<number> {
   const runId = checkUserId(str(args, 'run-id') ?? newRunId(), 'run-id', 'run');
   const prepared = prepareRunInput(args, runCommand, runId);
   const daemon = flag(args, 'daemon-child');
+  // A detached run's background copy was checked by the command that spawned it.
+  if (!daemon && !flag(args, 'no-check'))
+    await preflight(prepared.config, 'run', { hasConfigFile: !!str(args, 'config') });
   if (flag(args, 'detach') && !temporalTarget().explicit && !daemon) return detachEmbedded(runId);
   const session = await openSession(prepared.config, !!str(args, 'config'));
   const input = { ...prepared, config: session.config };

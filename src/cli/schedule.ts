@@ -13,6 +13,7 @@ import { wantsSimulator } from './offline';
 import { defaultTaskQueue } from '../temporal/connection';
 import { InputError } from '../util/errors';
 import type { ScheduledRunInput } from '../workflows/scheduled';
+import { preflight } from './check';
 
 /**
  * `codeclm schedule`: recurring dataset refreshes on Temporal Schedules. Each action starts
@@ -33,7 +34,7 @@ const OVERLAP = {
 type OverlapName = keyof typeof OVERLAP;
 
 const USAGE = [
-  'schedule create ID (--every DURATION | --cron EXPR) --seeds FILE --out DIR [--config FILE] [--size N] [--field NAME] [--skip-invalid]',
+  'schedule create ID (--every DURATION | --cron EXPR) --seeds FILE --out DIR [--config FILE] [--size N] [--field NAME] [--skip-invalid] [--no-check]',
   '                   [--overlap skip|buffer_one|buffer_all|cancel_other|terminate_other|allow_all] [--catchup-window DURATION] [--paused] [--note TEXT]',
   '       schedule list [--json]',
   '       schedule describe ID [--json]',
@@ -207,6 +208,9 @@ async function createSchedule(args: ParsedArgs): Promise<number> {
         "workers' environment). Keys are never stored in the schedule.",
     );
   }
+  // The workers will call these endpoints later: find out now whether they can (--no-check skips).
+  if (!flag(args, 'no-check'))
+    await preflight(run.config, 'schedule create', { hasConfigFile: !!str(args, 'config') });
   const taskQueue = taskQueueOf(args);
   const input: ScheduledRunInput = {
     scheduleId: id,

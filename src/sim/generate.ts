@@ -60,6 +60,8 @@ export function generate(
           ? judge(seed, s.instruction ?? '', s.answer_a ?? '', s.answer_b ?? '')
           : { score_a: 5, score_b: 5 },
       );
+    case 'check':
+      return json({ ok: true });
     default:
       return { content: answer(seed, model, firstUser), json: false };
   }

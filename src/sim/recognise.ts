@@ -1,5 +1,6 @@
 import { decodeTask, encodeTask, improveTask, judgeTask, rubricsTask, type StructuredTask } from '../tasks';
 import { match, type Slots } from '../tasks/template';
+import { checkTask } from '../tasks/check';
 
 /**
  * Which pipeline task a chat request is. With json_schema the schema name says it; otherwise the
@@ -12,6 +13,7 @@ export const structuredTasks: StructuredTask<unknown>[] = [
   rubricsTask,
   improveTask,
   judgeTask,
+  checkTask,
 ] as StructuredTask<unknown>[];
 
 export interface ChatBodyMessage {

@@ -36,6 +36,10 @@ export interface SimulatorOptions {
   truncateRate?: number;
   /** Requests-per-minute cap (rolling 60 s window); over it, 429 with Retry-After. */
   rpm?: number;
+  /** When set, every /v1 request must carry `Authorization: Bearer <apiKey>` (else 401), like a hosted API. */
+  apiKey?: string;
+  /** When set, /v1/models lists these and a chat request for any other model gets 404 model_not_found. */
+  models?: string[];
 }
 
 export interface SimRequestLog {
@@ -186,6 +190,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const model = body.model;
     const messages = body.messages;
     if (typeof model !== 'string' || !model) throw new HttpError(400, "'model' is required");
+    if (opts.models && !opts.models.includes(model))
+      throw new HttpError(
+        404,
+        `The model \`${model}\` does not exist`,
+        'invalid_request_error',
+        'model_not_found',
+      );
     if (!Array.isArray(messages) || messages.length === 0)
       throw new HttpError(400, "'messages' must be a non-empty list");
     const temperature = typeof body.temperature === 'number' ? body.temperature : 1;
@@ -365,12 +376,14 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const started = Date.now();
     const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '');
     const handle = async () => {
+      if (opts.apiKey && !path.startsWith('/_sim/') && req.headers.authorization !== `Bearer ${opts.apiKey}`)
+        throw new HttpError(401, 'Incorrect API key provided', 'invalid_request_error', 'invalid_api_key');
       if (req.method === 'POST' && (path === '/v1/chat/completions' || path === '/chat/completions'))
         return chat(req, res, started);
       if (req.method === 'GET' && (path === '/v1/models' || path === '/models')) {
         return send(res, 200, {
           object: 'list',
-          data: ['codeclm-sim-strong', 'codeclm-sim-target'].map((id) => ({
+          data: (opts.models ?? ['codeclm-sim-strong', 'codeclm-sim-target']).map((id) => ({
             id,
             object: 'model',
             created: 0,

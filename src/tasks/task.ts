@@ -7,7 +7,8 @@ import { render, type Slots } from './template';
  * schema, or free text), and its prompt as data. Formatting lives here; calling and parsing live in
  * the LLM boundary (src/llm).
  */
-export type Stage = 'encode' | 'decode' | 'rubrics' | 'improve' | 'answer' | 'judge';
+/** 'check' is `codeclm check`'s probe of an endpoint, not a pipeline stage. */
+export type Stage = 'encode' | 'decode' | 'rubrics' | 'improve' | 'answer' | 'judge' | 'check';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
