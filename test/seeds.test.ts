@@ -297,11 +297,11 @@ describe('errors', () => {
     );
   });
 
-  test('over-long seeds use the default limit of 8000', () => {
-    const file = write('long.txt', `${'y'.repeat(8001)}\nshort\n`);
-    expect(errorOf(() => loadSeeds(file, {})).message).toContain(
-      `${file}:1: instruction is 8001 characters, over the limit of 8000`,
-    );
+  test('over-long seeds use the default limit (22,528: see DEFAULT_MAX_SEED_CHARS)', () => {
+    const file = write('long.txt', `${'y'.repeat(22_529)}\n${'z'.repeat(22_528)}\n`);
+    const err = errorOf(() => loadSeeds(file, {}));
+    expect(err.message).toContain(`${file}:1: instruction is 22529 characters, over the limit of 22528`);
+    expect(err.message).not.toContain(`${file}:2:`);
   });
 });
 

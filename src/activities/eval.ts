@@ -83,6 +83,7 @@ export const CATEGORY_FIELDS = [
   'categories',
   'skills',
   'skill',
+  'Skill',
   'domain',
   'task_category',
   'type',

@@ -263,6 +263,7 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
     '',
     `Every generated instruction ends kept, dropped or failed: ${c.kept} + ${c.dropped} + ${c.failed} = ${c.generated}.`,
     '',
+    ...leftOverLines(r.state, c).flatMap((line) => [line, '']),
     ...img('counts', 'counts per stage'),
     '## Kept per iteration',
     '',
@@ -345,6 +346,27 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
       ? [`(${r.failures.length} failures listed; ${c.failed + c.encodeFailed} items failed in all.)`, '']
       : []),
   ].join('\n');
+}
+
+/**
+ * What a run left undone, for report.md and report.html: instructions in flight when it was
+ * cancelled, and decoded instructions it never started (it had kept its size, or was cancelled).
+ */
+export function leftOverLines(state: string, c: Counters): string[] {
+  const lines: string[] = [];
+  const inFlight = c.leftInFlight ?? 0;
+  const notStarted = c.notStarted ?? 0;
+  if (inFlight > 0)
+    lines.push(
+      `Left in flight: ${inFlight} instruction${inFlight === 1 ? '' : 's'}, cancelled ` +
+        `(${c.kept} kept + ${c.dropped} dropped + ${c.failed} failed + ${inFlight} left in flight = ${c.instructions} started).`,
+    );
+  if (notStarted > 0)
+    lines.push(
+      `Decoded but not started: ${notStarted} instruction${notStarted === 1 ? '' : 's'} ` +
+        `(${state === 'cancelled' ? 'the run was cancelled' : 'the run had kept its target size'}).`,
+    );
+  return lines;
 }
 
 /** The counts-per-stage table, shared by report.md and report.html. */

@@ -1,5 +1,5 @@
 import type { Report } from './build';
-import { distributionRows, stageCountsTable } from './build';
+import { distributionRows, leftOverLines, stageCountsTable } from './build';
 import type { Chart } from './charts';
 import { money } from './markdown';
 import { esc } from './svg';
@@ -104,6 +104,9 @@ ${
 <h2>Counts per stage</h2>
 ${htmlTable(...stageCountsTable(c), 'num')}
 <p class="note">Every generated instruction ends kept, dropped or failed: ${c.kept} + ${c.dropped} + ${c.failed} = ${c.generated}.</p>
+${leftOverLines(r.state, c)
+  .map((line) => `<p class="note">${esc(line)}</p>`)
+  .join('\n')}
 ${chart('counts')}
 <h2>Kept and dropped per iteration</h2>
 ${htmlTable(

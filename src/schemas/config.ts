@@ -56,6 +56,23 @@ export const methodSchema = z
   })
   .strict();
 
+/**
+ * The default longest seed (and eval instruction), from what a model can take rather than a guess:
+ * an eval instruction shares the judge's prompt with two answers of up to `maxTokens` (1,024 by
+ * default) each, and all of it must fit CONTEXT_BUDGET_TOKENS, the context of the small open
+ * instruct models people serve locally (SmolLM2, Llama 3 8B: 8,192 tokens), at about
+ * CHARS_PER_TOKEN characters per token (English text):
+ *   4 x (8,192 - 2 x 1,024 answer tokens - 512 tokens of prompt text) = 22,528 characters.
+ * That is at most ~90 KB of UTF-8 per seed, far below Temporal's 2 MB payload limit, and it takes
+ * every prompt of the four public evaluation sets (the longest Koala prompt has 14,245).
+ */
+export const CONTEXT_BUDGET_TOKENS = 8192;
+export const CHARS_PER_TOKEN = 4;
+export function maxSeedCharsFor(contextTokens: number, answerTokens: number): number {
+  return CHARS_PER_TOKEN * (contextTokens - 2 * answerTokens - 512);
+}
+export const DEFAULT_MAX_SEED_CHARS = maxSeedCharsFor(CONTEXT_BUDGET_TOKENS, 1024);
+
 export const limitsSchema = z
   .object({
     /** Target number of kept pairs (the data budget); `--size` overrides. */
@@ -74,8 +91,9 @@ export const limitsSchema = z
     llmMaxRetryIntervalSeconds: z.number().positive().default(120),
     /** Extra decode rounds when the first round kept fewer pairs than `size`. */
     topUpRounds: z.number().int().min(0).default(2),
-    /** Seeds longer than this (characters) are rejected as over-long. */
-    maxSeedChars: z.number().int().positive().default(8000),
+    /** Seeds (and eval instructions) longer than this (characters) are rejected as over-long;
+     * the default follows from a model's context, see DEFAULT_MAX_SEED_CHARS. */
+    maxSeedChars: z.number().int().positive().default(DEFAULT_MAX_SEED_CHARS),
     /** LLM outputs longer than this (characters) are rejected, so no activity result nears Temporal's
      * 2 MB payload limit (src/activities/stages.ts, checkOutput). */
     maxOutputChars: z.number().int().positive().default(20000),

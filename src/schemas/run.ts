@@ -30,7 +30,10 @@ export interface Counters {
   encoded: number;
   encodeFailed: number;
   pool: number;
-  /** Basic instructions decoded. */
+  /**
+   * Basic instructions worked on: every one ends kept, dropped or failed, or (cancelled run)
+   * leftInFlight. Runs from before the stop-when-done patch count every decoded instruction here.
+   */
   instructions: number;
   kept: number;
   dropped: number;
@@ -44,6 +47,10 @@ export interface Counters {
   gapHistogram: Record<string, number>;
   duplicatesRemoved: number;
   rounds: number;
+  /** Started but not finished when the run was cancelled (absent in runs from older versions). */
+  leftInFlight?: number;
+  /** Decoded but never started: the run had kept its target size, or was cancelled. */
+  notStarted?: number;
 }
 
 export interface RunProgress {
@@ -86,6 +93,8 @@ export function emptyCounters(): Counters {
     gapHistogram: {},
     duplicatesRemoved: 0,
     rounds: 0,
+    leftInFlight: 0,
+    notStarted: 0,
   };
 }
 

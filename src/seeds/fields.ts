@@ -117,12 +117,29 @@ function contextOf(obj: Obj, instructionTopKey: string): string[] {
     const v = obj[key];
     if (typeof v === 'string' && v.trim()) parts.push(v.trim());
   }
-  const instancesKey = keyFor(obj, 'instances');
-  if (instancesKey && Array.isArray(obj[instancesKey])) {
-    const first = (obj[instancesKey] as unknown[])[0];
-    if (isObj(first) && typeof first.input === 'string' && first.input.trim()) parts.push(first.input.trim());
-  }
+  const input = firstInstanceInput(obj);
+  if (input) parts.push(input);
   return parts;
+}
+
+/**
+ * Self-Instruct's instance input: `instances: [{input, output}]` in the GitHub file
+ * (user_oriented_instructions.jsonl), `instances: {input: [...], output: [...]}` in the Hugging Face
+ * copy. Only the first instance: it completes the instruction (the text to rewrite, classify, ...).
+ */
+function firstInstanceInput(obj: Obj): string | undefined {
+  const key = keyFor(obj, 'instances');
+  if (key === undefined) return undefined;
+  const instances = obj[key];
+  let input: unknown;
+  if (Array.isArray(instances)) {
+    const first: unknown = instances[0];
+    if (isObj(first)) input = first[keyFor(first, 'input') ?? 'input'];
+  } else if (isObj(instances)) {
+    const inputs = instances[keyFor(instances, 'input') ?? 'input'];
+    input = Array.isArray(inputs) ? (inputs as unknown[])[0] : inputs;
+  }
+  return typeof input === 'string' && input.trim() ? input.trim() : undefined;
 }
 
 export function extractSeed(value: unknown, format: SeedFormat, field: string | undefined): Extracted {

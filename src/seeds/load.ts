@@ -1,9 +1,12 @@
 import fs from 'node:fs';
 import { readText } from '../config/read';
+import { DEFAULT_MAX_SEED_CHARS } from '../schemas/config';
 import type { Seed } from '../schemas/records';
 import { InputError } from '../util/errors';
 import { extractSeed } from './fields';
 import { readRecords, type SeedFormat } from './formats';
+
+export { DEFAULT_MAX_SEED_CHARS };
 
 /**
  * Loading seed instructions from a user's file. Every bad record is reported with file:line and a
@@ -34,7 +37,6 @@ export interface LoadedSeeds {
   field: string;
 }
 
-export const DEFAULT_MAX_SEED_CHARS = 8000;
 /** Seed sets are hundreds to thousands of lines; far beyond this is a wrong file, not a seed set. */
 export const MAX_SEED_FILE_BYTES = 256 * 1024 * 1024;
 /** How many problems an error message lists before "and N more". */

@@ -14,15 +14,18 @@ export const encodeTask: StructuredTask<EncodeOutput> = {
   stage: 'encode',
   role: 'strong',
   output: encodeOutput,
+  // No example labels: a weak model copies an example phrase into its answer (issue 12: a 135M model
+  // echoed the old example skill for every seed). The form is described in words instead.
   system:
     'You label instructions that people send to an AI assistant. For each instruction you name the ' +
     'use case it serves and the skills an assistant needs to answer it well. Labels are short, ' +
-    'general and reusable across many instructions. You never explain your labels.',
+    'general and reusable across many instructions, and they come from the instruction in front of ' +
+    'you, in your own words. You never explain your labels.',
   user:
     'Label the instruction below.\n' +
-    '- use_case: one short phrase naming the task type or domain (for example "trip itinerary planning").\n' +
-    '- skills: at most {{max_skills}} skills, each a transferable phrase of two or three words ' +
-    '(for example "budget estimation").\n\n' +
+    '- use_case: one short noun phrase (two to five words) naming the kind of task or its domain.\n' +
+    '- skills: at most {{max_skills}} skills, each a noun phrase of two or three words naming an ability ' +
+    'the answer needs (an ability, not a topic).\n\n' +
     '<instruction>\n{{instruction}}\n</instruction>',
 };
 

@@ -19,6 +19,7 @@ export const rubricsTask: StructuredTask<RubricsOutput> = {
   user:
     'Instructions of the use case "{{use_case}}" test these skills: {{skills}}.\n' +
     'Give {{count}} rubrics, each a criterion that makes such an instruction harder to answer well, ' +
-    'and for each rubric one concrete action that rewrites an instruction to meet that criterion ' +
-    '(for example "add a constraint that the answer must ...").',
+    'and for each rubric one concrete action that rewrites an instruction to meet that criterion. ' +
+    'Write each action as an imperative sentence that starts with a verb and says exactly what to ' +
+    'add to or change in the instruction.',
 };

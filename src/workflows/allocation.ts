@@ -34,3 +34,19 @@ export function entryWindows(
   const perEntry = Math.max(1, Math.min(concurrency, smallestShare, maxPerEntry));
   return { perEntry, entries: Math.max(1, Math.ceil(concurrency / perEntry)) };
 }
+
+/**
+ * How many instructions a top-up round decodes, from what the run has seen: enough to keep the
+ * `missing` pairs at the observed keep rate (kept / finished), with the rate taken as at least
+ * TOP_UP_MIN_KEEP_RATE, so a round is never more than 1 / TOP_UP_MIN_KEEP_RATE (4) times the
+ * missing pairs, however little the filter kept so far. The run also stops starting instructions
+ * once it has kept its size, so a round sized generously does not mean work done needlessly.
+ */
+export const TOP_UP_MIN_KEEP_RATE = 0.25;
+
+export function topUpSize(missing: number, kept: number, finished: number): number {
+  if (missing <= 0) return 0;
+  const keepRate = finished > 0 ? kept / finished : 0;
+  // (The epsilon keeps float error from adding one: 3 / (1 / 3) is 9, not 10.)
+  return Math.ceil(missing / Math.max(keepRate, TOP_UP_MIN_KEEP_RATE) - 1e-9);
+}

@@ -32,6 +32,8 @@ export interface ControlState {
   reason?: string;
   /** Set by the run, +1 per change. */
   seq: number;
+  /** The run has kept its target size: start no new instruction or decode batch (in flight finishes). */
+  enough?: boolean;
 }
 
 /** Parent -> child: the current pause state. */
@@ -82,7 +84,17 @@ export class Control {
   /** The run's own change (signal or budget). */
   set(paused: boolean, reason?: string): void {
     if (paused === this.state.paused && reason === this.state.reason) return;
-    this.apply({ paused, reason, seq: this.state.seq + 1 });
+    this.apply({ ...this.state, paused, reason, seq: this.state.seq + 1 });
+  }
+
+  /** The run's target is reached: tells every running child (and the children they start) to stop starting work. */
+  finish(): void {
+    if (this.state.enough) return;
+    this.apply({ ...this.state, enough: true, seq: this.state.seq + 1 });
+  }
+
+  get enough(): boolean {
+    return this.state.enough === true;
   }
 
   /** A state from the parent: applied unless it is older than the one we have. */
@@ -133,9 +145,11 @@ export class Control {
 export function mergeCounters(into: Counters, from: Counters): void {
   for (const key of Object.keys(from) as (keyof Counters)[]) {
     const value = from[key];
+    if (value === undefined) continue;
     if (typeof value === 'number') {
       if (key === 'rounds') continue;
-      (into[key] as number) += value;
+      // A counter newer than the run's carried state (leftInFlight, notStarted) starts at 0.
+      (into[key] as number) = ((into[key] as number | undefined) ?? 0) + value;
     } else {
       const target = into[key] as Record<string, number>;
       for (const [k, v] of Object.entries(value)) target[k] = (target[k] ?? 0) + v;
@@ -162,11 +176,12 @@ export class Reporter {
     return this.pending.counters;
   }
 
-  add(usage: Usage | undefined, failures: Failure[] = [], items = 1): void {
+  /** `now`: send at once (a kept pair, so the run learns as soon as it has reached its size). */
+  add(usage: Usage | undefined, failures: Failure[] = [], items = 1, now = false): void {
     addUsage(this.pending.usage, usage);
     addFailures(this.pending.failures, failures);
     this.items += items;
-    if (this.items >= this.every) this.send();
+    if (now || this.items >= this.every) this.send();
   }
 
   private send(): void {
@@ -189,6 +204,8 @@ export class Reporter {
       this.items > 0 ||
       c.instructions > 0 ||
       c.failed > 0 ||
+      (c.leftInFlight ?? 0) > 0 ||
+      (c.notStarted ?? 0) > 0 ||
       Object.keys(this.pending.usage).length > 0 ||
       this.pending.failures.length > 0
     )

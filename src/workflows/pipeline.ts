@@ -50,7 +50,7 @@ import {
 import { combineJudgements, keptSource } from '../tasks/judge';
 import { hash32, pickIndex, rngFrom } from '../util/random';
 import { fileActivities, llmActivities } from './activities';
-import { entryWindows, MAX_PER_ENTRY, shares, topUpAllocation } from './allocation';
+import { entryWindows, MAX_PER_ENTRY, shares, topUpAllocation, topUpSize } from './allocation';
 import { windowRange } from './window';
 import { answerBoth, judgeBothOrders } from './contrast';
 import {
@@ -88,6 +88,14 @@ const DEFAULT_DECODE_BATCH = 20;
  * with at most MAX_PER_ENTRY instructions of one entry in flight.
  */
 const INLINE_INSTRUCTIONS = 'inline-instructions';
+/**
+ * STOP_WHEN_DONE: once the run has kept `size` pairs it starts no new entry, instruction or decode
+ * batch (the run tells its entries by the control state's `enough`; in-flight instructions finish);
+ * entries report a kept pair at once so the run knows in time; `instructions` counts instructions
+ * started (decoded but unstarted ones are `notStarted`, cancelled ones in flight `leftInFlight`);
+ * top-up rounds are sized by topUpSize.
+ */
+const STOP_WHEN_DONE = 'stop-when-done';
 /**
  * JUDGEMENT_RECORDS: an instruction that is dropped saves its judged iterations for viewer.html (one
  * more file activity per dropped instruction; a kept one sends them with its record).
@@ -146,6 +154,10 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
   const progress = carry.progress;
   const c = progress.counters;
   const control = new Control(carry.control);
+  // Decided before the first command, so a history from before the patch replays as it ran.
+  const stopWhenDone = patched(STOP_WHEN_DONE);
+  /** The run has kept its target size: nothing new starts. */
+  const done = () => stopWhenDone && c.kept >= config.limits.size;
   const setPaused = (paused: boolean, reason?: string) => {
     control.set(paused, reason);
     progress.state = paused ? 'paused' : 'running';
@@ -174,6 +186,7 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
     addUsage(progress.usage, report.usage);
     addFailures(progress.failures, report.failures);
     checkBudget();
+    if (done()) control.finish();
   });
   const record = (usage: Usage | undefined, failures: Failure[] = []) => {
     addUsage(progress.usage, usage);
@@ -280,7 +293,7 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
         carry.nextEntry = await windowRange(
           carry.nextEntry,
           work.length,
-          { limit: entryWindow, gate: control.gate, stop },
+          { limit: entryWindow, gate: control.gate, stop: () => done() || stop() },
           async (k) => {
             const entry = work[k]!;
             // Counters, usage and failures arrive by report signals; the child returns nothing else.
@@ -292,6 +305,7 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
                 outDir,
                 round,
                 entry,
+                ...(stopWhenDone ? { needed: config.limits.size - c.kept } : {}),
                 count: allocation[entry]!,
                 window: perEntryWindow,
                 config,
@@ -302,13 +316,16 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
             });
           },
         );
-        if (carry.nextEntry < work.length) return await continueRun();
+        if (carry.nextEntry < work.length && !done()) return await continueRun();
         const deficit = config.limits.size - c.kept;
         if (deficit <= 0 || round > config.limits.topUpRounds) break;
         // Ask for as many more as the observed keep rate says are needed (bounded, so a run whose
         // filter keeps almost nothing cannot explode).
-        const keepRate = Math.max(0.1, c.kept / Math.max(1, c.kept + c.dropped + c.failed));
-        carry.roundTotal = Math.min(Math.ceil(deficit / keepRate), 3 * deficit + c.pool);
+        if (stopWhenDone) carry.roundTotal = topUpSize(deficit, c.kept, c.kept + c.dropped + c.failed);
+        else {
+          const keepRate = Math.max(0.1, c.kept / Math.max(1, c.kept + c.dropped + c.failed));
+          carry.roundTotal = Math.min(Math.ceil(deficit / keepRate), 3 * deficit + c.pool);
+        }
         carry.round = round + 1;
         carry.nextEntry = 0;
         if (stop()) return await continueRun();
@@ -450,6 +467,11 @@ export interface EntryInput {
   tuning?: Tuning;
   /** Set by continue-as-new: the first batch this run of the workflow decodes. */
   nextBatch?: number;
+  /**
+   * Pairs the run still needed when it started this entry (STOP_WHEN_DONE): once the entry has kept
+   * that many itself it starts nothing new, without waiting for the run to say so.
+   */
+  needed?: number;
 }
 
 /** Everything an entry finds is reported to the run by signal (see Reporter); the result is empty. */
@@ -470,8 +492,24 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
   const entryName = `pool entry ${input.entry} round ${input.round}`;
   // Decided before the first command, so a history from before the patch replays as it ran.
   const inline = patched(INLINE_INSTRUCTIONS);
+  const stopWhenDone = patched(STOP_WHEN_DONE);
+  /** Pairs this entry has kept (this segment). */
+  let keptHere = 0;
+  /** The run has kept its target size (it said so by the control state, or this entry kept all the
+   * run still needed when it started): start nothing new. */
+  const enough = () =>
+    stopWhenDone && (control.enough || (input.needed !== undefined && keptHere >= input.needed));
   /** Instructions of this entry being refined now (inline or as child workflows). */
   let inFlight = 0;
+  // Decoded instructions waiting for a window slot. A batch is decoded when the queue runs low,
+  // so the window never drains between batches.
+  const queued: { index: number; text: string }[] = [];
+  /** Decoded instructions that will never start (target reached, or cancelled) are counted, not lost. */
+  const dropQueued = () => {
+    if (!stopWhenDone) return;
+    reporter.counters.notStarted = (reporter.counters.notStarted ?? 0) + queued.length;
+    queued.length = 0;
+  };
 
   // Counts a batch (or everything left) as failed, so that the counts still add up.
   const failBatches = (from: number, to: number, stage: string, err: unknown) => {
@@ -506,9 +544,6 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
       return {};
     }
 
-    // Decoded instructions waiting for a window slot. A batch is decoded when the queue runs low,
-    // so the window never drains between batches.
-    const queued: { index: number; text: string }[] = [];
     let decoding = false;
     let stopping = false;
     let fatal: unknown;
@@ -524,7 +559,8 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
           label: `decode ${entryName} batch ${batch + 1}`,
         });
         reporter.add(decoded.usage, [], 0);
-        reporter.counters.instructions += decoded.instructions.length;
+        // (With STOP_WHEN_DONE an instruction is counted when it starts.)
+        if (!stopWhenDone) reporter.counters.instructions += decoded.instructions.length;
         for (const [j, text] of decoded.instructions.entries()) {
           const index = batch * batchSize + j;
           if (config.method.dedupeInstructions) {
@@ -534,7 +570,7 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
               owner: recordId(input, index),
             });
             if (!fresh) {
-              reporter.counters.instructions--;
+              if (!stopWhenDone) reporter.counters.instructions--;
               reporter.counters.duplicatesRemoved++;
               continue;
             }
@@ -551,6 +587,7 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
 
     for (;;) {
       if (fatal !== undefined) throw fatal;
+      if (enough()) break; // the run has its pairs: what is in flight finishes, nothing new starts
       if (!decoding && !stopping && queued.length < input.window && nextBatch < batches) {
         await control.gate();
         decoding = true;
@@ -558,15 +595,17 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
       }
       if (queued.length === 0) {
         if (decoding) {
-          await condition(() => !decoding || queued.length > 0);
+          await condition(() => !decoding || queued.length > 0 || enough());
           continue;
         }
         break; // all decoded and started, or stopping to continue-as-new
       }
-      await condition(() => inFlight < input.window || fatal !== undefined);
-      if (fatal !== undefined) continue;
+      await condition(() => inFlight < input.window || fatal !== undefined || enough());
+      if (fatal !== undefined || enough()) continue;
       await control.gate();
+      if (enough()) continue;
       const item = queued.shift()!;
+      if (stopWhenDone) reporter.counters.instructions++;
       inFlight++;
       refine(item.index, item.text).then(
         () => inFlight--,
@@ -580,10 +619,16 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
     }
     await condition(() => inFlight === 0 && !decoding);
     if (fatal !== undefined) throw fatal;
+    if (enough()) dropQueued();
     await reporter.flush();
-    if (nextBatch < batches) {
+    if (nextBatch < batches && !enough()) {
       await condition(allHandlersFinished);
-      return await continueAsNew<typeof generateForEntry>({ ...input, nextBatch, control: control.state });
+      return await continueAsNew<typeof generateForEntry>({
+        ...input,
+        nextBatch,
+        control: control.state,
+        ...(input.needed !== undefined ? { needed: input.needed - keptHere } : {}),
+      });
     }
     return {};
   } catch (err) {
@@ -592,6 +637,7 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
     if (isCancellation(err)) {
       await CancellationScope.nonCancellable(async () => {
         await condition(() => control.running === 0 && inFlight === 0);
+        dropQueued();
         await reporter.flush();
       });
     }
@@ -624,7 +670,11 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
       // An instruction workflow (before INLINE_INSTRUCTIONS) itself failed (it catches item
       // failures, so this is rare): the item is failed with its reason rather than lost.
       // Cancellation, and a bug in workflow code, propagate.
-      if (!isItemFailure(err)) throw err;
+      if (!isItemFailure(err)) {
+        if (stopWhenDone && isCancellation(err))
+          reporter.counters.leftInFlight = (reporter.counters.leftInFlight ?? 0) + 1;
+        throw err;
+      }
       outcome = {
         id,
         status: 'failed',
@@ -636,11 +686,13 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
       };
     }
     tally(reporter.counters, outcome);
+    if (outcome.status === 'kept') keptHere++;
     const failures =
       outcome.status === 'failed'
         ? [{ item: id, stage: outcome.stage ?? 'refine', reason: outcome.reason ?? 'unknown' }]
         : [];
-    reporter.add(outcome.usage, failures);
+    // A kept pair is reported at once, so the run stops the others as soon as it has its size.
+    reporter.add(outcome.usage, failures, 1, stopWhenDone && outcome.status === 'kept');
   }
 }
 
