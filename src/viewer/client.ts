@@ -19,6 +19,7 @@ export const viewerClientScript = String.raw`(function () {
   var hay = [];
   var parsed = 0;
   var state = readHash();
+  var scrolled = false;
 
   function esc(s) {
     return String(s).replace(/[&<>"]/g, function (c) {
@@ -153,6 +154,18 @@ export const viewerClientScript = String.raw`(function () {
     document.body.setAttribute('data-matching', String(hits.length));
     document.body.setAttribute('data-ready', parsed < blocks.length ? 'no' : 'yes');
     writeHash();
+    // A link to one opened row (#open=<id>@<iteration>) scrolls to it once it is on the page.
+    if (state.open && !scrolled) {
+      var opened = document.querySelector('details[open]');
+      if (opened) {
+        // Below the sticky filter bar, not under it.
+        var bar = document.querySelector('header').offsetHeight;
+        var rect = opened.getBoundingClientRect();
+        if (rect.top < bar || rect.top > window.innerHeight - 120)
+          window.scrollTo(0, Math.max(0, rect.top + window.pageYOffset - bar - 8));
+        scrolled = true;
+      }
+    }
   }
 
   function readNextBlock() {

@@ -4,8 +4,8 @@ body { font: 14px/1.45 Helvetica, Arial, sans-serif; color: #222; margin: 0; bac
 header { position: sticky; top: 0; z-index: 1; background: #fff; border-bottom: 1px solid #ddd; padding: 12px 24px 6px; }
 h1 { font-size: 19px; margin: 0 0 2px; } .sub { color: #666; margin: 2px 0 8px; }
 form { display: flex; flex-wrap: wrap; gap: 6px; }
-input[type=search] { flex: 1 1 260px; padding: 5px 8px; font: inherit; }
-select, button { font: inherit; padding: 4px 6px; max-width: 230px; }
+input[type=search] { flex: 1 1 180px; padding: 5px 8px; font: inherit; }
+select, button { font: inherit; padding: 4px 6px; max-width: 165px; }
 main { max-width: 1180px; margin: 0 auto; padding: 10px 24px; }
 .row { background: #fff; border: 1px solid #e1e4e8; border-left: 5px solid #999; border-radius: 5px; margin: 8px 0; }
 .row.kept-strong { border-left-color: #2e7d32; } .row.kept-target { border-left-color: #1565c0; }
