@@ -14,7 +14,9 @@ import {
   type EvalResult,
 } from '../workflows/eval';
 import { checkUserId, openSession, startOrAttachWorkflow } from './session';
+import { longestEvalWorkflowId } from '../workflows/ids';
 import { failureMessage } from '../util/failure';
+import { watchRetries } from './retries';
 import { InputError } from '../util/errors';
 import { preflight } from './check';
 
@@ -96,7 +98,7 @@ export function prepareEvalInput(args: ParsedArgs, evalId: string): EvalInput {
 }
 
 async function evalMain(args: ParsedArgs): Promise<number> {
-  const evalId = checkUserId(str(args, 'eval-id') ?? newEvalId(), 'eval-id', 'eval');
+  const evalId = checkUserId(str(args, 'eval-id') ?? newEvalId(), 'eval-id', 'eval', longestEvalWorkflowId);
   const prepared = prepareEvalInput(args, evalId);
   if (!flag(args, 'no-check'))
     await preflight(prepared.config, 'eval', { hasConfigFile: !!str(args, 'config') });
@@ -147,9 +149,14 @@ async function waitWithProgress(handle: WorkflowHandle<typeof codeclmEval>): Pro
       () => undefined, // not queryable yet (no worker has picked it up): try again next tick
     );
   }, 1000);
+  // Retrying activities (a provider outage, a 429 storm) as one line, not a log per attempt.
+  const stopRetries = watchRetries(handle.client, handle.workflowId, (line) =>
+    process.stderr.write(tty ? `\r\x1b[K${line}\n` : `codeclm: ${line}\n`),
+  );
   try {
     return await handle.result();
   } finally {
+    stopRetries();
     clearInterval(timer);
     if (tty && lastLine) process.stderr.write('\n');
   }

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import {
   WorkflowExecutionAlreadyStartedError,
   type Client,
@@ -11,8 +12,10 @@ import type { DevServer } from '../temporal/devServer';
 import { createWorker } from '../worker';
 import { rolesRpm } from './control';
 import { useSimulatorIfNoProvider } from './offline';
-import { ensureTemporal } from './runtime';
+import { codeclmHome, ensureTemporal } from './runtime';
+import { workerLogsToFile } from '../temporal/logging';
 import { UsageError } from './command';
+import { MAX_ID_LENGTH } from '../workflows/ids';
 
 /**
  * The process side of `run` and `eval`: where Temporal is (TEMPORAL_ADDRESS, or the embedded dev
@@ -47,6 +50,10 @@ export async function openSession(config: ResolvedConfig, hasConfigFile: boolean
     config: offline.config,
     async startWorker() {
       if (worker) return;
+      // The worker's logs (an outage's retries log a stack trace per attempt) go to a file, named
+      // once; the progress output shows a one-line retry summary instead (src/cli/retries.ts).
+      const logFile = workerLogsToFile(path.join(codeclmHome(), 'logs'));
+      process.stderr.write(`codeclm: worker logs: ${logFile}\n`);
       workerConnection = await connectWorker(temporal.target);
       worker = await createWorker({
         connection: workerConnection,
@@ -100,11 +107,28 @@ export async function startOrAttachWorkflow<W extends Workflow>(
   }
 }
 
-/** An id the user chose (--run-id, --eval-id): also a workflow id and a log file name. */
-export function checkUserId(id: string, flagName: string, command: string): string {
-  if (!/^[A-Za-z0-9._-]{1,100}$/.test(id)) {
+/**
+ * An id the user chose (--run-id, --eval-id): also a workflow id and a log file name. `longest`
+ * gives the longest workflow id derived from it (src/workflows/ids.ts), which must fit Temporal's
+ * id limit; runs check theirs once the seeds are read (src/cli/ids.ts).
+ */
+export function checkUserId(
+  id: string,
+  flagName: string,
+  command: string,
+  longest: (id: string) => string = (i) => i,
+): string {
+  if (!/^[A-Za-z0-9._-]+$/.test(id)) {
     throw new UsageError(
       `codeclm ${command}: --${flagName} may use letters, digits, '.', '_' and '-' (got "${id}")`,
+    );
+  }
+  const max = MAX_ID_LENGTH - longest('').length;
+  if (id.length > max) {
+    throw new UsageError(
+      `codeclm ${command}: --${flagName} is ${id.length} characters; at most ${max} fit. Temporal refuses ` +
+        `workflow ids longer than ${MAX_ID_LENGTH} characters (limit.maxIDLength, PostgreSQL's ` +
+        `VARCHAR(${MAX_ID_LENGTH})), and the longest workflow id made from it is ${longest('<id>')}`,
     );
   }
   return id;

@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { provisionTemporalCli } from './provision';
+import { MAX_ID_LENGTH } from '../workflows/ids';
 
 /** The Temporal dev server (from the Temporal CLI), with its state in a SQLite file. */
 export interface DevServerOptions {
@@ -145,9 +146,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     opts.namespace ?? 'default',
     '--log-level',
     'warn',
-    // Let large batches move: these dev-server defaults are tuned for a laptop demo.
+    // The cluster's id limit (PostgreSQL's VARCHAR(255)), so an id that works here works there.
     '--dynamic-config-value',
-    'limit.maxIDLength=1000',
+    `limit.maxIDLength=${MAX_ID_LENGTH}`,
     ...LATENCY_TUNING.flatMap((kv) => ['--dynamic-config-value', kv]),
     ...(opts.headless ? ['--headless'] : ['--ui-port', String(uiPort)]),
     ...(opts.extraArgs ?? []),

@@ -20,7 +20,7 @@ import {
 } from '@temporalio/workflow';
 import type { ResolvedConfig } from '../schemas/config';
 import type { Usage } from '../schemas/records';
-import { addUsage } from '../schemas/records';
+import { addUsage, usageInFailure } from '../schemas/records';
 import { MAX_FAILURES_LISTED, type Failure } from '../schemas/run';
 import { failureMessage } from '../util/failure';
 import type { EvalRecord } from '../activities/eval';
@@ -28,6 +28,7 @@ import { answerBoth, judgeBothOrders } from './contrast';
 import { scoresFromJudgements, verdict, type CrrSummary, type Verdict } from '../report/crr';
 import { fileActivities, llmActivities } from './activities';
 import { slidingWindow } from './window';
+import { evalChunkWorkflowId, evalItemWorkflowId } from './ids';
 
 /** Instructions per evalChunk child: keeps every history small at any set size. */
 export const EVAL_CHUNK = 100;
@@ -105,10 +106,6 @@ function isItemFailure(err: unknown): boolean {
   return (err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) && !isCancellation(err);
 }
 
-function pad(n: number, width: number): string {
-  return String(n).padStart(width, '0');
-}
-
 // ---------------------------------------------------------------------------------------------
 // The evaluation
 // ---------------------------------------------------------------------------------------------
@@ -180,7 +177,7 @@ export async function codeclmEval(input: EvalInput): Promise<EvalResult> {
     const chunkWindow = Math.max(1, Math.ceil(config.limits.concurrency / perChunk));
     await slidingWindow(chunks, chunkWindow, async ({ start, end }, i) => {
       const result = await executeChild(evalChunk, {
-        workflowId: `${evalId}/chunk-${pad(i, 5)}`,
+        workflowId: evalChunkWorkflowId(evalId, i),
         taskQueue: input.taskQueue,
         args: [{ evalId, outDir, start, end, window: perChunk, config, taskQueue: input.taskQueue }],
       });
@@ -227,7 +224,7 @@ export async function evalChunk(input: EvalChunkInput): Promise<EvalChunkResult>
     let outcome: EvalItemOutcome;
     try {
       outcome = await executeChild(evalInstruction, {
-        workflowId: `${input.evalId}/i${pad(index, 6)}`,
+        workflowId: evalItemWorkflowId(input.evalId, index),
         taskQueue: input.taskQueue,
         args: [
           {
@@ -320,6 +317,7 @@ export async function evalInstruction(input: EvalItemInput): Promise<EvalItemOut
     return { index, status: 'judged', verdict: v, usage };
   } catch (err) {
     if (!isItemFailure(err)) throw err;
+    addUsage(usage, usageInFailure(err)); // the calls the failed attempts made are billed too
     // A poison item (output that never validates, a rejected request) is reported with its reason.
     const reason = failureMessage(err);
     await files.saveEvalFailure({

@@ -9,8 +9,9 @@ import { startTestWorker, type TestWorker } from './pipeline';
  */
 export type ControlWorker = TestWorker;
 
-export function startControlWorker(name: string, concurrency = 32): Promise<ControlWorker> {
-  return startTestWorker(name, { concurrency, cache: false });
+/** On the suite's dev server, or on the server at `address` (the cluster tests). */
+export function startControlWorker(name: string, concurrency = 32, address?: string): Promise<ControlWorker> {
+  return startTestWorker(name, { concurrency, cache: false, address });
 }
 
 export function readDataset(outDir: string): DatasetRecord[] {

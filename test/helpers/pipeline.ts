@@ -29,13 +29,17 @@ export interface TestWorker {
   stop(): Promise<void>;
 }
 
-/** A real worker (real activities, real LLM boundary) on its own task queue of the suite's server. */
+/**
+ * A real worker (real activities, real LLM boundary) on its own task queue of the suite's server,
+ * or of the server at `address`.
+ */
 export async function startTestWorker(
   name: string,
-  opts: { concurrency?: number; cache?: false } = {},
+  opts: { concurrency?: number; cache?: false; address?: string } = {},
 ): Promise<TestWorker> {
   const taskQueue = uniqueQueue(name);
-  const connection = await NativeConnection.connect({ address: testAddress() });
+  const address = opts.address ?? testAddress();
+  const connection = await NativeConnection.connect({ address });
   const worker = await createWorker({
     connection,
     taskQueue,
@@ -43,7 +47,7 @@ export async function startTestWorker(
     cache: opts.cache,
   });
   const running = worker.run();
-  const client = new Client({ connection: await Connection.connect({ address: testAddress() }) });
+  const client = new Client({ connection: await Connection.connect({ address }) });
   return {
     worker,
     taskQueue,
