@@ -137,6 +137,7 @@ describe('RateLimiter (rpm and tpm over a window, fake clock)', () => {
         const r = await limiter.acquire(1);
         grants.push({ t: r.requestEntry!.t, amount: 1 });
         await clock.sleep(1000);
+        limiter.settle(r, 1);
       }
     });
     await clock.advance(120_000);
