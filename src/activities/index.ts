@@ -3,6 +3,7 @@ import { createStageActivities } from './stages';
 import { createSinkActivities } from './sink';
 import { createEvalActivities } from './eval';
 import { createRunStateActivities } from './runState';
+import { createQualityActivities } from './quality';
 
 /** All activities of a worker, built from injected dependencies (LLM client factory, clock). */
 export function createActivities(deps: ActivityDeps) {
@@ -11,6 +12,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSinkActivities(),
     ...createEvalActivities(),
     ...createRunStateActivities(),
+    ...createQualityActivities(),
   };
 }
 

@@ -13,6 +13,7 @@ import { buildReport } from '../report/build';
 import { writeRunOutputs } from '../report/write';
 import { computeCost, pricesOf } from '../report/cost';
 import { describeConfig } from '../config/describe';
+import { collectRemovals } from '../report/removed';
 import type { ResolvedConfig } from '../schemas/config';
 import { judgementFile, judgementsDir } from '../viewer/store';
 import { writeViewer } from '../viewer/write';
@@ -85,6 +86,8 @@ export function createSinkActivities() {
         pool,
         config: input.config ? describeConfig(input.config) : undefined,
         cost: input.config ? computeCost(input.progress.usage, pricesOf(input.config)) : null,
+        // Duplicates and contaminated instructions removed after decode; writes removed.jsonl.
+        removed: collectRemovals(input.progress.outDir, input.progress.counters),
       });
       // report.json, report.md + charts/*.svg, report.html and the dataset card README.md.
       writeRunOutputs(input.progress.outDir, report);

@@ -26,13 +26,14 @@ export const runOptions = {
   field: { type: 'string' },
   'skip-invalid': { type: 'boolean' },
   'no-check': { type: 'boolean' },
+  decontaminate: { type: 'string', multiple: true },
 } as const;
 
 export const runCommand: Command = {
   name: 'run',
   summary: 'generate a dataset from seed instructions (encode, decode, Self-Rubrics, Contrastive Filtering)',
   usage:
-    'run --seeds FILE --out DIR [--config FILE] [--size N] [--run-id ID] [--detach] [--field NAME] [--skip-invalid] [--no-check] [--worker] [--json]',
+    'run --seeds FILE --out DIR [--config FILE] [--size N] [--run-id ID] [--detach] [--field NAME] [--skip-invalid] [--decontaminate FILE...] [--no-check] [--worker] [--json]',
   details: [
     '--seeds FILE      JSONL, JSON array, CSV or text; the instruction field is detected (or --field NAME)',
     '--out DIR         where dataset.jsonl, report.json and report.md are written',
@@ -41,6 +42,8 @@ export const runCommand: Command = {
     '--run-id ID       a run id of your own; running again with the same id attaches to that run',
     '--detach          print the run id and return; the run goes on',
     '--skip-invalid    skip bad seed lines (each is reported) instead of refusing to start',
+    '--decontaminate FILE...  benchmark files (any seed format): decoded instructions sharing a 13-word',
+    '                  n-gram (method.decontaminate.ngram) with one of their items are removed and reported',
     '--no-check        skip the endpoint check (`codeclm check`) made before anything starts',
     '--worker          also run a worker in this process when TEMPORAL_ADDRESS is set',
     '--json            print the result as JSON on stdout',
@@ -73,7 +76,35 @@ export function prepareRunInput(args: ParsedArgs, command: Command, runId: strin
   if (seeds.seeds.length === 0) throw new InputError(`${seedsFile}: no usable seed instructions`);
   if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory())
     throw new InputError(`--out ${outDir} exists and is not a directory`);
-  return { runId, seedsFile, outDir, field, skipInvalid, config };
+  const decontaminate = benchmarkFiles(args, command);
+  return {
+    runId,
+    seedsFile,
+    outDir,
+    field,
+    skipInvalid,
+    config,
+    ...(decontaminate.length ? { decontaminate } : {}),
+  };
+}
+
+/**
+ * `--decontaminate FILE...`: the flag's values, plus the words after it that are no option (so both
+ * `--decontaminate a b` and `--decontaminate a --decontaminate b` work). Each file must load as a
+ * seed file (any format) with at least one item, else exit 2 naming it.
+ */
+export function benchmarkFiles(args: ParsedArgs, command: Command): string[] {
+  const given = args.values.decontaminate;
+  if (!Array.isArray(given) || given.length === 0) return [];
+  // `schedule create ID` has two positionals of its own.
+  const own = command.name === 'schedule' ? 2 : 0;
+  const files = [...given, ...args.positionals.slice(own)].map((f) => path.resolve(f));
+  for (const file of files) {
+    const loaded = loadSeeds(file, { skipInvalid: true, maxSeedChars: Number.MAX_SAFE_INTEGER });
+    if (loaded.seeds.length === 0)
+      throw new InputError(`--decontaminate ${file}: no benchmark items could be read from it`);
+  }
+  return [...new Set(files)];
 }
 
 export function newRunId(): string {

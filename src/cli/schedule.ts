@@ -34,7 +34,7 @@ const OVERLAP = {
 type OverlapName = keyof typeof OVERLAP;
 
 const USAGE = [
-  'schedule create ID (--every DURATION | --cron EXPR) --seeds FILE --out DIR [--config FILE] [--size N] [--field NAME] [--skip-invalid] [--no-check]',
+  'schedule create ID (--every DURATION | --cron EXPR) --seeds FILE --out DIR [--config FILE] [--size N] [--field NAME] [--skip-invalid] [--decontaminate FILE...] [--no-check]',
   '                   [--overlap skip|buffer_one|buffer_all|cancel_other|terminate_other|allow_all] [--catchup-window DURATION] [--paused] [--note TEXT]',
   '       schedule list [--json]',
   '       schedule describe ID [--json]',
@@ -56,7 +56,8 @@ export const scheduleCommand: Command = {
     '--catchup-window DUR   how far back missed refreshes are still taken after an outage (default 1 year, Temporal default)',
     '--paused               create the schedule paused (unpause it later)',
     '--task-queue NAME      (advanced) task queue of the workers; default CODECLM_TASK_QUEUE or "codeclm"',
-    'Run options (--seeds, --out, --config, --size, --field, --skip-invalid) are those of `codeclm run`;',
+    'Run options (--seeds, --out, --config, --size, --field, --skip-invalid, --decontaminate) are those of `codeclm run`;',
+    'with method.dedupe on, a refresh also removes instructions that an earlier version of the schedule had.',
     'config and seeds are validated now (exit 2 if invalid), but the seed FILE is read again at every refresh.',
     'Each refresh writes DIR/versions/<UTC timestamp>-<id>/ (never overwritten), with changes.json and a',
     '"Changes" section in report.md/report.json against the previous version, then points DIR/latest',
@@ -220,6 +221,7 @@ async function createSchedule(args: ParsedArgs): Promise<number> {
     skipInvalid: run.skipInvalid,
     config: run.config,
     taskQueue,
+    ...(run.decontaminate ? { decontaminate: run.decontaminate } : {}),
   };
 
   return withClient(async (client) => {

@@ -4,6 +4,7 @@ import { usageTotals } from '../schemas/records';
 import type { Counters, Failure, RunProgress } from '../schemas/run';
 import type { Cost } from './cost';
 import { money, table } from './markdown';
+import { renderRemovedMarkdown, type RemovedSection } from './removed';
 
 /** report.json: everything a user checks after a run, computed from the run's own files and counters. */
 export interface Report {
@@ -37,6 +38,8 @@ export interface Report {
   };
   failures_by_stage: Record<string, number>;
   failures: Failure[];
+  /** Instructions removed after decode (duplicates, benchmark contamination), by reason with examples. */
+  removed?: RemovedSection;
 }
 
 export interface Distribution {
@@ -134,6 +137,7 @@ export function buildReport(input: {
   pool: Metadata[];
   config?: ConfigSummary;
   cost?: Cost | null;
+  removed?: RemovedSection;
 }): Report {
   const { progress } = input;
   const total = usageTotals(progress.usage);
@@ -179,6 +183,7 @@ export function buildReport(input: {
     },
     failures_by_stage,
     failures: progress.failures,
+    ...(input.removed ? { removed: input.removed } : {}),
   };
 }
 
@@ -264,6 +269,7 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
     `Every generated instruction ends kept, dropped or failed: ${c.kept} + ${c.dropped} + ${c.failed} = ${c.generated}.`,
     '',
     ...leftOverLines(r.state, c).flatMap((line) => [line, '']),
+    ...renderRemovedMarkdown(r.removed, c),
     ...img('counts', 'counts per stage'),
     '## Kept per iteration',
     '',

@@ -1,3 +1,6 @@
+import { dedupeSettings, ngramOf } from '../quality/settings';
+import { removedCounts } from './removed';
+import type { MethodConfig } from '../schemas/config';
 import type { Report } from './build';
 import { money, table } from './markdown';
 
@@ -131,9 +134,7 @@ export function renderDatasetCard(r: Report): string {
       (m?.minStrongScore !== undefined
         ? ` Kept strong answers also had to score at least ${m.minStrongScore}.`
         : ''),
-    ...(m?.dedupeInstructions
-      ? [`6. Exact-duplicate instructions were removed after decoding (${c.duplicatesRemoved}).`]
-      : []),
+    ...qualityStep(m, c),
     '',
     ...(roles
       ? [
@@ -222,4 +223,22 @@ export function renderDatasetCard(r: Report): string {
     '```',
     '',
   ].join('\n');
+}
+
+/** Step 6 of the card: what was removed after decode (src/quality), when the run removed anything. */
+function qualityStep(m: MethodConfig | undefined, c: Report['counts']): string[] {
+  const removed = removedCounts(c);
+  const d = m ? dedupeSettings(m) : undefined;
+  const parts: string[] = [];
+  if (d && d.mode !== 'off')
+    parts.push(
+      d.mode === 'near'
+        ? `exact duplicates (${removed['exact-duplicate']}) and near duplicates at word-${d.shingle}-shingle Jaccard >= ${d.threshold} (${removed['near-duplicate']}, by MinHash LSH)`
+        : `exact duplicates (${removed['exact-duplicate']})`,
+    );
+  if (removed.contaminated > 0 || m?.decontaminate)
+    parts.push(
+      `instructions sharing a ${m ? ngramOf(m) : 13}-word n-gram with a benchmark item (${removed.contaminated})`,
+    );
+  return parts.length ? [`6. **Removed after decode**, before any answer: ${parts.join('; ')}.`] : [];
 }

@@ -28,6 +28,11 @@ export const roleSchema = z
   })
   .strict();
 
+export const dedupeModes = ['off', 'exact', 'near'] as const;
+export const DEFAULT_DEDUPE_THRESHOLD = 0.8;
+export const DEFAULT_SHINGLE = 3;
+export const DEFAULT_NGRAM = 13;
+
 export const methodSchema = z
   .object({
     poolSize: z.number().int().positive().default(200),
@@ -48,8 +53,34 @@ export const methodSchema = z
     encodeTemperature: z.number().min(0).max(2).default(0),
     /** Off by default (the paper has no floor); when set, kept strong answers must score at least this. */
     minStrongScore: z.number().min(1).max(10).optional(),
-    /** Off by default (the paper has no dedup); drops exact-duplicate instructions after decode. */
-    dedupeInstructions: z.boolean().default(false),
+    /**
+     * Duplicate removal right after decode (src/quality), within a run and across a schedule's
+     * versions: "off" (the default: the paper has none), "exact" (same text once case, punctuation and
+     * spacing are normalised), or "near" (also paraphrases: MinHash + LSH over word shingles, removed at
+     * Jaccard >= threshold). The object form sets the threshold and shingle size.
+     */
+    dedupe: z
+      .union([
+        z.enum(dedupeModes),
+        z
+          .object({
+            mode: z.enum(dedupeModes),
+            /** Jaccard similarity of word-shingle sets at or above which an instruction is a near duplicate. */
+            threshold: z.number().gt(0).max(1).default(DEFAULT_DEDUPE_THRESHOLD),
+            /** Words per shingle. */
+            shingle: z.number().int().min(1).max(10).default(DEFAULT_SHINGLE),
+          })
+          .strict(),
+      ])
+      .optional(),
+    /** Older configs: `true` is `dedupe: "exact"`. Still accepted; `dedupe` wins when both are set. */
+    dedupeInstructions: z.boolean().optional(),
+    /** Decontamination against the benchmark files given by `--decontaminate FILE...`: an instruction
+     * sharing a word n-gram of this length with a benchmark item is removed right after decode. */
+    decontaminate: z
+      .object({ ngram: z.number().int().min(3).max(50).default(DEFAULT_NGRAM) })
+      .strict()
+      .optional(),
     /** Instructions asked of the strong LLM per decode call; an entry's share is decoded in batches of this size. */
     decodeBatch: z.number().int().min(1).max(200).default(20),
     runSeed: z.number().int().default(42),

@@ -14,6 +14,8 @@ export interface RunInput {
   config: ResolvedConfig;
   /** Task queue for the child workflows and activities (defaults to the run's own queue). */
   taskQueue?: string;
+  /** Benchmark files (`--decontaminate`, absolute paths): decoded instructions overlapping them are removed. */
+  decontaminate?: string[];
 }
 
 export type RunPhase = 'starting' | 'seeds' | 'encode' | 'pool' | 'generate' | 'finalize' | 'done';
@@ -45,7 +47,12 @@ export interface Counters {
   keptFromTarget: number;
   /** Gap histogram, bucketed by whole points: key "-9".."9". */
   gapHistogram: Record<string, number>;
+  /** Exact-duplicate instructions removed after decode (method.dedupe; src/quality). */
   duplicatesRemoved: number;
+  /** Near duplicates (paraphrases) removed after decode (method.dedupe "near"); absent in older runs. */
+  nearDuplicatesRemoved?: number;
+  /** Instructions removed for sharing an n-gram with a benchmark item (--decontaminate). */
+  contaminatedRemoved?: number;
   rounds: number;
   /** Started but not finished when the run was cancelled (absent in runs from older versions). */
   leftInFlight?: number;
@@ -92,6 +99,8 @@ export function emptyCounters(): Counters {
     keptFromTarget: 0,
     gapHistogram: {},
     duplicatesRemoved: 0,
+    nearDuplicatesRemoved: 0,
+    contaminatedRemoved: 0,
     rounds: 0,
     leftInFlight: 0,
     notStarted: 0,

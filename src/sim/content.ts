@@ -90,6 +90,66 @@ function topicsFor(useCase: string, skills: string[]): string[] {
   ]);
 }
 
+/**
+ * On demand (tests of duplicate removal), decode repeats itself: each instruction after the first is,
+ * with these probabilities, a copy (same words, other case and punctuation) or a paraphrase of an
+ * earlier one of the same batch.
+ */
+export interface DecodeRepeats {
+  exact?: number;
+  paraphrase?: number;
+}
+
+const POLITE = ['Please', 'Could you', 'Kindly', 'I would like you to'];
+const SYNONYMS: Record<string, string> = {
+  explain: 'describe',
+  write: 'put together',
+  short: 'brief',
+  practical: 'hands-on',
+  detailed: 'thorough',
+  common: 'frequent',
+  mistakes: 'errors',
+  compare: 'contrast',
+  recommend: 'suggest',
+  help: 'assist',
+  clear: 'plain',
+  draft: 'prepare',
+  creative: 'original',
+  summarise: 'sum up',
+  create: 'make',
+  concrete: 'specific',
+};
+
+/** The same request in other words: a polite opening, and sometimes one word swapped for a synonym. */
+export function paraphrase(text: string, rand: () => number): string {
+  let body = text.charAt(0).toLowerCase() + text.slice(1);
+  if (rand() < 0.5) {
+    const words = body.split(' ');
+    const at = words.findIndex((w) => SYNONYMS[w.toLowerCase()] !== undefined);
+    if (at >= 0) words[at] = SYNONYMS[words[at]!.toLowerCase()]!;
+    body = words.join(' ');
+  }
+  return `${pick(POLITE, rand)} ${body}`;
+}
+
+/** The same words, another case and final punctuation. */
+function sameWords(text: string): string {
+  const body = text.charAt(0).toLowerCase() + text.slice(1);
+  return /[.?!]$/.test(body) ? `${body.slice(0, -1)}!` : `${body}!`;
+}
+
+function repeatItself(out: string[], repeats: DecodeRepeats, rand: () => number): string[] {
+  const exact = repeats.exact ?? 0;
+  const para = repeats.paraphrase ?? 0;
+  return out.map((text, i) => {
+    const r = rand();
+    if (i === 0 || r >= exact + para) return text;
+    const earlier = out[Math.floor(rand() * i)]!;
+    // A copy differs only in case and punctuation (the decode activity already drops byte-identical ones).
+    return r < exact ? sameWords(earlier) : paraphrase(earlier, rand);
+  });
+}
+
 /** `batch` (the prompt's top-up batch number) changes the draw, so later batches differ from earlier ones. */
 export function decode(
   seed: number,
@@ -97,6 +157,7 @@ export function decode(
   skills: string[],
   count: number,
   batch = '1',
+  repeats?: DecodeRepeats,
 ): DecodeOutput {
   const rand = prng(hash32(seed, 'decode', useCase, skills.join('|'), count, batch));
   const skillList = skills.length ? skills : ['clear explanation'];
@@ -116,6 +177,8 @@ export function decode(
       out.push(text);
     }
   }
+  if (repeats && (repeats.exact || repeats.paraphrase))
+    return { instructions: repeatItself(out, repeats, prng(hash32(seed, 'repeat', useCase, count, batch))) };
   return { instructions: out };
 }
 

@@ -1,5 +1,5 @@
 import { answer, judge } from './answers';
-import { decode, encode, improve, rubrics } from './content';
+import { decode, encode, improve, rubrics, type DecodeRepeats } from './content';
 import { hash32 } from './prng';
 import { contentText, splitList, type ChatBodyMessage, type Recognised } from './recognise';
 
@@ -24,6 +24,7 @@ export function generate(
   temperature: number,
   messages: ChatBodyMessage[],
   rec: Recognised,
+  opts: { repeats?: DecodeRepeats } = {},
 ): Generated {
   const firstUser = contentText(messages.find((m) => m.role === 'user')?.content);
   const s = rec.slots ?? {};
@@ -40,6 +41,7 @@ export function generate(
           splitList(s.skills),
           int(s.count, 5, 500),
           s.batch,
+          opts.repeats,
         ),
       );
     case 'rubrics':

@@ -36,6 +36,8 @@ export interface SimulatorOptions {
   truncateRate?: number;
   /** Requests-per-minute cap (rolling 60 s window); over it, 429 with Retry-After. */
   rpm?: number;
+  /** Decode repeats itself (tests of duplicate removal): shares of word-for-word copies and paraphrases. */
+  repeats?: { exact?: number; paraphrase?: number };
   /** When set, every /v1 request must carry `Authorization: Bearer <apiKey>` (else 401), like a hosted API. */
   apiKey?: string;
   /** When set, /v1/models lists these and a chat request for any other model gets 404 model_not_found. */
@@ -290,7 +292,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       return fail(status, `random:${status}`, status === 429 ? { retryAfter: 1 } : {});
     }
 
-    const gen = generate(seed, model, temperature, messages as ChatBodyMessage[], rec);
+    const gen = generate(seed, model, temperature, messages as ChatBodyMessage[], rec, {
+      repeats: opts.repeats,
+    });
     let content = scripted?.content ?? gen.content;
     let finish = 'stop';
     let fault: string | undefined = scripted ? 'scripted' : undefined;

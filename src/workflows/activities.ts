@@ -102,7 +102,15 @@ export function fileActivities(taskQueue?: string) {
       nonRetryableErrorTypes: permanent,
     },
   });
-  const whole = new Set<string>(['prepareSeeds', 'buildPool', 'finalizeRun', 'prepareEval', 'finalizeEval']);
+  const whole = new Set<string>([
+    'prepareSeeds',
+    'buildPool',
+    'finalizeRun',
+    'prepareEval',
+    'finalizeEval',
+    'prepareQuality',
+  ]);
+
   // (proxyActivities returns a Proxy with no own keys, so pick per name rather than spreading.)
   return new Proxy(short, {
     get: (_, name) => (whole.has(String(name)) ? long : short)[name as keyof typeof short],

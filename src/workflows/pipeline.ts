@@ -49,6 +49,7 @@ import {
 } from '../schemas/run';
 import { combineJudgements, keptSource } from '../tasks/judge';
 import { hash32, pickIndex, rngFrom } from '../util/random';
+import { dedupeSettings } from '../quality/settings';
 import { fileActivities, llmActivities } from './activities';
 import { entryWindows, MAX_PER_ENTRY, shares, topUpAllocation, topUpSize } from './allocation';
 import { windowRange } from './window';
@@ -101,6 +102,13 @@ const STOP_WHEN_DONE = 'stop-when-done';
  * more file activity per dropped instruction; a kept one sends them with its record).
  */
 const JUDGEMENT_RECORDS = 'judgement-records';
+/**
+ * QUALITY_SCREEN: with method.dedupe on or benchmark files given, the run prepares its quality index
+ * once (prepareQuality, after the seeds) and each decode batch is screened by one activity
+ * (screenInstructions: decontamination, exact and near duplicates; src/quality) instead of one
+ * `claim` per instruction. Removed instructions count in `instructions` and per reason.
+ */
+const QUALITY_SCREEN = 'quality-screen';
 
 // ---------------------------------------------------------------------------------------------
 // The run
@@ -215,6 +223,16 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
       });
       c.seeds = seeds.count;
       for (const s of seeds.skipped) record({}, [{ item: s.origin, stage: 'seeds', reason: s.reason }]);
+      // The quality index (benchmark n-grams; a schedule's earlier versions) before anything is decoded.
+      if (needsScreening(config, input.decontaminate) && patched(QUALITY_SCREEN)) {
+        const scheduled = (input as { scheduled?: { scheduleOutDir: string; version: string } }).scheduled;
+        await files.prepareQuality({
+          outDir,
+          method: config.method,
+          benchmarks: input.decontaminate,
+          schedule: scheduled && { outDir: scheduled.scheduleOutDir, version: scheduled.version },
+        });
+      }
       progress.phase = 'encode';
     }
 
@@ -312,6 +330,7 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
                 taskQueue: queue,
                 control: ctl,
                 tuning: input.tuning,
+                ...(input.decontaminate?.length ? { decontaminate: true } : {}),
               }),
             });
           },
@@ -472,6 +491,8 @@ export interface EntryInput {
    * that many itself it starts nothing new, without waiting for the run to say so.
    */
   needed?: number;
+  /** The run has a benchmark index: screen decoded instructions against it. */
+  decontaminate?: boolean;
 }
 
 /** Everything an entry finds is reported to the run by signal (see Reporter); the result is empty. */
@@ -492,6 +513,8 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
   const entryName = `pool entry ${input.entry} round ${input.round}`;
   // Decided before the first command, so a history from before the patch replays as it ran.
   const inline = patched(INLINE_INSTRUCTIONS);
+  /** Decode batches go through screenInstructions (src/quality) before any instruction starts. */
+  const screen = needsScreening(config, input.decontaminate) && patched(QUALITY_SCREEN);
   const stopWhenDone = patched(STOP_WHEN_DONE);
   /** Pairs this entry has kept (this segment). */
   let keptHere = 0;
@@ -559,11 +582,13 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
           label: `decode ${entryName} batch ${batch + 1}`,
         });
         reporter.add(decoded.usage, [], 0);
+        const kept = screen ? await screenBatch(batch, decoded.instructions) : undefined;
         // (With STOP_WHEN_DONE an instruction is counted when it starts.)
         if (!stopWhenDone) reporter.counters.instructions += decoded.instructions.length;
         for (const [j, text] of decoded.instructions.entries()) {
           const index = batch * batchSize + j;
-          if (config.method.dedupeInstructions) {
+          if (kept && !kept.has(index)) continue;
+          if (!screen && config.method.dedupeInstructions) {
             const fresh = await files.claim({
               outDir: input.outDir,
               key: instructionKey(text),
@@ -583,6 +608,31 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
       } finally {
         decoding = false;
       }
+    };
+
+    /**
+     * Screens a decoded batch (decontamination, duplicates) in record id order; returns the indexes
+     * kept. The decision is stored per batch, so a retried activity returns the same one.
+     */
+    const screenBatch = async (batch: number, texts: string[]): Promise<Set<number>> => {
+      const ids = texts.map((_, j) => recordId(input, batch * batchSize + j));
+      const decided = await files.screenInstructions({
+        outDir: input.outDir,
+        batch: `r${input.round}-e${pad(input.entry, 5)}-b${pad(batch, 4)}`,
+        items: texts.map((text, j) => ({ id: ids[j]!, text })),
+        method: config.method,
+        decontaminate: input.decontaminate === true,
+      });
+      const c = reporter.counters;
+      // Removed instructions are counted as worked on: kept + dropped + failed + removed = instructions.
+      if (stopWhenDone) c.instructions += decided.removed.length;
+      for (const r of decided.removed) {
+        if (r.reason === 'exact-duplicate') c.duplicatesRemoved++;
+        else if (r.reason === 'near-duplicate') c.nearDuplicatesRemoved = (c.nearDuplicatesRemoved ?? 0) + 1;
+        else c.contaminatedRemoved = (c.contaminatedRemoved ?? 0) + 1;
+      }
+      const keep = new Set(decided.keep);
+      return new Set(ids.flatMap((id, j) => (keep.has(id) ? [batch * batchSize + j] : [])));
     };
 
     for (;;) {
@@ -694,6 +744,15 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
     // A kept pair is reported at once, so the run stops the others as soon as it has its size.
     reporter.add(outcome.usage, failures, 1, stopWhenDone && outcome.status === 'kept');
   }
+}
+
+/** Whether decoded instructions are screened (duplicates, benchmarks): see QUALITY_SCREEN. */
+function needsScreening(
+  config: ResolvedConfig,
+  decontaminate: readonly unknown[] | boolean | undefined,
+): boolean {
+  const benchmarks = Array.isArray(decontaminate) ? decontaminate.length > 0 : decontaminate === true;
+  return benchmarks || dedupeSettings(config.method).mode !== 'off';
 }
 
 function recordId(input: Pick<EntryInput, 'round' | 'entry'>, i: number): string {

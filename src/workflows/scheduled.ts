@@ -35,6 +35,8 @@ export interface ScheduledRunInput {
   taskQueue?: string;
   /** Advanced/tests: the run's history bound (continue-as-new). */
   tuning?: Tuning;
+  /** Benchmark files (`--decontaminate`), read by each refresh. */
+  decontaminate?: string[];
 }
 
 /** Which refresh a run segment belongs to: carried through codeclmRun's continue-as-new. */
@@ -97,6 +99,7 @@ export async function codeclmScheduledRun(
       config: s.config,
       taskQueue: s.taskQueue,
       ...(s.tuning ? { tuning: s.tuning } : {}),
+      ...(s.decontaminate?.length ? { decontaminate: s.decontaminate } : {}),
       scheduled: { scheduleId: s.scheduleId, scheduleOutDir: s.outDir, version },
     };
   }

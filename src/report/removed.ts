@@ -1,0 +1,108 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Counters } from '../schemas/run';
+import type { Removal, RemovalReason } from '../quality/settings';
+import { qualityPaths } from '../quality/store';
+import { readJson, writeFileAtomic } from '../store/files';
+import { table } from './markdown';
+
+/**
+ * The "removed" section of report.json / report.md: every instruction removed after decode, by reason
+ * (exact duplicate, near duplicate of which id and how similar, contaminated by which benchmark item),
+ * with a few examples; removed.jsonl in the out dir lists them all. Counts come from the run's
+ * counters (the same ones the kept + dropped + failed + removed = instructions identity uses);
+ * examples and the list from the stored screening decisions (src/quality).
+ */
+export interface RemovedSection {
+  total: number;
+  by_reason: Record<RemovalReason, number>;
+  /** Up to EXAMPLES per reason. */
+  examples: Removal[];
+  /** removed.jsonl (every removal, one JSON object a line), or null when nothing was removed. */
+  file: string | null;
+}
+
+export const EXAMPLES = 5;
+
+export function removedCounts(c: Counters): Record<RemovalReason, number> {
+  return {
+    'exact-duplicate': c.duplicatesRemoved ?? 0,
+    'near-duplicate': c.nearDuplicatesRemoved ?? 0,
+    contaminated: c.contaminatedRemoved ?? 0,
+  };
+}
+
+/** Reads the screening decisions in batch order, writes removed.jsonl, returns the section. */
+export function collectRemovals(outDir: string, counters: Counters): RemovedSection {
+  const by_reason = removedCounts(counters);
+  const total = Object.values(by_reason).reduce((a, b) => a + b, 0);
+  const dir = qualityPaths(outDir).decisionsDir;
+  const examples: Removal[] = [];
+  const shown: Record<string, number> = {};
+  const file = path.join(outDir, 'removed.jsonl');
+  const lines: string[] = [];
+  const batches = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+    : [];
+  for (const b of batches) {
+    const decision = readJson<{ removed: Removal[] }>(path.join(dir, b));
+    for (const r of decision?.removed ?? []) {
+      lines.push(JSON.stringify(r));
+      if ((shown[r.reason] ?? 0) < EXAMPLES) {
+        shown[r.reason] = (shown[r.reason] ?? 0) + 1;
+        examples.push(r);
+      }
+    }
+  }
+  if (lines.length) writeFileAtomic(file, `${lines.join('\n')}\n`);
+  return { total, by_reason, examples, file: lines.length ? file : null };
+}
+
+const REASON_LABEL: Record<RemovalReason, string> = {
+  'exact-duplicate': 'exact duplicate',
+  'near-duplicate': 'near duplicate',
+  contaminated: 'benchmark contamination',
+};
+
+function clip(text: string, n = 90): string {
+  const one = text.replace(/\s+/g, ' ').trim();
+  return one.length > n ? `${one.slice(0, n - 1)}…` : one;
+}
+
+/** Why an instruction was removed, in words: "near duplicate of r1-e00002-i0003 (Jaccard 0.86)". */
+export function removalReason(r: Removal): string {
+  if (r.reason === 'contaminated' && r.benchmark)
+    return `shares "${clip(r.benchmark.ngram, 60)}" with ${r.benchmark.file} item ${r.benchmark.id}`;
+  if (r.reason === 'near-duplicate') return `near duplicate of ${r.of} (Jaccard ${r.similarity?.toFixed(2)})`;
+  return `exact duplicate of ${r.of}`;
+}
+
+export function renderRemovedMarkdown(s: RemovedSection | undefined, c: Counters): string[] {
+  if (!s || s.total === 0) return [];
+  return [
+    '## Removed after decode',
+    '',
+    `Removed before any answer or judge call: **${s.total}** ` +
+      `(kept ${c.kept} + dropped ${c.dropped} + failed ${c.failed} + removed ${s.total} = ${c.kept + c.dropped + c.failed + s.total}` +
+      `${(c.leftInFlight ?? 0) > 0 ? ` + ${c.leftInFlight} left in flight` : ''}; instructions ${c.instructions}).`,
+    '',
+    table(
+      ['reason', 'removed'],
+      (Object.keys(REASON_LABEL) as RemovalReason[]).map((k) => [REASON_LABEL[k], s.by_reason[k]]),
+    ),
+    '',
+    ...(s.examples.length
+      ? [
+          table(
+            ['id', 'instruction', 'why'],
+            s.examples.map((r) => [r.id, clip(r.text), removalReason(r)]),
+          ),
+          '',
+        ]
+      : []),
+    ...(s.file ? [`Every removal, with its reason: \`${path.basename(s.file)}\`.`, ''] : []),
+  ];
+}
