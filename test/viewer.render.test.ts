@@ -90,3 +90,93 @@ test('a screenshot of a filtered view is written', () => {
   expect(pngSize(bytes)).toEqual({ width: 1200, height: 900 });
   expect(bytes.length).toBeGreaterThan(30_000); // drawn rows, not a blank page
 });
+
+/**
+ * The controls themselves: a page next to viewer.html loads it in an iframe (same directory, so
+ * --allow-file-access-from-files lets it reach in), changes the outcome select, types a search,
+ * pages on and resets, as a user would, and writes what the viewer showed after each step.
+ */
+const DRIVER = `<!doctype html><html><body><pre id="log"></pre>
+<iframe id="v" src="viewer.html" style="width:1200px;height:900px"></iframe>
+<script>
+var log = [];
+var f = document.getElementById('v');
+function shown(d) {
+  var cards = d.querySelectorAll('details.row');
+  var kinds = {};
+  cards.forEach(function (c) { kinds[c.className] = (kinds[c.className] || 0) + 1; });
+  return [d.body.getAttribute('data-matching'), cards.length, JSON.stringify(kinds), f.contentWindow.location.hash].join('|');
+}
+function when(test, then) { var t = setInterval(function () { if (test()) { clearInterval(t); then(); } }, 25); }
+f.onload = function () {
+  var d = f.contentDocument, w = f.contentWindow;
+  when(function () { return d.body.getAttribute('data-ready') === 'yes'; }, function () {
+    log.push('loaded|' + shown(d));
+    var out = d.getElementById('f-out');
+    out.value = 'kept-target';
+    out.dispatchEvent(new w.Event('change'));
+    log.push('outcome|' + shown(d));
+    var q = d.getElementById('f-q');
+    q.value = 'iteration 2';
+    q.dispatchEvent(new w.Event('input'));
+    setTimeout(function () {
+      log.push('search|' + shown(d));
+      d.querySelector('#pager button[data-page="2"]').click();
+      log.push('page2|' + shown(d) + '|' + d.getElementById('status').textContent);
+      d.getElementById('f-reset').click();
+      log.push('reset|' + shown(d));
+      document.getElementById('log').textContent = log.join('\\n');
+      document.body.setAttribute('data-done', 'yes');
+    }, 600);
+  });
+};
+</script></body></html>`;
+
+test('the filter controls, search box, pager and reset change what is shown', () => {
+  const driver = path.join(out, 'driver.html');
+  fs.writeFileSync(driver, DRIVER);
+  const r = runHeadless(
+    browser,
+    [
+      '--allow-file-access-from-files',
+      '--virtual-time-budget=60000',
+      '--dump-dom',
+      pathToFileURL(driver).href,
+    ],
+    150_000,
+  );
+  expect(r.status).toBe(0);
+  expect(r.stdout).toContain('data-done="yes"');
+  const log = /<pre id="log">([^<]*)<\/pre>/
+    .exec(r.stdout)![1]!
+    .replace(/&quot;/g, '"')
+    .replace(/&amp;/g, '&')
+    .split('\n');
+  const step = (name: string) => log.find((l) => l.startsWith(`${name}|`))!.split('|');
+  expect(step('loaded').slice(1, 3)).toEqual([String(rows.length), '50']);
+
+  const keptTarget = rows.filter((r) => r.d === 'kept-target');
+  const outcome = step('outcome');
+  expect(outcome[1]).toBe(String(keptTarget.length));
+  expect(JSON.parse(outcome[3]!)).toEqual({ 'row kept-target': 50 });
+  expect(outcome[4]).toBe('#out=kept-target');
+
+  // Search terms must all occur (any order) in the row's id, texts, actions, use case or skills.
+  const terms = ['iteration', '2'];
+  const searched = keptTarget.filter((r) => {
+    const hay = [r.id, r.q, r.as, r.at, r.ac.join(' '), r.uc, r.sk.join(' ')].join('\n').toLowerCase();
+    return terms.every((t) => hay.includes(t));
+  });
+  const search = step('search');
+  expect(search[1]).toBe(String(searched.length));
+  expect(searched.length).toBeLessThan(keptTarget.length);
+  expect(search[4]).toBe('#q=iteration%202&out=kept-target');
+
+  const page2 = step('page2');
+  expect(page2[4]).toBe('#q=iteration%202&out=kept-target&page=2');
+  expect(page2[5]).toContain(`showing 51–${Math.min(100, searched.length)} of`);
+
+  const reset = step('reset');
+  expect(reset.slice(1, 3)).toEqual([String(rows.length), '50']);
+  expect(reset[4]).toBe('');
+});
