@@ -2,13 +2,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  bundleWorkflowCode,
-  Worker,
-  type ActivityInterceptorsFactory,
-  type NativeConnection,
-} from '@temporalio/worker';
+import { bundleWorkflowCode, Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
+import { autoHeartbeat } from './activities/attemptUsage';
 import { createLlmClient } from './llm/client';
 import { roleNames, type ResolvedRole, type RoleName } from './schemas/config';
 import { roleQueue } from './workflows/queues';
@@ -130,23 +126,9 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   return withLlmWorkers(main, llmWorkers);
 }
 
-/**
- * Every activity heartbeats every 2 s while it runs, so that with the workflows' heartbeat timeouts
- * (src/workflows/activities.ts) a SIGKILLed worker's activities (file ones too, which never heartbeat
- * themselves) are retried elsewhere within seconds instead of after their start-to-close timeout.
- */
-export const autoHeartbeat: ActivityInterceptorsFactory = (ctx) => ({
-  inbound: {
-    async execute(input, next) {
-      const timer = setInterval(() => ctx.heartbeat(), 2_000);
-      try {
-        return await next(input);
-      } finally {
-        clearInterval(timer);
-      }
-    },
-  },
-});
+// Every activity heartbeats through one interceptor that keeps LLM usage in the details
+// (src/activities/attemptUsage.ts): re-exported here, where workers are built.
+export { autoHeartbeat };
 
 /**
  * One Worker as the rest of the code knows it (run(), shutdown()), running the role-queue workers

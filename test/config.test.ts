@@ -149,7 +149,7 @@ describe('loadConfig with a file', () => {
     expect(err.message).toContain('roles.strong.maxTokens: expected an integer, got 1.5');
     expect(err.message).toMatch(/roles\.strong\.baseURL: expected a URL.*got "not a url"/);
     expect(err.message).toMatch(
-      /roles\.strong\.structuredOutput: expected one of "json_schema" \| "json_object" \| "text"/,
+      /roles\.strong\.structuredOutput: expected one of "auto" \| "json_schema" \| "json_object_schema" \| "json_object" \| "text"/,
     );
     expect(err.message).toContain('roles.target.modle: unknown field (did you mean "model"?) (line 8)');
     expect(err.message).toContain('method.pool_size: unknown field (did you mean "poolSize"?)');

@@ -3,6 +3,7 @@ import { createLlmClient, createLlmClients } from '../src/llm/client';
 import { classifyLlmError, redact, retryAfterMs } from '../src/llm/errors';
 import { extractJson, responseJsonSchema } from '../src/llm/json';
 import { LlmFailure } from '../src/llm/types';
+import { forgetDialects } from '../src/llm/dialect';
 import { resolvedConfigSchema, resolvedRoleSchema, type ResolvedRole } from '../src/schemas/config';
 import { startSimulator, type ScriptItem, type Simulator } from '../src/sim';
 import { answerTargetTask, encodeTask, judgeTask } from '../src/tasks';
@@ -24,6 +25,7 @@ afterAll(async () => {
   await sim.close();
 });
 beforeEach(async () => {
+  forgetDialects();
   await control('/_sim/reset', {});
 });
 
@@ -141,7 +143,8 @@ describe('text output', () => {
 });
 
 describe('error classification', () => {
-  const client = () => createLlmClient('strong', role(), env);
+  // Explicit json_schema: auto mode would answer a 400 by trying the next dialect (test/dialect.test.ts).
+  const client = () => createLlmClient('strong', role({ structuredOutput: 'json_schema' }), env);
 
   test('429 with Retry-After: retryable LlmRateLimited with nextRetryDelay', async () => {
     await script([
@@ -168,6 +171,19 @@ describe('error classification', () => {
     const f = await failure(client().structured(encodeTask, encodeSlots));
     expect(f.type).toBe(LlmFailure.Unavailable);
     expect(f.nonRetryable).toBe(false);
+    // The server answered: the request counts (no tokens reported).
+    expect(f.details).toEqual([{ usage: { calls: 1, promptTokens: 0, completionTokens: 0 } }]);
+  });
+
+  test('a 5xx whose body is a request-validation error: non-retryable LlmRejected with its message', async () => {
+    const message =
+      "1 validation error:\n  {'type': 'missing', 'loc': ('body', 'messages'), 'msg': 'Field required'}";
+    await script([{ status: 500, message }]);
+    const f = await failure(client().structured(encodeTask, encodeSlots));
+    expect(f.type).toBe(LlmFailure.Rejected);
+    expect(f.nonRetryable).toBe(true);
+    expect(f.message).toContain('Field required');
+    expect(f.message).toContain('HTTP 500');
   });
 
   test('connection reset: retryable LlmConnection', async () => {
@@ -175,6 +191,8 @@ describe('error classification', () => {
     const f = await failure(client().structured(encodeTask, encodeSlots));
     expect(f.type).toBe(LlmFailure.Connection);
     expect(f.nonRetryable).toBe(false);
+    // Nothing answered: nothing to count.
+    expect(f.details ?? []).toEqual([]);
   });
 
   test('timeout: retryable LlmConnection', async () => {

@@ -14,6 +14,8 @@ import type { LlmCallOutcome } from './workflows/llmCall';
  */
 const KEY = 'sk-test-SECRET-123';
 let sim: Simulator;
+/** Speaks llama-cpp-python's dialect: refuses json_schema with HTTP 500 and a validation error. */
+let llamaSim: Simulator;
 let worker: Worker;
 let running: Promise<void>;
 let connection: Connection;
@@ -22,6 +24,7 @@ const taskQueue = uniqueQueue('llm');
 
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, seed: 9 });
+  llamaSim = await startSimulator({ port: 0, seed: 9, dialect: 'llama-cpp-python' });
   const env = { CODECLM_TEST_KEY: KEY };
   worker = await Worker.create({
     connection: await NativeConnection.connect({ address: testAddress() }),
@@ -39,10 +42,12 @@ afterAll(async () => {
   await running;
   await connection?.close();
   await sim?.close();
+  await llamaSim?.close();
 });
 
 beforeEach(async () => {
   await fetch(`${sim.url.replace(/\/v1$/, '')}/_sim/reset`, { method: 'POST' });
+  await fetch(`${llamaSim.url.replace(/\/v1$/, '')}/_sim/reset`, { method: 'POST' });
 });
 
 async function script(items: ScriptItem[]): Promise<void> {
@@ -53,11 +58,12 @@ async function script(items: ScriptItem[]): Promise<void> {
   expect(res.status).toBe(200);
 }
 
-async function judgeOnce(): Promise<LlmCallOutcome> {
+async function judgeOnce(over: Record<string, unknown> = {}): Promise<LlmCallOutcome> {
   const judge = resolvedRoleSchema.parse({
     baseURL: sim.url,
     model: 'sim-judge',
     apiKeyEnv: 'CODECLM_TEST_KEY',
+    ...over,
   });
   return client.workflow.execute('llmCallWorkflow', {
     taskQueue,
@@ -96,7 +102,8 @@ test('5xx is retried until the endpoint recovers', async () => {
 
 test('400 fails the activity at once, naming role, model and endpoint, never the key', async () => {
   await script([{ status: 400, message: `bad request for key ${KEY}` }]);
-  const out = await judgeOnce();
+  // Explicit dialect: in auto mode an undecided endpoint would answer a 400 with the next dialect.
+  const out = await judgeOnce({ structuredOutput: 'json_schema' });
   expect(out.ok).toBe(false);
   if (out.ok) return;
   expect(out.type).toBe(LlmFailure.Rejected);
@@ -114,4 +121,28 @@ test('invalid output is retried by Temporal for a bounded number of attempts, th
   const out = await judgeOnce();
   expect(out).toMatchObject({ ok: false, type: LlmFailure.InvalidOutput, nonRetryable: true });
   expect(sim.requests()).toHaveLength(6);
+});
+
+test('a request the server rejects as malformed (HTTP 500 validation error) fails the item at once with its message', async () => {
+  // Explicit json_schema against a llama-cpp-python-like server: no dialect to fall back to.
+  const out = await judgeOnce({ baseURL: llamaSim.url, structuredOutput: 'json_schema' });
+  expect(out.ok).toBe(false);
+  if (out.ok) return;
+  expect(out.type).toBe(LlmFailure.Rejected);
+  expect(out.nonRetryable).toBe(true);
+  expect(out.message).toContain("Input should be 'text' or 'json_object'");
+  expect(out.message).toContain('judge');
+  expect(out.message).toContain('"sim-judge"');
+  expect(out.message).toContain(llamaSim.url);
+  // One request: not retried (the policy would allow 6 attempts).
+  expect(llamaSim.requests().map((r) => r.status)).toEqual([500]);
+});
+
+test('auto against the same server steps down to json_object with the schema and succeeds', async () => {
+  const out = await judgeOnce({ baseURL: llamaSim.url });
+  expect(out).toMatchObject({ ok: true });
+  expect(llamaSim.requests().map((r) => `${r.format} ${r.status}`)).toEqual([
+    'json_schema 500',
+    'json_object_schema 200',
+  ]);
 });

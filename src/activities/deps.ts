@@ -3,7 +3,8 @@ import type { ResolvedRole, RoleName } from '../schemas/config';
 import type { LlmClient, LlmResult } from '../llm/types';
 import type { Slots } from '../tasks/template';
 import type { StructuredTask, TextTask } from '../tasks/task';
-import type { Usage } from '../schemas/records';
+import type { Usage, UsageCell } from '../schemas/records';
+import { failureWithUsage, trackCall } from './attemptUsage';
 import { usageKey } from '../schemas/records';
 
 /**
@@ -32,8 +33,27 @@ export interface LlmCallInput {
   label: string;
 }
 
-function usageOf(stage: string, role: RoleName, result: LlmResult<unknown>): Usage {
-  return { [usageKey(stage, role)]: result.usage };
+function usageOf(stage: string, role: RoleName, cell: UsageCell): Usage {
+  return { [usageKey(stage, role)]: { ...cell } };
+}
+
+/**
+ * One LLM call from an activity. Its usage is tracked as it grows (src/activities/attemptUsage.ts):
+ * the result reports it with any earlier failed attempts' usage, and a failure carries it in its
+ * details, so every request the provider answered is counted once.
+ */
+async function tracked<T>(
+  stage: string,
+  role: RoleName,
+  run: (onUsage: (cell: UsageCell) => void) => Promise<LlmResult<T>>,
+): Promise<{ value: T; usage: Usage }> {
+  const track = trackCall();
+  try {
+    const result = await run((cell) => track.progress(usageOf(stage, role, cell)));
+    return { value: result.value, usage: track.finish(usageOf(stage, role, result.usage)) };
+  } catch (err) {
+    throw failureWithUsage(err);
+  }
 }
 
 export async function callStructured<O>(
@@ -43,14 +63,14 @@ export async function callStructured<O>(
   slots: Slots,
 ): Promise<{ value: O; usage: Usage }> {
   const client = deps.llm(call.role, call.cfg);
-  const result = await withHeartbeat(() =>
+  return tracked(task.stage, call.role, (onUsage) =>
     client.structured(task, slots, {
       temperature: call.cfg.temperature ?? call.temperature,
       signal: activitySignal(),
       label: call.label,
+      onUsage,
     }),
   );
-  return { value: result.value, usage: usageOf(task.stage, call.role, result) };
 }
 
 export async function callText(
@@ -60,31 +80,12 @@ export async function callText(
   slots: Slots,
 ): Promise<{ value: string; usage: Usage }> {
   const client = deps.llm(call.role, call.cfg);
-  const result = await withHeartbeat(() =>
+  return tracked(task.stage, call.role, (onUsage) =>
     client.text(task, slots, {
       temperature: call.cfg.temperature ?? call.temperature,
       signal: activitySignal(),
       label: call.label,
+      onUsage,
     }),
   );
-  return { value: result.value, usage: usageOf(task.stage, call.role, result) };
-}
-
-/**
- * Heartbeats while a long call runs, so a worker killed mid-call is noticed within the heartbeat
- * timeout (not the much longer start-to-close timeout) and the call is retried elsewhere.
- */
-export async function withHeartbeat<T>(fn: () => Promise<T>, everyMs = 5_000): Promise<T> {
-  let ctx: Context | undefined;
-  try {
-    ctx = Context.current();
-  } catch {
-    return fn();
-  }
-  const timer = setInterval(() => ctx.heartbeat(), everyMs);
-  try {
-    return await fn();
-  } finally {
-    clearInterval(timer);
-  }
 }

@@ -1,5 +1,6 @@
 import { flag, intOpt, numOpt, str, UsageError, type Command } from './command';
 import { startSimulator } from '../sim';
+import { simDialects, type SimDialect } from '../sim/dialects';
 
 /**
  * `codeclm sim-llm`: the offline OpenAI-compatible simulator in the foreground. It serves canned,
@@ -9,7 +10,7 @@ export const simLlmCommand: Command = {
   name: 'sim-llm',
   summary: 'run the offline OpenAI-compatible LLM simulator (a test tool, not a model)',
   usage:
-    'sim-llm [--port 8787] [--host 127.0.0.1] [--seed S] [--latency-ms N] [--error-rate R] [--malformed-rate R] [--truncate-rate R] [--rpm N] [--json]',
+    'sim-llm [--port 8787] [--host 127.0.0.1] [--seed S] [--latency-ms N] [--error-rate R] [--malformed-rate R] [--truncate-rate R] [--rpm N] [--dialect openai|llama-cpp-python|json-object-only|prompt-only] [--json]',
   details: [
     'Serves POST /v1/chat/completions and GET /v1/models with deterministic simulated content',
     '(same seed + same request = same reply). Models whose name matches /target|small|weak|mini|tiny/i',
@@ -17,6 +18,10 @@ export const simLlmCommand: Command = {
     'Faults: --latency-ms (lognormal mean), --error-rate (429 with Retry-After / 500 / 503),',
     '--malformed-rate (broken, fenced or chatty JSON), --truncate-rate (finish_reason "length"),',
     '--rpm (requests-per-minute cap, answered 429 with Retry-After).',
+    '--dialect: which structured-output requests it takes: openai (default: json_schema, json_object with',
+    'or without a schema), llama-cpp-python (refuses json_schema with HTTP 500 and a validation error as',
+    'llama-cpp-python 0.3.16 does; honours {"type":"json_object","schema":...}), json-object-only, prompt-only.',
+    'A request with a schema it honours gets JSON valid against that schema, recognised prompt or not.',
     'Control: POST /_sim/script (JSON list of scripted next responses, e.g. [{"status":429,"retryAfter":1},',
     '{"reset":true},{"malformed":"fenced","task":"encode"}]), GET /_sim/requests, GET /_sim/stats, POST /_sim/reset.',
     'Point the pipeline at it with OPENAI_BASE_URL=<printed url>. Stops on SIGINT/SIGTERM.',
@@ -31,6 +36,7 @@ export const simLlmCommand: Command = {
     'malformed-rate': { type: 'string' },
     'truncate-rate': { type: 'string' },
     rpm: { type: 'string' },
+    dialect: { type: 'string' },
     json: { type: 'boolean' },
   },
   async run(args) {
@@ -45,6 +51,11 @@ export const simLlmCommand: Command = {
     if (!Number.isInteger(seed))
       throw new UsageError(`codeclm sim-llm: --seed must be an integer, got "${seedText}"`);
     const rate = (name: string) => numOpt(args, name, simLlmCommand, { min: 0, max: 1 });
+    const dialect = str(args, 'dialect') ?? 'openai';
+    if (!(simDialects as readonly string[]).includes(dialect))
+      throw new UsageError(
+        `codeclm sim-llm: --dialect must be one of ${simDialects.join(', ')}, got "${dialect}"`,
+      );
     const sim = await startSimulator({
       port,
       host: str(args, 'host') ?? '127.0.0.1',
@@ -54,11 +65,13 @@ export const simLlmCommand: Command = {
       malformedRate: rate('malformed-rate'),
       truncateRate: rate('truncate-rate'),
       rpm: numOpt(args, 'rpm', simLlmCommand, { min: 1 }),
+      dialect: dialect as SimDialect,
     });
     process.stderr.write(
       [
         '*** codeclm sim-llm: OFFLINE SIMULATOR, not a language model. ***',
-        `It speaks the OpenAI Chat Completions API at ${sim.url} with canned, deterministic content (seed ${seed})`,
+        `It speaks the OpenAI Chat Completions API at ${sim.url} with canned, deterministic content (seed ${seed}),`,
+        `structured-output dialect "${dialect}",`,
         'for tests, benchmarks and the offline demo. Datasets made with it are test data, not model output.',
         `Use it with: OPENAI_BASE_URL=${sim.url}   (Ctrl-C to stop)`,
         '',

@@ -1,4 +1,4 @@
-import OpenAI from 'openai';
+import OpenAI, { APIError } from 'openai';
 import { ApplicationFailure } from '@temporalio/common';
 import type {
   ChatCompletionCreateParamsNonStreaming,
@@ -8,16 +8,34 @@ import type { ResolvedConfig, ResolvedRole, RoleName } from '../schemas/config';
 import type { UsageCell } from '../schemas/records';
 import { messagesFor, type ChatMessage, type StructuredTask, type TextTask } from '../tasks/task';
 import type { Slots } from '../tasks/template';
-import { classifyLlmError, invalidOutputFailure, type LlmErrorContext } from './errors';
+import {
+  classifyLlmError,
+  invalidOutputFailure,
+  wasMalformedRequest,
+  withUsageDetails,
+  type LlmErrorContext,
+} from './errors';
 import { parseStructured, responseJsonSchema } from './json';
 import type { CallOptions, LlmClient, LlmClients, LlmResult } from './types';
 import { LlmFailure } from './types';
 import { estimateTokens, type CallLimiter, type CallPermit } from './limiter';
+import type { StructuredDialect } from '../schemas/config';
+import {
+  AUTO_ORDER,
+  knownDialect,
+  probeAlone,
+  rememberDialect,
+  responseFormatFor,
+  schemaInPrompt,
+} from './dialect';
 
 /**
  * The LLM boundary: one OpenAI-compatible endpoint per role, through the official openai SDK with
  * its own retries off (Temporal retries activities, with the classification in ./errors). Invalid
- * output gets a bounded number of repair calls that feed the validation error back.
+ * output gets a bounded number of repair calls that feed the validation error back. Structured
+ * output is asked for in the role's dialect, or in auto mode in the one the server takes
+ * (./dialect.ts). Every request the server answered counts in the usage, errors included; a failure
+ * carries the usage so far in its details.
  */
 export interface LlmClientOptions {
   /** Repair calls after invalid output (default 2). */
@@ -30,6 +48,8 @@ export interface LlmClientOptions {
 
 /** Local servers (vLLM, Ollama, llama.cpp, the simulator) accept any key; the SDK insists on one. */
 const PLACEHOLDER_KEY = 'not-set';
+
+type Verdict<T> = { ok: true; value: T } | { ok: false; error: string; repair: string };
 
 interface Reply {
   content: string;
@@ -93,8 +113,14 @@ export function createLlmClient(
       usage.promptTokens += promptTokens;
       usage.completionTokens += completionTokens;
       permit?.done(promptTokens + completionTokens);
+      opts.onUsage?.(usage);
       return { content, finish: choice?.finish_reason ?? null };
     } catch (err) {
+      // The server answered (an HTTP error status): the provider served, and may bill, the request.
+      if (err instanceof APIError && typeof err.status === 'number') {
+        usage.calls++;
+        opts.onUsage?.(usage);
+      }
       const failure = classifyLlmError(
         err,
         { ...ctx, timedOut: Date.now() - started >= cfg.timeoutMs },
@@ -116,9 +142,9 @@ export function createLlmClient(
     base: ChatMessage[],
     opts: CallOptions,
     extra: Partial<ChatCompletionCreateParamsNonStreaming>,
-    check: (r: Reply) => { ok: true; value: T } | { ok: false; error: string; repair: string },
+    check: (r: Reply) => Verdict<T>,
+    usage: UsageCell = { calls: 0, promptTokens: 0, completionTokens: 0 },
   ): Promise<LlmResult<T>> {
-    const usage: UsageCell = { calls: 0, promptTokens: 0, completionTokens: 0 };
     let messages = base;
     let lastError = '';
     for (let attempt = 0; attempt <= repairAttempts; attempt++) {
@@ -144,6 +170,85 @@ export function createLlmClient(
     });
   }
 
+  /**
+   * One structured call in the first of `dialects` the server takes: a request refused as malformed
+   * moves on to the next dialect (auto mode); the last refusal is final. The dialect the server took
+   * (it answered, even with invalid output) is the call's `usage.dialect` and, in auto mode, is
+   * remembered for this endpoint and model.
+   */
+  async function inDialects<O>(
+    task: StructuredTask<O>,
+    slots: Slots,
+    opts: CallOptions,
+    usage: UsageCell,
+    dialects: readonly StructuredDialect[],
+  ): Promise<LlmResult<O>> {
+    const schema = schemaOf(task as StructuredTask<unknown>);
+    const refusals: string[] = [];
+    const taken = (dialect: StructuredDialect) => {
+      if (cfg.structuredOutput === 'auto') rememberDialect(cfg.baseURL, cfg.model, dialect);
+      usage.dialect = dialect;
+    };
+    for (const [i, dialect] of dialects.entries()) {
+      try {
+        const result = await withRepairs(
+          task.name,
+          structuredMessages(task, slots, schema, dialect),
+          opts,
+          responseFormatFor(dialect, task.name, schema),
+          (reply) => checkStructured(task, reply),
+          usage,
+        );
+        taken(dialect);
+        return { value: result.value, usage };
+      } catch (err) {
+        // Invalid output still means the server took the request shape: that decides the dialect.
+        if (err instanceof ApplicationFailure && err.type === LlmFailure.InvalidOutput) taken(dialect);
+        if (!wasMalformedRequest(err)) throw err;
+        refusals.push(dialect);
+        if (i === dialects.length - 1) throw refusedInEvery(err as ApplicationFailure, refusals);
+      }
+    }
+    throw new Error('no structured-output dialect to try'); // unreachable: dialects is never empty
+  }
+
+  function refusedInEvery(last: ApplicationFailure, refusals: string[]): Error {
+    if (refusals.length < 2) return last;
+    return ApplicationFailure.create({
+      type: last.type ?? LlmFailure.Rejected,
+      message: `${last.message} [refused in every structured-output dialect tried: ${refusals.join(', ')}]`,
+      nonRetryable: true,
+    });
+  }
+
+  function structuredMessages(
+    task: StructuredTask<unknown>,
+    slots: Slots,
+    schema: Record<string, unknown>,
+    dialect: StructuredDialect,
+  ): ChatMessage[] {
+    const base = messagesFor(task, slots);
+    if (!schemaInPrompt(dialect)) return base;
+    // Without a server-side schema (or with a weakly enforced one) the prompt carries the shape too.
+    const user = base[base.length - 1]!;
+    base[base.length - 1] = {
+      ...user,
+      content: `${user.content}\n\nReply with only a JSON object that matches the JSON schema "${task.name}" below, with no other text.\n${JSON.stringify(schema)}`,
+    };
+    return base;
+  }
+
+  function checkStructured<O>(task: StructuredTask<O>, reply: Reply): Verdict<O> {
+    if (reply.finish === 'length') return { ok: false, ...truncated('JSON object') };
+    const parsed = parseStructured(task.output, reply.content);
+    if (parsed.ok) return parsed;
+    return {
+      ok: false,
+      error: parsed.error,
+      repair: `Your previous reply was not valid: ${parsed.error.slice(0, 1000)}\nReply again with only a JSON object that matches the JSON schema "${task.name}".`,
+    };
+  }
+
   const truncated = (what: string) => ({
     error: 'the reply was cut off at the token limit (finish_reason "length")',
     repair: `Your previous reply was cut off because it hit the length limit. Reply again with a complete but shorter ${what}.`,
@@ -158,36 +263,26 @@ export function createLlmClient(
       slots: Slots,
       opts: CallOptions = {},
     ): Promise<LlmResult<O>> {
-      const schema = schemaOf(task as StructuredTask<unknown>);
-      const base = messagesFor(task, slots);
-      let extra: Partial<ChatCompletionCreateParamsNonStreaming> = {};
-      if (cfg.structuredOutput === 'json_schema') {
-        extra = {
-          response_format: { type: 'json_schema', json_schema: { name: task.name, schema, strict: true } },
+      const usage: UsageCell = { calls: 0, promptTokens: 0, completionTokens: 0 };
+      try {
+        if (cfg.structuredOutput !== 'auto')
+          return await inDialects(task, slots, opts, usage, [cfg.structuredOutput]);
+        // Auto: the dialect this endpoint and model settled on (a refusal now is about this request,
+        // not the dialect: it fails fast), or, until one is found, every dialect in turn, one
+        // caller at a time.
+        const decidedOrProbe = () => {
+          const known = knownDialect(cfg.baseURL, cfg.model);
+          return inDialects(task, slots, opts, usage, known ? [known] : AUTO_ORDER);
         };
-      } else {
-        // Without server-side schemas the prompt has to carry the shape.
-        const user = base[base.length - 1]!;
-        base[base.length - 1] = {
-          ...user,
-          content: `${user.content}\n\nReply with only a JSON object that matches the JSON schema "${task.name}" below, with no other text.\n${JSON.stringify(schema)}`,
-        };
-        if (cfg.structuredOutput === 'json_object') extra = { response_format: { type: 'json_object' } };
+        return await probeAlone(cfg.baseURL, cfg.model, decidedOrProbe, opts.signal);
+      } catch (err) {
+        throw withUsageDetails(err as Error, usage);
       }
-      return withRepairs(task.name, base, opts, extra, (reply) => {
-        if (reply.finish === 'length') return { ok: false, ...truncated('JSON object') };
-        const parsed = parseStructured(task.output, reply.content);
-        if (parsed.ok) return parsed;
-        return {
-          ok: false,
-          error: parsed.error,
-          repair: `Your previous reply was not valid: ${parsed.error.slice(0, 1000)}\nReply again with only a JSON object that matches the JSON schema "${task.name}".`,
-        };
-      });
     },
 
     async text(task: TextTask, slots: Slots, opts: CallOptions = {}): Promise<LlmResult<string>> {
-      return withRepairs(task.name, messagesFor(task, slots), opts, {}, (reply) => {
+      const usage: UsageCell = { calls: 0, promptTokens: 0, completionTokens: 0 };
+      const check = (reply: Reply): Verdict<string> => {
         // A cut-off answer would teach the target to stop mid-sentence: never kept silently.
         if (reply.finish === 'length') return { ok: false, ...truncated('answer') };
         if (!reply.content.trim())
@@ -197,7 +292,12 @@ export function createLlmClient(
             repair: 'Your previous reply was empty. Please answer the request.',
           };
         return { ok: true, value: reply.content };
-      });
+      };
+      try {
+        return await withRepairs(task.name, messagesFor(task, slots), opts, {}, check, usage);
+      } catch (err) {
+        throw withUsageDetails(err as Error, usage);
+      }
     },
   };
 }

@@ -71,6 +71,55 @@ function isContextLength(err: APIError): boolean {
   );
 }
 
+/**
+ * A 5xx whose body is a request-validation error: the server's framework refused the request's
+ * shape but reported it as an internal error (llama-cpp-python answers a `json_schema`
+ * response_format with HTTP 500 and a pydantic "validation error ... literal_error ... Input should
+ * be 'text' or 'json_object'"). Retrying the same request cannot help.
+ */
+const VALIDATION_BODY =
+  /validation errors?\b|literal_error|Input should be|Field required|Extra inputs are not permitted|must be one of|unrecognized request argument|unsupported (parameter|value|response_format)|invalid_request_error/i;
+
+function bodyText(err: APIError): string {
+  const body = err.error as { message?: unknown; type?: unknown; code?: unknown } | undefined;
+  return [body?.message, body?.type, body?.code, err.message].filter((x) => typeof x === 'string').join(' ');
+}
+
+/**
+ * The server refused the request as malformed (400, 404, 422, or a 5xx whose body is a validation
+ * error), not for auth, size or load: the same request will be refused again, though another
+ * structured-output dialect may not be (src/llm/dialect.ts).
+ */
+export function isMalformedRequest(err: unknown): boolean {
+  if (!(err instanceof APIError) || typeof err.status !== 'number') return false;
+  if (err.status === 400 || err.status === 404 || err.status === 422) return !isContextLength(err);
+  return err.status >= 500 && VALIDATION_BODY.test(bodyText(err));
+}
+
+/** Failures made from malformed-request refusals (in this process): auto mode may change dialect. */
+const malformedFailures = new WeakSet<Error>();
+export function wasMalformedRequest(failure: unknown): boolean {
+  return failure instanceof Error && malformedFailures.has(failure);
+}
+
+/**
+ * The same failure with the usage of the HTTP calls made before it in its details
+ * (`[{usage}]`), so whoever catches it can still account for them (src/activities/attemptUsage.ts).
+ */
+export function withUsageDetails(failure: Error, usage: UsageCell): Error {
+  if (!(failure instanceof ApplicationFailure) || usage.calls === 0) return failure;
+  const copy = ApplicationFailure.create({
+    type: failure.type ?? undefined,
+    message: failure.message,
+    nonRetryable: failure.nonRetryable ?? false,
+    nextRetryDelay: failure.nextRetryDelay ?? undefined,
+    cause: failure.cause,
+    details: [{ usage: { ...usage } }],
+  });
+  if (malformedFailures.has(failure)) malformedFailures.add(copy);
+  return copy;
+}
+
 function serverSays(err: APIError, ctx: LlmErrorContext): string {
   const body = err.error as { message?: unknown } | undefined;
   const text = typeof body?.message === 'string' ? body.message : err.message;
@@ -120,6 +169,15 @@ export function classifyLlmError(err: unknown, ctx: LlmErrorContext, signal?: Ab
         nextRetryDelay: delay,
       });
     }
+    if (status >= 500 && isMalformedRequest(err)) {
+      const failure = ApplicationFailure.create({
+        type: LlmFailure.Rejected,
+        message: `LLM request rejected as malformed (HTTP ${status}, a request-validation error): ${where}: ${said}`,
+        nonRetryable: true,
+      });
+      malformedFailures.add(failure);
+      return failure;
+    }
     if (status >= 500 || status === 408 || status === 409) {
       return ApplicationFailure.create({
         type: LlmFailure.Unavailable,
@@ -140,11 +198,13 @@ export function classifyLlmError(err: unknown, ctx: LlmErrorContext, signal?: Ab
         : status === 404
           ? ' (check baseURL and model name)'
           : '';
-    return ApplicationFailure.create({
+    const failure = ApplicationFailure.create({
       type: LlmFailure.Rejected,
       message: `LLM request rejected (HTTP ${status})${hint}: ${where}: ${said}`,
       nonRetryable: true,
     });
+    if (isMalformedRequest(err)) malformedFailures.add(failure);
+    return failure;
   }
   // Anything else (a bug, an unexpected SDK error): retryable, but say what it was.
   const message = err instanceof Error ? err.message : String(err);

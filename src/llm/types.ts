@@ -12,6 +12,8 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** For error messages and logs: what this call is for, e.g. "encode seed s-12". Never secret. */
   label?: string;
+  /** Called after every request the server answered, with the running usage of this call. */
+  onUsage?: (usage: UsageCell) => void;
 }
 
 export interface LlmResult<T> {

@@ -5,7 +5,15 @@ import { z } from 'zod';
  * Defaults are the CodecLM paper's (see ../shared/CODECLM.md) unless a comment says otherwise.
  */
 
-export const structuredOutputModes = ['json_schema', 'json_object', 'text'] as const;
+/**
+ * How structured output is asked of a server. The dialects: `json_schema` (OpenAI's response_format),
+ * `json_object_schema` (`{"type": "json_object", "schema": ...}`, llama-cpp-python's server),
+ * `json_object` (JSON mode, schema only in the prompt) and `text` (JSON asked for in the prompt).
+ * `auto` finds the dialect from the server's own answers (src/llm/dialect.ts).
+ */
+export const structuredDialects = ['json_schema', 'json_object_schema', 'json_object', 'text'] as const;
+export type StructuredDialect = (typeof structuredDialects)[number];
+export const structuredOutputModes = ['auto', ...structuredDialects] as const;
 
 export const roleSchema = z
   .object({
@@ -20,7 +28,7 @@ export const roleSchema = z
     maxConcurrency: z.number().int().positive().default(16),
     rpm: z.number().positive().optional().describe('requests per minute for this role, whole cluster'),
     tpm: z.number().positive().optional().describe('tokens per minute for this role, whole cluster'),
-    structuredOutput: z.enum(structuredOutputModes).default('json_schema'),
+    structuredOutput: z.enum(structuredOutputModes).default('auto'),
     timeoutMs: z.number().int().positive().default(120_000),
     /** Price per million tokens, for cost in reports. */
     pricePerMTokIn: z.number().nonnegative().optional(),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { RoleName } from './config';
+import type { RoleName, StructuredDialect } from './config';
 
 /** Records that flow between stages and into outputs. Types are derived from these schemas. */
 
@@ -94,6 +94,8 @@ export interface UsageCell {
   completionTokens: number;
   /** Results served by the LLM cache (src/llm/cached.ts): no call made, no token spent. */
   cacheHits?: number;
+  /** The structured-output dialect the latest call used (src/llm/dialect.ts); absent for text calls. */
+  dialect?: StructuredDialect;
 }
 export type Usage = Record<string, UsageCell>;
 export type { RoleName };
@@ -110,8 +112,35 @@ export function addUsage(into: Usage, from: Usage | undefined): Usage {
     cur.promptTokens += cell.promptTokens;
     cur.completionTokens += cell.completionTokens;
     if (cell.cacheHits) cur.cacheHits = (cur.cacheHits ?? 0) + cell.cacheHits;
+    if (cell.dialect) cur.dialect = cell.dialect;
   }
   return into;
+}
+
+/**
+ * The usage a failed activity carried in its failure details (`details: [{usage}]`, keyed
+ * "stage/role", src/activities/attemptUsage.ts), looked for along the error's cause chain. Pure, so
+ * workflows can call it: calls made by failed attempts are billed, so they are counted too.
+ */
+export function usageInFailure(err: unknown): Usage | undefined {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    const details = (e as { details?: unknown }).details;
+    if (Array.isArray(details)) {
+      for (const d of details) {
+        const usage = (d as { usage?: unknown } | null)?.usage;
+        if (isUsageMap(usage)) return usage;
+      }
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function isUsageMap(value: unknown): value is Usage {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
+  return Object.values(value).every(
+    (c) => !!c && typeof c === 'object' && typeof (c as UsageCell).calls === 'number',
+  );
 }
 
 export function usageTotals(usage: Usage): UsageCell {

@@ -12,6 +12,15 @@ import {
 } from './faults';
 import { hash32, prng, requestLatencyMs } from './prng';
 import { recognise, type ChatBodyMessage } from './recognise';
+import {
+  honoursSchema,
+  readResponseFormat,
+  refusalFor,
+  type ResponseFormatSeen,
+  type SimDialect,
+} from './dialects';
+import { fitsSchema, valueForSchema } from './schemaValue';
+import type { Generated } from './generate';
 
 /**
  * The offline OpenAI-compatible simulator: a real HTTP server for the Chat Completions subset the
@@ -36,6 +45,8 @@ export interface SimulatorOptions {
   truncateRate?: number;
   /** Requests-per-minute cap (rolling 60 s window); over it, 429 with Retry-After. */
   rpm?: number;
+  /** Which structured-output requests it takes, like which server (src/sim/dialects.ts). */
+  dialect?: SimDialect;
   /** Decode repeats itself (tests of duplicate removal): shares of word-for-word copies and paraphrases. */
   repeats?: { exact?: number; paraphrase?: number };
   /** When set, every /v1 request must carry `Authorization: Bearer <apiKey>` (else 401), like a hosted API. */
@@ -51,6 +62,8 @@ export interface SimRequestLog {
   status: number;
   /** What fault, if any, shaped this response (e.g. "rpm", "scripted:429", "malformed:fenced"). */
   fault?: string;
+  /** The response_format asked for: json_schema, json_object_schema, json_object or text (absent: none). */
+  format?: string;
   ms: number;
 }
 
@@ -146,6 +159,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   const seed = opts.seed ?? 0;
+  const dialect = opts.dialect ?? 'openai';
   const host = opts.host ?? '127.0.0.1';
   let faultRand = prng(hash32(seed, 'faults'));
   let script: ScriptItem[] = [];
@@ -208,9 +222,25 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         : typeof body.max_completion_tokens === 'number'
           ? body.max_completion_tokens
           : undefined;
-    const format = body.response_format as { type?: string; json_schema?: { name?: string } } | undefined;
-    const schemaName = format?.type === 'json_schema' ? format.json_schema?.name : undefined;
-    const rec = recognise(messages as ChatBodyMessage[], schemaName);
+    const rf = readResponseFormat(body.response_format);
+    const format = rf.kind === 'none' ? {} : { format: rf.kind };
+    const rec = recognise(messages as ChatBodyMessage[], rf.kind === 'json_schema' ? rf.name : undefined);
+
+    // A request shape this dialect's server refuses is refused before anything else happens, as a
+    // server's request validation does (no script item, fault draw or latency spent on it).
+    const refusal = refusalFor(dialect, rf, body.response_format);
+    if (refusal) {
+      record({
+        time: new Date(started).toISOString(),
+        model,
+        task: rec.name,
+        status: refusal.status,
+        fault: `dialect:${dialect}`,
+        ...format,
+        ms: Date.now() - started,
+      });
+      return send(res, refusal.status, refusal.body);
+    }
 
     // The fault draws happen for every request, in a fixed order, so the fault sequence depends
     // only on the seed and the order of requests. Latency depends on the request itself (see
@@ -246,6 +276,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       task: rec.name,
       status,
       ...(fault ? { fault } : {}),
+      ...format,
       ms: Date.now() - started,
     });
 
@@ -292,9 +323,14 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       return fail(status, `random:${status}`, status === 429 ? { retryAfter: 1 } : {});
     }
 
-    const gen = generate(seed, model, temperature, messages as ChatBodyMessage[], rec, {
-      repeats: opts.repeats,
-    });
+    const gen = inFormat(
+      generate(seed, model, temperature, messages as ChatBodyMessage[], rec, {
+        repeats: opts.repeats,
+      }),
+      rf,
+      dialect,
+      () => prng(hash32(seed, 'schema', raw)),
+    );
     let content = scripted?.content ?? gen.content;
     let finish = 'stop';
     let fault: string | undefined = scripted ? 'scripted' : undefined;
@@ -433,6 +469,26 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * The reply in the shape the request asked for. A schema the dialect enforces gets JSON valid
+ * against it: the recognised task's reply if it fits, otherwise a value generated from the schema
+ * (src/sim/schemaValue.ts), so any client's schema is honoured. JSON mode gets a JSON object.
+ */
+function inFormat(
+  gen: Generated,
+  rf: ResponseFormatSeen,
+  dialect: SimDialect,
+  rand: () => () => number,
+): Generated {
+  if (rf.schema && honoursSchema(dialect, rf)) {
+    if (gen.json && fitsSchema(JSON.parse(gen.content), rf.schema)) return gen;
+    return { content: JSON.stringify(valueForSchema(rf.schema, rand())), json: true };
+  }
+  if ((rf.kind === 'json_object' || rf.kind === 'json_object_schema') && !gen.json)
+    return { content: JSON.stringify({ response: gen.content }), json: true };
+  return gen;
 }
 
 function shorten(text: string, maxChars: number): string {

@@ -38,7 +38,7 @@ import {
 } from '@temporalio/workflow';
 import type { ResolvedConfig } from '../schemas/config';
 import type { DatasetRecord, JudgedIteration, Judgement, Metadata, Rubric, Usage } from '../schemas/records';
-import { addUsage, usageTotals } from '../schemas/records';
+import { addUsage, usageInFailure, usageTotals } from '../schemas/records';
 import {
   emptyCounters,
   type Counters,
@@ -457,6 +457,7 @@ export async function encodeSeeds(
         result.encoded++;
       } catch (err) {
         if (!isItemFailure(err)) throw err;
+        addUsage(result.usage, usageInFailure(err)); // the calls the failed attempts made
         result.failed++;
         result.failures.push({ item: `seed #${index}`, stage: 'encode', reason: failureReason(err) });
       }
@@ -541,7 +542,7 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
     reporter.counters.instructions += n;
     reporter.counters.failed += n;
     const which = to - from === 1 ? `${entryName} batch ${from + 1}` : entryName;
-    reporter.add({}, [{ item: which, stage, reason: failureReason(err) }], n);
+    reporter.add(usageInFailure(err) ?? {}, [{ item: which, stage, reason: failureReason(err) }], n);
   };
 
   let metadata: Metadata = { use_case: '', skills: [] };
@@ -922,6 +923,7 @@ async function refineSteps(input: InstructionInput, ctx: RefineContext): Promise
     return { id: input.recordId, status: 'dropped', iteration: method.maxIterations, gaps, usage };
   } catch (err) {
     if (!isItemFailure(err)) throw err;
+    addUsage(usage, usageInFailure(err)); // the calls the failed attempts made are billed too
     // A poison item (e.g. output that never validates) ends as failed with its reason (also in
     // .work/failures/<id>.json); the run goes on.
     const reason = failureReason(err);
