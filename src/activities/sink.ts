@@ -15,6 +15,8 @@ import { computeCost, pricesOf } from '../report/cost';
 import { describeConfig } from '../config/describe';
 import { collectRemovals } from '../report/removed';
 import type { ResolvedConfig } from '../schemas/config';
+import { readRunPlan } from '../plan/compare';
+import { recordRunHistory } from '../plan/make';
 import { judgementFile, judgementsDir } from '../viewer/store';
 import { writeViewer } from '../viewer/write';
 
@@ -86,9 +88,12 @@ export function createSinkActivities() {
         pool,
         config: input.config ? describeConfig(input.config) : undefined,
         cost: input.config ? computeCost(input.progress.usage, pricesOf(input.config)) : null,
+        plan: readRunPlan(input.progress.outDir, input.progress.runId),
         // Duplicates and contaminated instructions removed after decode; writes removed.jsonl.
         removed: collectRemovals(input.progress.outDir, input.progress.counters),
       });
+      // This machine's run history, which `codeclm plan` measures later plans on.
+      if (input.config) recordRunHistory(input.progress, input.config);
       // report.json, report.md + charts/*.svg, report.html and the dataset card README.md.
       writeRunOutputs(input.progress.outDir, report);
       // viewer.html: every judged instruction, streamed from .work/judgements in bounded memory.

@@ -3,6 +3,7 @@ import { provisionCommand } from './provision';
 import { simLlmCommand } from './simLlm';
 import { serverCommand } from './server';
 import { runCommand } from './run';
+import { planCommand } from './plan';
 import { checkCommand } from './check';
 import { evalCommand } from './eval';
 import { demoCommand } from './demo';
@@ -24,6 +25,7 @@ import {
 /** Every CLI command, in the order `codeclm --help` lists them. */
 export const commands: Command[] = [
   runCommand,
+  planCommand,
   evalCommand,
   checkCommand,
   workerCommand,

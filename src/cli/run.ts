@@ -17,6 +17,7 @@ import { temporalAnswers } from '../temporal/devServer';
 import { ProgressReporter, describe } from './progress';
 import { InputError } from '../util/errors';
 import { preflight } from './check';
+import { planBeforeStart, plannedConfig, printPlan, writePlanForRun } from './plan';
 
 export const runOptions = {
   seeds: { type: 'string' },
@@ -47,6 +48,7 @@ export const runCommand: Command = {
     '--no-check        skip the endpoint check (`codeclm check`) made before anything starts',
     '--worker          also run a worker in this process when TEMPORAL_ADDRESS is set',
     '--json            print the result as JSON on stdout',
+    '--dry-run         print the plan (`codeclm plan`: calls, tokens, cost, wall time) and start nothing',
     'Without TEMPORAL_ADDRESS: starts the embedded dev server (state in .codeclm/) and a worker here.',
     'Without OPENAI_API_KEY, OPENAI_BASE_URL or --config: uses the offline LLM simulator (a banner says so).',
   ],
@@ -56,6 +58,7 @@ export const runCommand: Command = {
     detach: { type: 'boolean' },
     worker: { type: 'boolean' },
     json: { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
     'daemon-child': { type: 'boolean' },
   },
   run: runMain,
@@ -115,6 +118,11 @@ export function newRunId(): string {
 async function runMain(args: ParsedArgs): Promise<number> {
   const runId = checkUserId(str(args, 'run-id') ?? newRunId(), 'run-id', 'run');
   const prepared = prepareRunInput(args, runCommand, runId);
+  if (flag(args, 'dry-run')) {
+    const config = plannedConfig(prepared.config, !!str(args, 'config'));
+    printPlan(planBeforeStart(prepared.seedsFile, config, prepared, { quiet: true }), flag(args, 'json'));
+    return 0;
+  }
   const daemon = flag(args, 'daemon-child');
   // A detached run's background copy was checked by the command that spawned it.
   if (!daemon && !flag(args, 'no-check'))
@@ -124,6 +132,8 @@ async function runMain(args: ParsedArgs): Promise<number> {
   const input = { ...prepared, config: session.config };
   let stopSignals = () => undefined as void;
   try {
+    // The plan, made before the first call, is what the report compares the run with.
+    writePlanForRun(input);
     const handle = await startOrAttach(session.client, input);
     if (flag(args, 'detach') && !daemon) {
       process.stdout.write(flag(args, 'json') ? `${JSON.stringify({ run_id: runId })}\n` : `${runId}\n`);

@@ -5,6 +5,8 @@ import type { Counters, Failure, RunProgress } from '../schemas/run';
 import type { Cost } from './cost';
 import { money, table } from './markdown';
 import { renderRemovedMarkdown, type RemovedSection } from './removed';
+import { comparePlan, type PlanComparison } from '../plan/compare';
+import type { Plan } from '../plan/estimate';
 
 /** report.json: everything a user checks after a run, computed from the run's own files and counters. */
 export interface Report {
@@ -40,6 +42,8 @@ export interface Report {
   failures: Failure[];
   /** Instructions removed after decode (duplicates, benchmark contamination), by reason with examples. */
   removed?: RemovedSection;
+  /** The plan made before the run (plan.json) against what the run used; absent without a plan. */
+  plan_vs_actual?: PlanComparison;
 }
 
 export interface Distribution {
@@ -137,6 +141,7 @@ export function buildReport(input: {
   pool: Metadata[];
   config?: ConfigSummary;
   cost?: Cost | null;
+  plan?: Plan;
   removed?: RemovedSection;
 }): Report {
   const { progress } = input;
@@ -184,6 +189,7 @@ export function buildReport(input: {
     failures_by_stage,
     failures: progress.failures,
     ...(input.removed ? { removed: input.removed } : {}),
+    ...(input.plan ? { plan_vs_actual: comparePlan(input.plan, progress.usage) } : {}),
   };
 }
 
@@ -332,6 +338,7 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
         : '; no prices configured (set pricePerMTokIn/pricePerMTokOut on the roles for a cost).'),
     '',
     ...img('tokens', 'tokens per stage and role'),
+    ...planSection(r.plan_vs_actual),
     '## Failures',
     '',
     r.failures.length
@@ -404,5 +411,41 @@ export function stageCountsTable(c: Counters): [string[], number[][]] {
         c.rounds,
       ],
     ],
+  ];
+}
+
+/** Plan vs actual (report.md): the plan's calls and tokens per stage against the run's. */
+function planSection(p: PlanComparison | undefined): string[] {
+  if (!p) return [];
+  const err = (x: number | null) => (x === null ? 'n/a' : `${x > 0 ? '+' : ''}${(x * 100).toFixed(1)}%`);
+  return [
+    '## Plan vs actual',
+    '',
+    `Planned before the run (${p.created_at}); figures: ${p.figures}.`,
+    '',
+    table(
+      [
+        'stage',
+        'planned calls',
+        'actual calls',
+        'calls error',
+        'planned tokens',
+        'actual tokens',
+        'tokens error',
+      ],
+      p.rows.map((r) => [
+        r.stage,
+        r.planned_calls,
+        r.actual_calls,
+        err(r.calls_error),
+        r.planned_tokens,
+        r.actual_tokens,
+        err(r.tokens_error),
+      ]),
+    ),
+    '',
+    ...(p.cache_hits
+      ? [`The LLM cache served ${p.cache_hits} results without a call; the plan counts them as calls.`, '']
+      : []),
   ];
 }

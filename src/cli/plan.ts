@@ -1,0 +1,86 @@
+import { flag, intOpt, requireStr, str, type Command, type ParsedArgs } from './command';
+import { loadConfig } from '../config/load';
+import type { ResolvedConfig } from '../schemas/config';
+import { makePlan, writeRunPlan } from '../plan/make';
+import type { RunInput } from '../schemas/run';
+import { renderPlan } from '../plan/render';
+import type { Plan } from '../plan/estimate';
+import { simulatedRoles, wantsSimulator } from './offline';
+
+export const planCommand: Command = {
+  name: 'plan',
+  summary: 'before any call: expected LLM calls, tokens, cost and wall time of a run, per stage and role',
+  usage: 'plan --seeds FILE [--config FILE] [--size N] [--field NAME] [--skip-invalid] [--json]',
+  details: [
+    '--seeds FILE      the seed file the run would use (validated as `run` validates it)',
+    '--config FILE     codeclm.config.json or .yaml (method parameters, limits, rpm/tpm, prices)',
+    '--size N          target number of kept pairs (overrides limits.size)',
+    '--json            print the plan as JSON on stdout',
+    'Keep rates, tokens per call and repairs are measured on earlier completed runs of this machine',
+    "with the same models and theta (CODECLM_HOME/history/runs.jsonl); without any, the bench's",
+    'figures are used, and the output says which.',
+  ],
+  options: {
+    seeds: { type: 'string' },
+    config: { type: 'string' },
+    size: { type: 'string' },
+    field: { type: 'string' },
+    'skip-invalid': { type: 'boolean' },
+    json: { type: 'boolean' },
+  },
+  run: planMain,
+};
+
+async function planMain(args: ParsedArgs): Promise<number> {
+  const seedsFile = requireStr(args, 'seeds', planCommand);
+  const configFile = str(args, 'config');
+  const config = loadConfig(configFile, process.env, { size: intOpt(args, 'size', planCommand) });
+  const plan = planBeforeStart(seedsFile, plannedConfig(config, !!configFile), {
+    field: str(args, 'field'),
+    skipInvalid: flag(args, 'skip-invalid'),
+  });
+  printPlan(plan, flag(args, 'json'));
+  return 0;
+}
+
+/**
+ * The config a run would really use: without any provider, `run` answers with the offline
+ * simulator, whose model names are what earlier simulator runs were recorded under.
+ */
+export function plannedConfig(config: ResolvedConfig, hasConfigFile: boolean): ResolvedConfig {
+  return wantsSimulator(hasConfigFile) ? simulatedRoles(config, 'http://127.0.0.1/v1') : config;
+}
+
+export function planBeforeStart(
+  seedsFile: string,
+  config: ResolvedConfig,
+  opts: { field?: string; skipInvalid?: boolean; runId?: string },
+  how: { quiet?: boolean } = {},
+): Plan {
+  const { plan, warnings } = makePlan({
+    seedsFile,
+    config,
+    field: opts.field,
+    skipInvalid: opts.skipInvalid,
+    runId: opts.runId,
+  });
+  // `run` has printed the seed file's warnings already.
+  if (!how.quiet) for (const w of warnings) process.stderr.write(`codeclm: warning: ${w}\n`);
+  return plan;
+}
+
+/**
+ * plan.json in the run's out dir, before the workflow starts (client side: the history it reads is
+ * this machine's). A plan that cannot be made never stops the run; the report then has no comparison.
+ */
+export function writePlanForRun(input: RunInput): void {
+  try {
+    writeRunPlan(input.outDir, planBeforeStart(input.seedsFile, input.config, input, { quiet: true }));
+  } catch (err) {
+    process.stderr.write(`codeclm: warning: no plan.json for this run: ${(err as Error).message}\n`);
+  }
+}
+
+export function printPlan(plan: Plan, json: boolean): void {
+  process.stdout.write(json ? `${JSON.stringify(plan)}\n` : renderPlan(plan));
+}
