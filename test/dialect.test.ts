@@ -5,6 +5,10 @@ import { LlmFailure } from '../src/llm/types';
 import { resolvedRoleSchema, type ResolvedRole } from '../src/schemas/config';
 import { startSimulator, type ScriptItem, type SimDialect, type Simulator } from '../src/sim';
 import { encodeTask } from '../src/tasks';
+import { dialectLines } from '../src/report/dialects';
+import { renderReportMarkdown } from '../src/report/build';
+import { addUsage } from '../src/schemas/records';
+import { fixtureReport } from './report.fixture';
 
 /**
  * `structuredOutput: "auto"` against simulators speaking other servers' dialects: each fallback
@@ -163,4 +167,41 @@ test('once decided, a malformed-request refusal fails fast instead of stepping d
   expect(f.message).toContain('messages: too many');
   expect(sim.requests()).toHaveLength(2);
   expect(knownDialect(sim.url, 'sim-strong')).toBe('json_schema');
+});
+
+describe('the dialect in status and report.md', () => {
+  const usage = {
+    'encode/strong': {
+      calls: 3,
+      promptTokens: 30,
+      completionTokens: 9,
+      dialect: 'json_object_schema' as const,
+      dialectAuto: true,
+    },
+    'answer/target': { calls: 2, promptTokens: 20, completionTokens: 40 },
+    'judge/judge': { calls: 4, promptTokens: 40, completionTokens: 8, dialect: 'json_schema' as const },
+  };
+
+  test('status: a line per role that made structured calls, saying who chose the dialect', () => {
+    expect(dialectLines(usage)).toEqual([
+      'strong: structured output: json_object_schema (auto)',
+      'judge: structured output: json_schema (configured)',
+    ]);
+  });
+
+  test('usage merging keeps the latest dialect of a cell', () => {
+    const merged = addUsage(structuredClone(usage), {
+      'encode/strong': { calls: 1, promptTokens: 1, completionTokens: 1, dialect: 'text', dialectAuto: true },
+    });
+    expect(merged['encode/strong']).toMatchObject({ calls: 4, dialect: 'text', dialectAuto: true });
+  });
+
+  test('report.md: a structured-output column in the roles table', () => {
+    const report = fixtureReport();
+    report.usage.per_stage_role = usage;
+    const md = renderReportMarkdown(report);
+    expect(md).toContain('structured output');
+    expect(md).toMatch(/\| strong \|.*\| json_object_schema \(auto\) \|/);
+    expect(md).toMatch(/\| target \|.*\| no structured calls \|/);
+  });
 });

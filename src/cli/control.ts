@@ -4,7 +4,8 @@ import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@tempor
 import { flag, intOpt, requireStr, str, UsageError, type Command, type ParsedArgs } from './command';
 import { controlClient } from './runtime';
 import type { RunProgress, RunResult, RunState } from '../schemas/run';
-import { usageTotals, type DatasetRecord } from '../schemas/records';
+import { usageTotals, type DatasetRecord, type Usage } from '../schemas/records';
+import { dialectLines } from '../report/dialects';
 import { progressQuery, pauseSignal, resumeSignal, type codeclmRun } from '../workflows/pipeline';
 import { failureMessage } from '../util/failure';
 import { runPaths } from '../store/runDir';
@@ -129,7 +130,7 @@ export const statusCommand: Command = {
       if (view.error) lines.push(`  error: ${view.error}`);
       if (view.counters) {
         const { per_stage, tokens, ...counts } = view.counters as {
-          per_stage: Record<string, { calls: number; promptTokens: number; completionTokens: number }>;
+          per_stage: Usage;
           tokens: { prompt: number; completion: number };
         };
         lines.push(
@@ -140,6 +141,7 @@ export const statusCommand: Command = {
         lines.push(`  tokens: ${tokens.prompt} prompt, ${tokens.completion} completion`);
         for (const [k, u] of Object.entries(per_stage).sort())
           lines.push(`    ${k.padEnd(16)} ${u.calls} calls, ${u.promptTokens}+${u.completionTokens} tokens`);
+        for (const line of dialectLines(per_stage)) lines.push(`  ${line}`);
       }
       process.stdout.write(`${lines.join('\n')}\n`);
     }

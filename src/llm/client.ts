@@ -188,6 +188,7 @@ export function createLlmClient(
     const taken = (dialect: StructuredDialect) => {
       if (cfg.structuredOutput === 'auto') rememberDialect(cfg.baseURL, cfg.model, dialect);
       usage.dialect = dialect;
+      usage.dialectAuto = cfg.structuredOutput === 'auto';
     };
     for (const [i, dialect] of dialects.entries()) {
       try {

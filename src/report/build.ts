@@ -1,4 +1,5 @@
 import type { ConfigSummary } from '../config/describe';
+import { dialectsByRole, dialectText } from './dialects';
 import type { DatasetRecord, Metadata, Usage, UsageCell } from '../schemas/records';
 import { usageTotals } from '../schemas/records';
 import type { Counters, Failure, RunProgress } from '../schemas/run';
@@ -253,6 +254,8 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
     ]);
   const img = (key: keyof ChartLinks, alt: string) => (charts[key] ? [`![${alt}](${charts[key]})`, ''] : []);
   const roles = r.config?.roles;
+  // The structured-output dialect each role's calls were sent in (auto mode finds it per server).
+  const dialects = new Map(dialectsByRole(r.usage.per_stage_role).map((d) => [d.role, dialectText(d)]));
   return [
     `# codeclm run ${r.run_id}`,
     '',
@@ -262,8 +265,13 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
     ...(roles
       ? [
           table(
-            ['role', 'model', 'endpoint'],
-            (['strong', 'target', 'judge'] as const).map((k) => [k, roles[k].model, roles[k].endpoint]),
+            ['role', 'model', 'endpoint', ...(dialects.size ? ['structured output'] : [])],
+            (['strong', 'target', 'judge'] as const).map((k) => [
+              k,
+              roles[k].model,
+              roles[k].endpoint,
+              ...(dialects.size ? [dialects.get(k) ?? 'no structured calls'] : []),
+            ]),
           ),
           '',
         ]
@@ -417,35 +425,48 @@ export function stageCountsTable(c: Counters): [string[], number[][]] {
 /** Plan vs actual (report.md): the plan's calls and tokens per stage against the run's. */
 function planSection(p: PlanComparison | undefined): string[] {
   if (!p) return [];
-  const err = (x: number | null) => (x === null ? 'n/a' : `${x > 0 ? '+' : ''}${(x * 100).toFixed(1)}%`);
   return [
     '## Plan vs actual',
     '',
-    `Planned before the run (${p.created_at}); figures: ${p.figures}.`,
+    planNote(p),
     '',
-    table(
-      [
-        'stage',
-        'planned calls',
-        'actual calls',
-        'calls error',
-        'planned tokens',
-        'actual tokens',
-        'tokens error',
-      ],
-      p.rows.map((r) => [
-        r.stage,
-        r.planned_calls,
-        r.actual_calls,
-        err(r.calls_error),
-        r.planned_tokens,
-        r.actual_tokens,
-        err(r.tokens_error),
-      ]),
-    ),
+    table(...planComparisonTable(p)),
     '',
-    ...(p.cache_hits
-      ? [`The LLM cache served ${p.cache_hits} results without a call; the plan counts them as calls.`, '']
-      : []),
+    ...planCacheNote(p),
+  ];
+}
+
+export function planNote(p: PlanComparison): string {
+  return `Planned before the run (${p.created_at}); figures: ${p.figures}.`;
+}
+
+export function planCacheNote(p: PlanComparison): string[] {
+  return p.cache_hits
+    ? [`The LLM cache served ${p.cache_hits} results without a call; the plan counts them as calls.`, '']
+    : [];
+}
+
+/** The plan-vs-actual table, shared by report.md and report.html. */
+export function planComparisonTable(p: PlanComparison): [string[], (string | number)[][]] {
+  const err = (x: number | null) => (x === null ? 'n/a' : `${x > 0 ? '+' : ''}${(x * 100).toFixed(1)}%`);
+  return [
+    [
+      'stage',
+      'planned calls',
+      'actual calls',
+      'calls error',
+      'planned tokens',
+      'actual tokens',
+      'tokens error',
+    ],
+    p.rows.map((r) => [
+      r.stage,
+      r.planned_calls,
+      r.actual_calls,
+      err(r.calls_error),
+      r.planned_tokens,
+      r.actual_tokens,
+      err(r.tokens_error),
+    ]),
   ];
 }

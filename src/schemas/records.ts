@@ -96,6 +96,8 @@ export interface UsageCell {
   cacheHits?: number;
   /** The structured-output dialect the latest call used (src/llm/dialect.ts); absent for text calls. */
   dialect?: StructuredDialect;
+  /** True when `structuredOutput: "auto"` chose that dialect (false or absent: the config set it). */
+  dialectAuto?: boolean;
 }
 export type Usage = Record<string, UsageCell>;
 export type { RoleName };
@@ -112,7 +114,10 @@ export function addUsage(into: Usage, from: Usage | undefined): Usage {
     cur.promptTokens += cell.promptTokens;
     cur.completionTokens += cell.completionTokens;
     if (cell.cacheHits) cur.cacheHits = (cur.cacheHits ?? 0) + cell.cacheHits;
-    if (cell.dialect) cur.dialect = cell.dialect;
+    if (cell.dialect) {
+      cur.dialect = cell.dialect;
+      cur.dialectAuto = cell.dialectAuto ?? false;
+    }
   }
   return into;
 }
