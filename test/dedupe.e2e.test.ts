@@ -103,6 +103,9 @@ test('near mode: paraphrases at Jaccard >= threshold and exact copies are remove
   expect(md).toContain('## Removed after decode');
   expect(md).toMatch(/near duplicate of r\d-e\d{5}-i\d{4} \(Jaccard 0\.\d\d\)/);
   expect(r.removed!.examples.some((e) => e.reason === 'exact-duplicate')).toBe(true);
+  const html = fs.readFileSync(path.join(outDir, 'report.html'), 'utf8');
+  expect(html).toContain('<h2>Removed after decode</h2>');
+  expect(html).toMatch(/near duplicate of r\d-e\d{5}-i\d{4} \(Jaccard 0\.\d\d\)/);
 });
 
 test('exact mode removes the word-for-word copies only; the paraphrases go on', async () => {

@@ -1,8 +1,16 @@
 import type { Report } from './build';
-import { distributionRows, leftOverLines, stageCountsTable } from './build';
+import {
+  distributionRows,
+  leftOverLines,
+  planCacheNote,
+  planComparisonTable,
+  planNote,
+  stageCountsTable,
+} from './build';
 import type { Chart } from './charts';
 import { money } from './markdown';
 import { esc } from './svg';
+import { removedParts } from './removed';
 
 /**
  * report.html: one self-contained page (inline CSS and inline SVG, no scripts, nothing fetched)
@@ -107,6 +115,7 @@ ${htmlTable(...stageCountsTable(c), 'num')}
 ${leftOverLines(r.state, c)
   .map((line) => `<p class="note">${esc(line)}</p>`)
   .join('\n')}
+${removedHtml(r)}
 ${chart('counts')}
 <h2>Kept and dropped per iteration</h2>
 ${htmlTable(
@@ -162,6 +171,7 @@ ${htmlTable(
   'num',
 )}
 ${chart('tokens')}
+${planHtml(r)}
 <h2>Failures</h2>
 ${
   r.failures.length
@@ -175,4 +185,30 @@ ${
 </body>
 </html>
 `;
+}
+
+/** Instructions removed after decode (duplicates, benchmark overlap), by reason with examples. */
+function removedHtml(r: Report): string {
+  const s = r.removed;
+  if (!s || s.total === 0) return '';
+  const p = removedParts(s, r.counts);
+  return [
+    '<h2>Removed after decode</h2>',
+    `<p class="note">${esc(p.summary)}</p>`,
+    htmlTable(...p.reasons),
+    s.examples.length ? htmlTable(...p.examples) : '',
+    p.list ? `<p class="note">${esc(p.list)}</p>` : '',
+  ].join('\n');
+}
+
+/** The plan made before the run (plan.json) against what the run used. */
+function planHtml(r: Report): string {
+  const p = r.plan_vs_actual;
+  if (!p) return '';
+  return [
+    '<h2>Plan vs actual</h2>',
+    `<p class="note">${esc(planNote(p))}</p>`,
+    htmlTable(...planComparisonTable(p), 'num'),
+    ...planCacheNote(p).map((line) => (line ? `<p class="note">${esc(line)}</p>` : '')),
+  ].join('\n');
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Counters } from '../schemas/run';
 import type { Removal, RemovalReason } from '../quality/settings';
 import { qualityPaths } from '../quality/store';
-import { readJson, writeFileAtomic } from '../store/files';
+import { readJson } from '../store/files';
 import { table } from './markdown';
 
 /**
@@ -40,25 +40,34 @@ export function collectRemovals(outDir: string, counters: Counters): RemovedSect
   const examples: Removal[] = [];
   const shown: Record<string, number> = {};
   const file = path.join(outDir, 'removed.jsonl');
-  const lines: string[] = [];
-  const batches = fs.existsSync(dir)
-    ? fs
-        .readdirSync(dir)
-        .filter((f) => f.endsWith('.json'))
-        .sort()
-    : [];
-  for (const b of batches) {
-    const decision = readJson<{ removed: Removal[] }>(path.join(dir, b));
-    for (const r of decision?.removed ?? []) {
-      lines.push(JSON.stringify(r));
-      if ((shown[r.reason] ?? 0) < EXAMPLES) {
-        shown[r.reason] = (shown[r.reason] ?? 0) + 1;
-        examples.push(r);
+  // Streamed to a temp file and renamed: the list can be long, the examples are few.
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, 'w');
+  let listed = 0;
+  try {
+    const batches = fs.existsSync(dir)
+      ? fs
+          .readdirSync(dir)
+          .filter((f) => f.endsWith('.json'))
+          .sort()
+      : [];
+    for (const b of batches) {
+      const decision = readJson<{ removed: Removal[] }>(path.join(dir, b));
+      for (const r of decision?.removed ?? []) {
+        fs.writeSync(fd, `${JSON.stringify(r)}\n`);
+        listed++;
+        if ((shown[r.reason] ?? 0) < EXAMPLES) {
+          shown[r.reason] = (shown[r.reason] ?? 0) + 1;
+          examples.push(r);
+        }
       }
     }
+  } finally {
+    fs.closeSync(fd);
   }
-  if (lines.length) writeFileAtomic(file, `${lines.join('\n')}\n`);
-  return { total, by_reason, examples, file: lines.length ? file : null };
+  if (listed) fs.renameSync(tmp, file);
+  else fs.rmSync(tmp, { force: true });
+  return { total, by_reason, examples, file: listed ? file : null };
 }
 
 const REASON_LABEL: Record<RemovalReason, string> = {
@@ -80,29 +89,36 @@ export function removalReason(r: Removal): string {
   return `exact duplicate of ${r.of}`;
 }
 
+/** The section's sentence and tables, shared by report.md and report.html. */
+export function removedParts(s: RemovedSection, c: Counters) {
+  const flight = (c.leftInFlight ?? 0) > 0 ? ` + ${c.leftInFlight} left in flight` : '';
+  return {
+    summary:
+      `Removed before any answer or judge call: ${s.total} (kept ${c.kept} + dropped ${c.dropped} + ` +
+      `failed ${c.failed} + removed ${s.total}${flight} = ${c.instructions} instructions).`,
+    reasons: [
+      ['reason', 'removed'],
+      (Object.keys(REASON_LABEL) as RemovalReason[]).map((k) => [REASON_LABEL[k], s.by_reason[k]]),
+    ] as [string[], (string | number)[][]],
+    examples: [
+      ['id', 'instruction', 'why'],
+      s.examples.map((r) => [r.id, clip(r.text), removalReason(r)]),
+    ] as [string[], string[][]],
+    list: s.file ? `Every removal, with its reason: ${path.basename(s.file)}.` : undefined,
+  };
+}
+
 export function renderRemovedMarkdown(s: RemovedSection | undefined, c: Counters): string[] {
   if (!s || s.total === 0) return [];
+  const p = removedParts(s, c);
   return [
     '## Removed after decode',
     '',
-    `Removed before any answer or judge call: **${s.total}** ` +
-      `(kept ${c.kept} + dropped ${c.dropped} + failed ${c.failed} + removed ${s.total} = ${c.kept + c.dropped + c.failed + s.total}` +
-      `${(c.leftInFlight ?? 0) > 0 ? ` + ${c.leftInFlight} left in flight` : ''}; instructions ${c.instructions}).`,
+    p.summary,
     '',
-    table(
-      ['reason', 'removed'],
-      (Object.keys(REASON_LABEL) as RemovalReason[]).map((k) => [REASON_LABEL[k], s.by_reason[k]]),
-    ),
+    table(...p.reasons),
     '',
-    ...(s.examples.length
-      ? [
-          table(
-            ['id', 'instruction', 'why'],
-            s.examples.map((r) => [r.id, clip(r.text), removalReason(r)]),
-          ),
-          '',
-        ]
-      : []),
-    ...(s.file ? [`Every removal, with its reason: \`${path.basename(s.file)}\`.`, ''] : []),
+    ...(s.examples.length ? [table(...p.examples), ''] : []),
+    ...(p.list ? [p.list, ''] : []),
   ];
 }
