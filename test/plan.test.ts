@@ -7,7 +7,9 @@ import { estimatePlan, type Plan } from '../src/plan/estimate';
 import { BENCH_FIGURES, type Figures } from '../src/plan/figures';
 import { figuresFromRuns, matchingRuns, type HistoryEntry } from '../src/plan/history';
 import { renderPlan } from '../src/plan/render';
-import { testAddress, tmpDir } from './helpers/env';
+import { testAddress, tmpDir, uniqueQueue } from './helpers/env';
+import { freePort } from '../src/temporal/devServer';
+import type { Report } from '../src/report/build';
 
 /** `codeclm plan` and `run --dry-run`: the model of the method, the figures, and the CLI. */
 const bin = path.join(__dirname, '..', 'bin', 'codeclm.js');
@@ -19,7 +21,12 @@ function cli(
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, CODECLM_HOME: tmpDir('codeclm-plan-cli-home-'), OPENAI_API_KEY: '', ...env },
+      env: {
+        ...process.env,
+        CODECLM_HOME: tmpDir('codeclm-plan-cli-home-'),
+        OPENAI_API_KEY: '',
+        ...env,
+      },
       cwd: tmpDir('codeclm-plan-cli-'),
     });
     let stdout = '';
@@ -264,3 +271,32 @@ test('run --dry-run prints the plan and starts no workflow', async () => {
     await client.connection.close();
   }
 });
+
+test('run writes plan.json before it starts, the report compares it, and the next plan measures on the run', async () => {
+  const dir = tmpDir('codeclm-plan-run-');
+  const out = path.join(dir, 'out');
+  const env = {
+    TEMPORAL_ADDRESS: testAddress(),
+    OPENAI_BASE_URL: '',
+    CODECLM_HOME: path.join(dir, 'home'),
+    CODECLM_SIM_PORT: String(await freePort()),
+    CODECLM_TASK_QUEUE: uniqueQueue('plan-run'),
+  };
+  const r = await cli(['run', '--seeds', seeds, '--out', out, '--size', '12', '--worker', '--json'], env);
+  expect(r.code).toBe(0);
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as Plan;
+  const { run_id: runId } = JSON.parse(r.stdout) as { runId?: string; run_id?: string };
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as Report;
+  expect(plan.run_id).toBe(report.run_id);
+  expect(runId ?? report.run_id).toBe(report.run_id);
+  expect(plan.figures.source).toBe('bench');
+  const total = report.plan_vs_actual!.rows.find((row) => row.stage === 'total')!;
+  expect(total.planned_calls).toBe(plan.total.calls);
+  expect(total.actual_calls).toBe(report.usage.total.calls);
+  expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toContain('## Plan vs actual');
+  expect(fs.readFileSync(path.join(out, 'report.html'), 'utf8')).toContain('<h2>Plan vs actual</h2>');
+
+  const next = await cli(['plan', '--seeds', seeds, '--json'], env);
+  expect(next.code).toBe(0);
+  expect((JSON.parse(next.stdout) as Plan).figures.label).toMatch(/measured on 1 earlier run/);
+}, 600_000);
