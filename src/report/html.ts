@@ -10,6 +10,7 @@ import {
 import type { Chart } from './charts';
 import { money } from './markdown';
 import { esc } from './svg';
+import { removedParts } from './removed';
 
 /**
  * report.html: one self-contained page (inline CSS and inline SVG, no scripts, nothing fetched)
@@ -114,6 +115,7 @@ ${htmlTable(...stageCountsTable(c), 'num')}
 ${leftOverLines(r.state, c)
   .map((line) => `<p class="note">${esc(line)}</p>`)
   .join('\n')}
+${removedHtml(r)}
 ${chart('counts')}
 <h2>Kept and dropped per iteration</h2>
 ${htmlTable(
@@ -183,6 +185,20 @@ ${
 </body>
 </html>
 `;
+}
+
+/** Instructions removed after decode (duplicates, benchmark overlap), by reason with examples. */
+function removedHtml(r: Report): string {
+  const s = r.removed;
+  if (!s || s.total === 0) return '';
+  const p = removedParts(s, r.counts);
+  return [
+    '<h2>Removed after decode</h2>',
+    `<p class="note">${esc(p.summary)}</p>`,
+    htmlTable(...p.reasons),
+    s.examples.length ? htmlTable(...p.examples) : '',
+    p.list ? `<p class="note">${esc(p.list)}</p>` : '',
+  ].join('\n');
 }
 
 /** The plan made before the run (plan.json) against what the run used. */
