@@ -4,8 +4,9 @@
  * - `openai` (default): json_schema, json_object (with or without a schema), or none;
  * - `llama-cpp-python`: refuses json_schema the way llama-cpp-python's server (0.3.16) does (its
  *   request model allows only "text" and "json_object"; FastAPI's validation error is caught by the
- *   server's error handler and answered as HTTP 500 "internal_server_error"), and honours a schema
- *   sent as `{"type": "json_object", "schema": ...}`;
+ *   server's error handler and answered as HTTP 500 "internal_server_error"; the body below follows
+ *   the one a real 0.3.16 server with FastAPI 0.165 sent), and honours a schema sent as
+ *   `{"type": "json_object", "schema": ...}`;
  * - `json-object-only`: JSON mode only: json_schema is a 400, a `schema` in json_object a 422;
  * - `prompt-only`: any response_format other than text is a 400.
  */
@@ -70,7 +71,7 @@ export function refusalFor(dialect: SimDialect, rf: ResponseFormatSeen, raw: unk
         status: 500,
         body: {
           error: {
-            message: `1 validation error:\n  ${error}\n  Endpoint: POST /v1/chat/completions`,
+            message: `1 validation error:\n  ${error}\n\n  File "/opt/venv/lib/python3.11/site-packages/llama_cpp/server/app.py", line 376, in create_chat_completion\n    POST /v1/chat/completions`,
             type: 'internal_server_error',
             param: null,
             code: null,
