@@ -159,6 +159,9 @@ test('cost per stage and role from the role prices; unpriced roles say so', () =
   const s = plan.roles.strong;
   expect(s.cost_usd).toBeCloseTo((s.prompt_tokens * 2 + s.completion_tokens * 8) / 1e6, 4);
   expect(plan.roles.target.cost_usd).toBeNull();
+  // The answer stage is half priced: its cost says which role it leaves out.
+  expect(plan.stages.answer.unpriced_roles).toEqual(['target']);
+  expect(renderPlan(plan)).toMatch(/\| answer \|.*\+ target \(no price\)/);
   expect(plan.total.cost_usd).toBeCloseTo(s.cost_usd! + plan.roles.judge.cost_usd!, 4);
 });
 

@@ -19,6 +19,8 @@ export interface PlanCell {
   completion_tokens: number;
   /** null: no price configured for the role(s). */
   cost_usd: number | null;
+  /** Roles in this cell without a price while others have one: cost_usd leaves them out. */
+  unpriced_roles?: string[];
 }
 
 export interface PlanRound {
@@ -193,6 +195,7 @@ export function estimatePlan(input: PlanInput): Plan {
   const cost = computeCost(usage, pricesOf(config));
   const cell = (keys: string[]): PlanCell => {
     const c: PlanCell = { calls: 0, prompt_tokens: 0, completion_tokens: 0, cost_usd: null };
+    const unpriced = new Set<string>();
     for (const k of keys) {
       const u = usage[k];
       if (!u) continue;
@@ -201,7 +204,9 @@ export function estimatePlan(input: PlanInput): Plan {
       c.completion_tokens += u.completionTokens;
       const price = cost?.per_stage_role_usd[k];
       if (price !== undefined) c.cost_usd = round6((c.cost_usd ?? 0) + price);
+      else unpriced.add(k.slice(k.indexOf('/') + 1));
     }
+    if (c.cost_usd !== null && unpriced.size) c.unpriced_roles = [...unpriced].sort();
     return c;
   };
   const keys = Object.keys(usage);

@@ -5,7 +5,10 @@ import { stages } from './figures';
 /** The plan as a human reads it in a terminal: what will be called, what it costs, how long. */
 export function renderPlan(plan: Plan): string {
   const i = plan.inputs;
-  const cost = (c: PlanCell) => (c.cost_usd === null ? 'no price' : money(c.cost_usd));
+  const cost = (c: PlanCell) =>
+    c.cost_usd === null
+      ? 'no price'
+      : `${money(c.cost_usd)}${c.unpriced_roles ? ` + ${c.unpriced_roles.join(', ')} (no price)` : ''}`;
   const row = (name: string, c: PlanCell) => [
     name,
     int(c.calls),
