@@ -10,6 +10,7 @@ import type { ResolvedConfig } from '../src/schemas/config';
 import type { Removal } from '../src/quality/settings';
 import { jaccard, normalise, shingles } from '../src/quality/text';
 import { storedTexts } from '../src/quality/store';
+import { runStatus } from '../src/cli/control';
 import { simConfig, startTestWorker, type TestWorker } from './helpers/pipeline';
 import { tmpDir } from './helpers/env';
 
@@ -37,7 +38,10 @@ function config(dedupe: ResolvedConfig['method']['dedupe']): ResolvedConfig {
   });
 }
 
-async function run(name: string, cfg: ResolvedConfig): Promise<{ outDir: string; result: RunResult }> {
+async function run(
+  name: string,
+  cfg: ResolvedConfig,
+): Promise<{ runId: string; outDir: string; result: RunResult }> {
   const runId = `dedupe-${name}-${Date.now()}`;
   const outDir = tmpDir(`codeclm-dedupe-${name}-`);
   const result = await w.client.workflow.execute(codeclmRun, {
@@ -45,7 +49,7 @@ async function run(name: string, cfg: ResolvedConfig): Promise<{ outDir: string;
     taskQueue: w.taskQueue,
     args: [{ runId, seedsFile, outDir, skipInvalid: false, config: cfg, taskQueue: w.taskQueue }],
   });
-  return { outDir, result };
+  return { runId, outDir, result };
 }
 
 function report(outDir: string): Report {
@@ -71,12 +75,20 @@ function expectCountsAddUp(r: Report): void {
 
 test('near mode: paraphrases at Jaccard >= threshold and exact copies are removed, and reported', async () => {
   const threshold = 0.7;
-  const { outDir, result } = await run('near', config({ mode: 'near', threshold, shingle: 3 }));
+  const { runId, outDir, result } = await run('near', config({ mode: 'near', threshold, shingle: 3 }));
   const r = report(outDir);
   expectCountsAddUp(r);
   expect(r.counts.duplicatesRemoved).toBeGreaterThan(0);
   expect(r.counts.nearDuplicatesRemoved).toBeGreaterThan(0);
   expect(result.counters.nearDuplicatesRemoved).toBe(r.counts.nearDuplicatesRemoved);
+  // `codeclm status` shows them too.
+  const status = await runStatus(w.client.workflow.getHandle(runId));
+  expect(status.counters).toEqual(
+    expect.objectContaining({
+      duplicates_removed: r.counts.duplicatesRemoved,
+      near_duplicates_removed: r.counts.nearDuplicatesRemoved,
+    }),
+  );
 
   // Every removal names what it repeats; near ones at or above the threshold.
   const removed = lines<Removal>(path.join(outDir, 'removed.jsonl'));

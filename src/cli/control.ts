@@ -110,6 +110,10 @@ export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Prom
       tokens: { prompt: t.promptTokens, completion: t.completionTokens },
       per_stage: progress.usage,
     };
+    // Removed after decode (src/quality): kept + dropped + failed + removed = instructions.
+    if (c.duplicatesRemoved) view.counters.duplicates_removed = c.duplicatesRemoved;
+    if (c.nearDuplicatesRemoved) view.counters.near_duplicates_removed = c.nearDuplicatesRemoved;
+    if (c.contaminatedRemoved) view.counters.contaminated_removed = c.contaminatedRemoved;
   }
   return view;
 }

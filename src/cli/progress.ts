@@ -37,9 +37,11 @@ export function describe(p: RunProgress): string {
   const c = p.counters;
   const t = usageTotals(p.usage);
   const state = p.state === 'paused' ? `PAUSED (${p.pausedReason ?? ''}) ` : '';
+  // Duplicates and benchmark overlaps removed after decode (src/quality).
+  const removed = c.duplicatesRemoved + (c.nearDuplicatesRemoved ?? 0) + (c.contaminatedRemoved ?? 0);
   return (
     `${state}${p.phase}: seeds ${c.encoded}/${c.seeds} encoded, pool ${c.pool}, ` +
     `instructions ${c.instructions}, kept ${c.kept}/${p.size}, dropped ${c.dropped}, failed ${c.failed}, ` +
-    `${t.calls} LLM calls`
+    `${removed ? `removed ${removed}, ` : ''}${t.calls} LLM calls`
   );
 }
