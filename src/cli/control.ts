@@ -16,6 +16,7 @@ import { roleNames, type ResolvedConfig, type RoleName } from '../schemas/config
 import { connectWorker, temporalTarget } from '../temporal/connection';
 import { embeddedPort } from './runtime';
 import { onShutdownSignal } from '../temporal/logging';
+import { pendingRetries, retryLine, type RetrySummary } from './retries';
 
 /** The commands that talk to an existing run: status, wait, pause, resume, cancel, export, worker. */
 
@@ -65,6 +66,8 @@ export interface StatusView {
   out_dir?: string;
   counters?: Record<string, unknown>;
   error?: string;
+  /** Running runs: activities retrying now, per stage (src/cli/retries.ts). */
+  retries?: RetrySummary;
 }
 
 export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Promise<StatusView> {
@@ -110,11 +113,12 @@ export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Prom
       tokens: { prompt: t.promptTokens, completion: t.completionTokens },
       per_stage: progress.usage,
     };
-    // Removed after decode (src/quality): kept + dropped + failed + removed = instructions.
-    if (c.duplicatesRemoved) view.counters.duplicates_removed = c.duplicatesRemoved;
-    if (c.nearDuplicatesRemoved) view.counters.near_duplicates_removed = c.nearDuplicatesRemoved;
-    if (c.contaminatedRemoved) view.counters.contaminated_removed = c.contaminatedRemoved;
+    // What a run left: instructions decoded but never started, and (cancelled) left in flight.
+    if (c.notStarted) view.counters.not_started = c.notStarted;
+    if (c.leftInFlight) view.counters.left_in_flight = c.leftInFlight;
   }
+  if (state === 'running')
+    view.retries = await pendingRetries(handle.client, handle.workflowId).catch(() => undefined);
   return view;
 }
 
@@ -132,6 +136,15 @@ export const statusCommand: Command = {
       ];
       if (view.out_dir) lines.push(`  out: ${view.out_dir}`);
       if (view.error) lines.push(`  error: ${view.error}`);
+      const retrying = view.retries && retryLine(view.retries);
+      if (retrying) {
+        lines.push(`  ${retrying}`);
+        for (const [stage, r] of Object.entries(view.retries!.per_stage).sort())
+          lines.push(
+            `    ${stage.padEnd(16)} ${r.retrying} retrying, attempt up to ${r.max_attempt}` +
+              (r.last_error ? `, last error: ${r.last_error}` : ''),
+          );
+      }
       if (view.counters) {
         const { per_stage, tokens, ...counts } = view.counters as {
           per_stage: Usage;

@@ -14,6 +14,7 @@ export class ProgressReporter {
   ) {}
 
   update(p: RunProgress): void {
+    if (this.pendingNote !== undefined && Date.now() - this.lastNote >= this.intervalMs) this.flushNote();
     const line = describe(p);
     if (this.stream.isTTY) {
       const width = 24;
@@ -30,6 +31,30 @@ export class ProgressReporter {
   done(): void {
     if (this.drawn) this.stream.write('\n');
     this.drawn = false;
+  }
+
+  private lastNote = 0;
+  private pendingNote: string | undefined;
+
+  /**
+   * A line beside the counters (the retry summary of src/cli/retries.ts): printed on its own line,
+   * at most once per `intervalMs`, the newest one winning, so an outage shows as one line every few
+   * seconds instead of a log entry per failed attempt.
+   */
+  note(line: string): void {
+    this.pendingNote = line;
+    if (Date.now() - this.lastNote < this.intervalMs) return;
+    this.flushNote();
+  }
+
+  /** Prints a held-back note now (before the final summary). */
+  flushNote(): void {
+    if (this.pendingNote === undefined) return;
+    if (this.drawn) this.stream.write('\r\x1b[2K');
+    this.stream.write(`codeclm: ${this.pendingNote}\n`);
+    this.drawn = false;
+    this.pendingNote = undefined;
+    this.lastNote = Date.now();
   }
 }
 

@@ -15,6 +15,7 @@ import { checkUserId, openSession, startOrAttachWorkflow } from './session';
 import { failureMessage } from '../util/failure';
 import { temporalAnswers } from '../temporal/devServer';
 import { ProgressReporter, describe } from './progress';
+import { watchRetries } from './retries';
 import { InputError } from '../util/errors';
 import { preflight } from './check';
 import { planBeforeStart, plannedConfig, printPlan, writePlanForRun } from './plan';
@@ -182,6 +183,8 @@ export async function waitWithProgress(
   const reporter = new ProgressReporter();
   let last: RunProgress | undefined;
   let finished = false;
+  // Retrying activities (a provider outage, a 429 storm) as one progress line, not a log per attempt.
+  const stopRetries = watchRetries(client.workflow, handle.workflowId, (line) => reporter.note(line));
   // One query at a time, each with a short deadline, so ending the wait never leaves a call behind.
   const poll = (async () => {
     while (!finished) {
@@ -199,6 +202,7 @@ export async function waitWithProgress(
     return await handle.result();
   } finally {
     finished = true;
+    stopRetries();
     await poll;
     reporter.done();
     if (last) process.stderr.write(`codeclm: ${describe(last)}\n`);
