@@ -116,6 +116,10 @@ export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Prom
     // What a run left: instructions decoded but never started, and (cancelled) left in flight.
     if (c.notStarted) view.counters.not_started = c.notStarted;
     if (c.leftInFlight) view.counters.left_in_flight = c.leftInFlight;
+    // Removed after decode (src/quality): kept + dropped + failed + removed = instructions.
+    if (c.duplicatesRemoved) view.counters.duplicates_removed = c.duplicatesRemoved;
+    if (c.nearDuplicatesRemoved) view.counters.near_duplicates_removed = c.nearDuplicatesRemoved;
+    if (c.contaminatedRemoved) view.counters.contaminated_removed = c.contaminatedRemoved;
   }
   if (state === 'running')
     view.retries = await pendingRetries(handle.client, handle.workflowId).catch(() => undefined);
