@@ -17,6 +17,7 @@ import { temporalAnswers } from '../temporal/devServer';
 import { ProgressReporter, describe } from './progress';
 import { watchRetries } from './retries';
 import { InputError } from '../util/errors';
+import { checkRunIdLength, type RunIdCheck } from './ids';
 import { preflight } from './check';
 import { planBeforeStart, plannedConfig, printPlan, writePlanForRun } from './plan';
 
@@ -66,7 +67,12 @@ export const runCommand: Command = {
 };
 
 /** Validates seeds and config up front so that bad input exits 2 before anything starts. */
-export function prepareRunInput(args: ParsedArgs, command: Command, runId: string): RunInput {
+export function prepareRunInput(
+  args: ParsedArgs,
+  command: Command,
+  runId: string,
+  idCheck: RunIdCheck = { command: command.name, what: '--run-id' },
+): RunInput {
   const seedsFile = path.resolve(requireStr(args, 'seeds', command));
   const outDir = path.resolve(requireStr(args, 'out', command));
   const size = intOpt(args, 'size', command);
@@ -78,6 +84,8 @@ export function prepareRunInput(args: ParsedArgs, command: Command, runId: strin
   for (const w of seeds.warnings) process.stderr.write(`codeclm: warning: ${w}\n`);
   for (const s of seeds.skipped) process.stderr.write(`codeclm: skipped ${s.origin}: ${s.reason}\n`);
   if (seeds.seeds.length === 0) throw new InputError(`${seedsFile}: no usable seed instructions`);
+  // Every workflow id the run derives must fit the cluster's id limit; say so now, not mid-run.
+  checkRunIdLength(runId, seeds.seeds.length, config, idCheck);
   if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory())
     throw new InputError(`--out ${outDir} exists and is not a directory`);
   const decontaminate = benchmarkFiles(args, command);

@@ -8,6 +8,7 @@ import {
 import { msToNumber } from '@temporalio/common/lib/time';
 import { flag, str, UsageError, type Command, type ParsedArgs } from './command';
 import { prepareRunInput, runOptions } from './run';
+import { SCHEDULE_TIME_SUFFIX } from './ids';
 import { controlClient } from './runtime';
 import { wantsSimulator } from './offline';
 import { defaultTaskQueue } from '../temporal/connection';
@@ -201,7 +202,11 @@ async function createSchedule(args: ParsedArgs): Promise<number> {
     : undefined;
 
   // Same validation as `codeclm run`: bad config or seeds exit 2 before anything is created.
-  const run = prepareRunInput(args, scheduleCommand, `${id}-check`);
+  const run = prepareRunInput(args, scheduleCommand, id, {
+    command: 'schedule create',
+    what: 'the schedule ID',
+    appended: SCHEDULE_TIME_SUFFIX,
+  });
   if (wantsSimulator(!!str(args, 'config'))) {
     throw new InputError(
       'codeclm schedule create: no LLM provider configured. A schedule runs on workers elsewhere, so the offline ' +

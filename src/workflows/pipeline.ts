@@ -53,6 +53,7 @@ import { dedupeSettings } from '../quality/settings';
 import { fileActivities, llmActivities } from './activities';
 import { entryWindows, MAX_PER_ENTRY, shares, topUpAllocation, topUpSize } from './allocation';
 import { windowRange } from './window';
+import { encodeWorkflowId, entryWorkflowId } from './ids';
 import { answerBoth, judgeBothOrders } from './contrast';
 import {
   addFailures,
@@ -78,7 +79,7 @@ export interface ResumeOptions {
 export const resumeSignal = defineSignal<[ResumeOptions?]>('resume');
 
 /** Seeds per encodeSeeds child: keeps each child's history small at any seed count. */
-const ENCODE_CHUNK = 250;
+export const ENCODE_CHUNK = 250;
 /** Instructions per decode call when the config predates method.decodeBatch. */
 const DEFAULT_DECODE_BATCH = 20;
 /**
@@ -247,7 +248,7 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
         async (i) => {
           const start = i * ENCODE_CHUNK;
           const result = await control.child(encodeSeeds, {
-            workflowId: `${runId}/encode-${i}`,
+            workflowId: encodeWorkflowId(runId, i),
             taskQueue: queue,
             input: (ctl) => ({
               outDir,
@@ -316,7 +317,7 @@ export async function codeclmRun(input: RunWorkflowInput): Promise<RunResult> {
             const entry = work[k]!;
             // Counters, usage and failures arrive by report signals; the child returns nothing else.
             await control.child(generateForEntry, {
-              workflowId: `${runId}/r${round}-e${pad(entry, 5)}`,
+              workflowId: entryWorkflowId(runId, round, entry),
               taskQueue: queue,
               input: (ctl) => ({
                 runId,
