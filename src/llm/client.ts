@@ -49,6 +49,9 @@ export interface LlmClientOptions {
 /** Local servers (vLLM, Ollama, llama.cpp, the simulator) accept any key; the SDK insists on one. */
 const PLACEHOLDER_KEY = 'not-set';
 
+/** Within the client: `onAccepted` runs when the server answers a request with success. */
+type InternalOptions = CallOptions & { onAccepted?: () => void };
+
 type Verdict<T> = { ok: true; value: T } | { ok: false; error: string; repair: string };
 
 interface Reply {
@@ -79,7 +82,7 @@ export function createLlmClient(
     messages: ChatMessage[],
     task: string,
     usage: UsageCell,
-    opts: CallOptions,
+    opts: InternalOptions,
     extra: Partial<ChatCompletionCreateParamsNonStreaming>,
   ): Promise<Reply> {
     const ctx: LlmErrorContext = { role, model: cfg.model, baseURL: cfg.baseURL, task, secrets };
@@ -114,6 +117,7 @@ export function createLlmClient(
       usage.completionTokens += completionTokens;
       permit?.done(promptTokens + completionTokens);
       opts.onUsage?.(usage);
+      opts.onAccepted?.();
       return { content, finish: choice?.finish_reason ?? null };
     } catch (err) {
       // The server answered (an HTTP error status): the provider served, and may bill, the request.
@@ -140,7 +144,7 @@ export function createLlmClient(
   async function withRepairs<T>(
     taskName: string,
     base: ChatMessage[],
-    opts: CallOptions,
+    opts: InternalOptions,
     extra: Partial<ChatCompletionCreateParamsNonStreaming>,
     check: (r: Reply) => Verdict<T>,
     usage: UsageCell = { calls: 0, promptTokens: 0, completionTokens: 0 },
@@ -195,16 +199,15 @@ export function createLlmClient(
         const result = await withRepairs(
           task.name,
           structuredMessages(task, slots, schema, dialect),
-          opts,
+          // The server answering in this dialect decides it (even if the reply then proves invalid),
+          // and callers waiting on the probe go on at once.
+          { ...opts, onAccepted: () => taken(dialect) },
           responseFormatFor(dialect, task.name, schema),
           (reply) => checkStructured(task, reply),
           usage,
         );
-        taken(dialect);
         return { value: result.value, usage };
       } catch (err) {
-        // Invalid output still means the server took the request shape: that decides the dialect.
-        if (err instanceof ApplicationFailure && err.type === LlmFailure.InvalidOutput) taken(dialect);
         if (!wasMalformedRequest(err)) throw err;
         refusals.push(dialect);
         if (i === dialects.length - 1) throw refusedInEvery(err as ApplicationFailure, refusals);

@@ -51,6 +51,8 @@ export function schemaInPrompt(dialect: StructuredDialect): boolean {
 
 const decided = new Map<string, StructuredDialect>();
 const probing = new Map<string, Promise<void>>();
+/** Lets the callers waiting on a probe go as soon as the dialect is known (not when the call ends). */
+const releases = new Map<string, () => void>();
 const keyOf = (baseURL: string, model: string) => `${baseURL}\u0000${model}`;
 
 /** The dialect auto mode settled on for this endpoint and model, if any yet. */
@@ -60,7 +62,9 @@ export function knownDialect(baseURL: string, model: string): StructuredDialect 
 
 /** Records the dialect a server answered in auto mode. */
 export function rememberDialect(baseURL: string, model: string, dialect: StructuredDialect): void {
-  decided.set(keyOf(baseURL, model), dialect);
+  const key = keyOf(baseURL, model);
+  decided.set(key, dialect);
+  releases.get(key)?.();
 }
 
 /** For tests and `codeclm check`: start from scratch. */
@@ -90,10 +94,14 @@ export async function probeAlone<T>(
   let release!: () => void;
   const mine = new Promise<void>((r) => (release = r));
   probing.set(key, mine);
+  releases.set(key, release);
   try {
     return await probe();
   } finally {
-    if (probing.get(key) === mine) probing.delete(key);
+    if (probing.get(key) === mine) {
+      probing.delete(key);
+      releases.delete(key);
+    }
     release();
   }
 }
