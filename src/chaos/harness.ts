@@ -309,7 +309,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
       if (exit.code === 0) gracefulStops++;
       else log(`${w.name} did not stop cleanly on SIGTERM: ${JSON.stringify(exit)}`);
     }
-    const check = checkDataset(outDir, result?.counters ?? last?.counters);
+    const counters = result?.counters ?? last?.counters;
+    // Instructions removed after decode (duplicates) count among `instructions`: an outcome, like dropped.
+    const removed = counters
+      ? counters.duplicatesRemoved +
+        (counters.nearDuplicatesRemoved ?? 0) +
+        (counters.contaminatedRemoved ?? 0)
+      : 0;
+    const check = checkDataset(outDir, counters && { ...counters, dropped: counters.dropped + removed });
     const summary: ChaosSummary = {
       kept: check.kept,
       failed: check.failed,
