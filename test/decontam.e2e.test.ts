@@ -110,4 +110,8 @@ test('a planted benchmark item is removed after decode and reported with its fil
   expect(dataset.length).toBeGreaterThan(0);
   const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
   expect(md).toContain('with bench-vicuna.jsonl item 42');
+  expect(md).toMatch(/Decontaminated against: bench-vicuna\.jsonl \(2 items\), koala\.jsonl \(\d+ items\)/);
+  expect(fs.readFileSync(path.join(out, 'README.md'), 'utf8')).toMatch(
+    /n-gram with a benchmark item \([1-9]\d*\)/,
+  );
 });

@@ -22,14 +22,13 @@ type MethodLike = Pick<MethodConfig, 'dedupe' | 'dedupeInstructions' | 'decontam
 
 export function dedupeSettings(method: Partial<MethodLike>): DedupeSettings {
   const d = method.dedupe;
-  if (typeof d === 'string')
-    return { mode: d, threshold: DEFAULT_DEDUPE_THRESHOLD, shingle: DEFAULT_SHINGLE };
-  if (d) return { mode: d.mode, threshold: d.threshold, shingle: d.shingle };
-  return {
-    mode: method.dedupeInstructions ? 'exact' : 'off',
-    threshold: DEFAULT_DEDUPE_THRESHOLD,
-    shingle: DEFAULT_SHINGLE,
-  };
+  const settings: DedupeSettings =
+    typeof d === 'object'
+      ? { mode: d.mode, threshold: d.threshold, shingle: d.shingle }
+      : { mode: d ?? 'off', threshold: DEFAULT_DEDUPE_THRESHOLD, shingle: DEFAULT_SHINGLE };
+  // (`dedupe` defaults to "off", so an old config's `dedupeInstructions: true` turns exact dedupe on.)
+  if (settings.mode === 'off' && method.dedupeInstructions) settings.mode = 'exact';
+  return settings;
 }
 
 export function ngramOf(method: Partial<MethodLike>): number {

@@ -134,7 +134,7 @@ export function renderDatasetCard(r: Report): string {
       (m?.minStrongScore !== undefined
         ? ` Kept strong answers also had to score at least ${m.minStrongScore}.`
         : ''),
-    ...qualityStep(m, c),
+    ...qualityStep(m, c, r.removed?.benchmarks?.length ?? 0),
     '',
     ...(roles
       ? [
@@ -226,7 +226,7 @@ export function renderDatasetCard(r: Report): string {
 }
 
 /** Step 6 of the card: what was removed after decode (src/quality), when the run removed anything. */
-function qualityStep(m: MethodConfig | undefined, c: Report['counts']): string[] {
+function qualityStep(m: MethodConfig | undefined, c: Report['counts'], benchmarkFiles: number): string[] {
   const removed = removedCounts(c);
   const d = m ? dedupeSettings(m) : undefined;
   const parts: string[] = [];
@@ -236,7 +236,7 @@ function qualityStep(m: MethodConfig | undefined, c: Report['counts']): string[]
         ? `exact duplicates (${removed['exact-duplicate']}) and near duplicates at word-${d.shingle}-shingle Jaccard >= ${d.threshold} (${removed['near-duplicate']}, by MinHash LSH)`
         : `exact duplicates (${removed['exact-duplicate']})`,
     );
-  if (removed.contaminated > 0 || m?.decontaminate)
+  if (removed.contaminated > 0 || benchmarkFiles > 0)
     parts.push(
       `instructions sharing a ${m ? ngramOf(m) : 13}-word n-gram with a benchmark item (${removed.contaminated})`,
     );

@@ -10,7 +10,7 @@ import {
 import type { Chart } from './charts';
 import { money } from './markdown';
 import { esc } from './svg';
-import { removedParts } from './removed';
+import { hasRemovedSection, removedParts } from './removed';
 
 /**
  * report.html: one self-contained page (inline CSS and inline SVG, no scripts, nothing fetched)
@@ -190,13 +190,14 @@ ${
 /** Instructions removed after decode (duplicates, benchmark overlap), by reason with examples. */
 function removedHtml(r: Report): string {
   const s = r.removed;
-  if (!s || s.total === 0) return '';
+  if (!hasRemovedSection(s)) return '';
   const p = removedParts(s, r.counts);
   return [
     '<h2>Removed after decode</h2>',
     `<p class="note">${esc(p.summary)}</p>`,
     htmlTable(...p.reasons),
     s.examples.length ? htmlTable(...p.examples) : '',
+    p.benchmarks ? `<p class="note">${esc(p.benchmarks)}</p>` : '',
     p.list ? `<p class="note">${esc(p.list)}</p>` : '',
   ].join('\n');
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Counters } from '../schemas/run';
 import type { Removal, RemovalReason } from '../quality/settings';
 import { qualityPaths } from '../quality/store';
+import { readBenchManifest } from '../quality/benchmarks';
 import { readJson } from '../store/files';
 import { table } from './markdown';
 
@@ -20,6 +21,8 @@ export interface RemovedSection {
   examples: Removal[];
   /** removed.jsonl (every removal, one JSON object a line), or null when nothing was removed. */
   file: string | null;
+  /** The benchmark files the run was decontaminated against (`--decontaminate`), with their items. */
+  benchmarks?: { file: string; items: number }[];
 }
 
 export const EXAMPLES = 5;
@@ -67,7 +70,9 @@ export function collectRemovals(outDir: string, counters: Counters): RemovedSect
   }
   if (listed) fs.renameSync(tmp, file);
   else fs.rmSync(tmp, { force: true });
-  return { total, by_reason, examples, file: listed ? file : null };
+  const manifest = readBenchManifest(outDir);
+  const benchmarks = manifest?.files.map((f) => ({ file: f.file, items: f.items }));
+  return { total, by_reason, examples, file: listed ? file : null, ...(benchmarks ? { benchmarks } : {}) };
 }
 
 const REASON_LABEL: Record<RemovalReason, string> = {
@@ -105,11 +110,19 @@ export function removedParts(s: RemovedSection, c: Counters) {
       s.examples.map((r) => [r.id, clip(r.text), removalReason(r)]),
     ] as [string[], string[][]],
     list: s.file ? `Every removal, with its reason: ${path.basename(s.file)}.` : undefined,
+    benchmarks: s.benchmarks?.length
+      ? `Decontaminated against: ${s.benchmarks.map((b) => `${path.basename(b.file)} (${b.items} items)`).join(', ')}.`
+      : undefined,
   };
 }
 
+/** Whether the report has a removed section: something was removed, or benchmarks were checked. */
+export function hasRemovedSection(s: RemovedSection | undefined): s is RemovedSection {
+  return !!s && (s.total > 0 || !!s.benchmarks?.length);
+}
+
 export function renderRemovedMarkdown(s: RemovedSection | undefined, c: Counters): string[] {
-  if (!s || s.total === 0) return [];
+  if (!hasRemovedSection(s)) return [];
   const p = removedParts(s, c);
   return [
     '## Removed after decode',
@@ -119,6 +132,7 @@ export function renderRemovedMarkdown(s: RemovedSection | undefined, c: Counters
     table(...p.reasons),
     '',
     ...(s.examples.length ? [table(...p.examples), ''] : []),
+    ...(p.benchmarks ? [p.benchmarks, ''] : []),
     ...(p.list ? [p.list, ''] : []),
   ];
 }

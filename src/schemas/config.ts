@@ -80,15 +80,15 @@ export const methodSchema = z
           })
           .strict(),
       ])
-      .optional(),
-    /** Older configs: `true` is `dedupe: "exact"`. Still accepted; `dedupe` wins when both are set. */
+      .default('off'),
+    /** Older configs: `true` is `dedupe: "exact"`. Still accepted; a `dedupe` other than "off" wins. */
     dedupeInstructions: z.boolean().optional(),
     /** Decontamination against the benchmark files given by `--decontaminate FILE...`: an instruction
      * sharing a word n-gram of this length with a benchmark item is removed right after decode. */
     decontaminate: z
       .object({ ngram: z.number().int().min(3).max(50).default(DEFAULT_NGRAM) })
       .strict()
-      .optional(),
+      .default({ ngram: DEFAULT_NGRAM }),
     /** Instructions asked of the strong LLM per decode call; an entry's share is decoded in batches of this size. */
     decodeBatch: z.number().int().min(1).max(200).default(20),
     runSeed: z.number().int().default(42),
