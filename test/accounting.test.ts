@@ -121,6 +121,38 @@ test('invalid output until the attempts run out: the final failure counts all si
   expect(out.calls).toBe(6);
 });
 
+test('a pair whose one call fails for good: both calls are counted (the judge in both orders)', async () => {
+  await script([{ status: 400, message: 'one of the pair refused' }]);
+  const judge = resolvedRoleSchema.parse({
+    baseURL: sim.url,
+    model: 'sim-judge',
+    apiKeyEnv: 'CODECLM_TEST_KEY',
+    structuredOutput: 'json_schema',
+  });
+  const out = await client.workflow.execute('pairUsageWorkflow', {
+    taskQueue,
+    workflowId: uniqueQueue('pair'),
+    args: [
+      {
+        judge,
+        method: methodSchema.parse({}),
+        instruction: 'Plan three days in Lisbon.',
+        answerA: 'Day 1: Alfama. Day 2: Belém. Day 3: Sintra. Plan three days in Lisbon this way.',
+        answerB: 'It depends.',
+        label: 'accounting pair',
+      },
+    ],
+  });
+  expect(out).toMatchObject({ ok: false, type: LlmFailure.Rejected });
+  expect(
+    sim
+      .requests()
+      .map((r) => r.status)
+      .sort(),
+  ).toEqual([200, 400]);
+  expect(out.calls).toBe(2);
+});
+
 test("a whole run under random faults: report.json's call count equals the requests the simulator served", async () => {
   const faulty = await startSimulator({ port: 0, seed: 3, errorRate: 0.08, malformedRate: 0.15 });
   const w = await startTestWorker('accounting-run', { cache: false });

@@ -1,3 +1,4 @@
+import { patched } from '@temporalio/workflow';
 import type { MethodConfig, ResolvedConfig, ResolvedRole } from '../schemas/config';
 import type { Usage } from '../schemas/records';
 import { addUsage } from '../schemas/records';
@@ -10,6 +11,32 @@ import type { llmActivities } from './activities';
  * step's two calls are independent, so they run at the same time.
  */
 type Llm = ReturnType<typeof llmActivities>;
+
+/**
+ * Patch: a pair's calls both settle before a failure of one is passed on, so the usage of the one
+ * that succeeded is counted too (its calls were billed). Histories from before it replay with
+ * Promise.all, which passed the first failure on at once.
+ */
+export const SETTLE_PAIRS = 'settle-pairs';
+
+/** Both results, with their usage counted; `settle` waits for both before passing a failure on. */
+async function pair<T extends { usage: Usage }>(
+  c: Contrast,
+  settle: boolean,
+  calls: [Promise<T>, Promise<T>],
+) {
+  if (!settle) {
+    const [a, b] = await Promise.all(calls);
+    addUsage(c.usage, a.usage);
+    addUsage(c.usage, b.usage);
+    return [a, b] as const;
+  }
+  const [a, b] = await Promise.allSettled(calls);
+  for (const r of [a, b]) if (r.status === 'fulfilled') addUsage(c.usage, r.value.usage);
+  if (a.status === 'rejected') throw a.reason;
+  if (b.status === 'rejected') throw b.reason;
+  return [a.value, b.value] as const;
+}
 
 export interface Contrast {
   instruction: string;
@@ -24,20 +51,17 @@ export async function answerBoth(
   roles: ResolvedConfig['roles'],
   c: Contrast,
 ): Promise<{ strong: string; target: string }> {
-  const [strong, target] = await Promise.all(
-    (['strong', 'target'] as const).map((who) =>
-      llm.answer({
-        who,
-        cfg: roles[who],
-        method: c.method,
-        instruction: c.instruction,
-        label: `${who} answer ${c.label}`,
-      }),
-    ),
-  );
-  addUsage(c.usage, strong!.usage);
-  addUsage(c.usage, target!.usage);
-  return { strong: strong!.text, target: target!.text };
+  const settle = patched(SETTLE_PAIRS);
+  const answer = (who: 'strong' | 'target') =>
+    llm.answer({
+      who,
+      cfg: roles[who],
+      method: c.method,
+      instruction: c.instruction,
+      label: `${who} answer ${c.label}`,
+    });
+  const [strong, target] = await pair(c, settle, [answer('strong'), answer('target')]);
+  return { strong: strong.text, target: target.text };
 }
 
 /** The judge's two verdicts: `strongFirst` has the strong answer as A, `targetFirst` as B. */
@@ -56,11 +80,10 @@ export async function judgeBothOrders(
       answerB: b,
       label: `judge ${c.label} (${order})`,
     });
-  const [strongFirst, targetFirst] = await Promise.all([
+  const settle = patched(SETTLE_PAIRS);
+  const [strongFirst, targetFirst] = await pair(c, settle, [
     ask(answers.strong, answers.target, 'strong first'),
     ask(answers.target, answers.strong, 'target first'),
   ]);
-  addUsage(c.usage, strongFirst.usage);
-  addUsage(c.usage, targetFirst.usage);
   return { strongFirst: strongFirst.scores, targetFirst: targetFirst.scores };
 }
