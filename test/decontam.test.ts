@@ -6,6 +6,7 @@ import { createQualityActivities } from '../src/activities/quality';
 import { methodSchema } from '../src/schemas/config';
 import { parseCommandArgs } from '../src/cli/command';
 import { benchmarkFiles, runCommand } from '../src/cli/run';
+import { scheduleCommand } from '../src/cli/schedule';
 import { tmpDir } from './helpers/env';
 
 /**
@@ -134,6 +135,17 @@ test('`run --decontaminate A B` takes several files; a file with no item exits 2
   expect(benchmarkFiles(args, runCommand)).toEqual([vicuna, koala]);
   const again = parseCommandArgs(runCommand, ['--decontaminate', vicuna, '--decontaminate', selfInstruct]);
   expect(benchmarkFiles(again, runCommand)).toEqual([vicuna, selfInstruct]);
+  // `schedule create ID ... --decontaminate A B`: the subcommand and ID are not benchmark files.
+  const sched = parseCommandArgs(scheduleCommand, [
+    'create',
+    'nightly',
+    '--every',
+    '1d',
+    '--decontaminate',
+    koala,
+    selfInstruct,
+  ]);
+  expect(benchmarkFiles(sched, scheduleCommand)).toEqual([koala, selfInstruct]);
   const empty = path.join(tmpDir('codeclm-decontam-'), 'empty.jsonl');
   fs.writeFileSync(empty, '\n');
   expect(() => benchmarkFiles(parseCommandArgs(runCommand, ['--decontaminate', empty]), runCommand)).toThrow(
