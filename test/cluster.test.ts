@@ -71,6 +71,24 @@ describe('one id limit: 255', () => {
   });
 });
 
+test('a step that fails says which step and why, and leaves nothing running', async () => {
+  const emptyCache = tmpDir('codeclm-no-server-');
+  const lines: string[] = [];
+  await expect(
+    startCluster({
+      dir: tmpDir('codeclm-cluster-fail-'),
+      env: { ...process.env, CODECLM_CACHE_DIR: emptyCache },
+      allowBuild: false,
+      log: (line) => lines.push(line),
+    }),
+  ).rejects.toThrow(
+    `cluster step "binaries" failed: the Temporal server 1.29.1 is not in the cache (${emptyCache}/temporal-server/1.29.1/temporal-server is missing or not executable)`,
+  );
+  expect(lines).toContain('codeclm: cluster: binaries ...');
+  expect(lines.some((l) => l.startsWith('codeclm: cluster: binaries FAILED'))).toBe(true);
+  expect(lines.some((l) => l.includes('postgres'))).toBe(false);
+});
+
 /** A `codeclm worker` process with its own working directory, CODECLM_HOME and LLM cache. */
 class WorkerProcess {
   child!: ChildProcess;
@@ -213,8 +231,9 @@ describe('a generation on the cluster with 2 codeclm worker processes', () => {
         );
         expect(status).toBe('COMPLETED');
         const result = await handle.result();
+        // The chaos harness's check: records vs dataset.jsonl vs the run's counters. Instructions
+        // removed as duplicates are counted among `instructions` (kept + dropped + failed + removed).
         const c = result.counters;
-        // Instructions removed as duplicates count among `instructions`: an outcome, like dropped.
         const removed = c.duplicatesRemoved + (c.nearDuplicatesRemoved ?? 0) + (c.contaminatedRemoved ?? 0);
         const check = checkDataset(outDir, { ...c, dropped: c.dropped + removed });
         expect(check.details).toEqual([]);

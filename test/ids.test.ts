@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../src/config/load';
 import { maxRunIdLength } from '../src/cli/ids';
+import { checkUserId } from '../src/cli/session';
 import {
   MAX_ID_LENGTH,
   encodeWorkflowId,
@@ -68,4 +69,11 @@ test('run refuses a --run-id over 255 characters before reading anything', () =>
   const out = run('r'.repeat(MAX_ID_LENGTH + 1));
   expect(out.status).toBe(2);
   expect(out.stderr).toContain(`at most ${MAX_ID_LENGTH} fit`);
+});
+
+test('an eval id leaves room for its chunk ids: at most 243 characters', () => {
+  expect(checkUserId('e'.repeat(243), 'eval-id', 'eval', longestEvalWorkflowId)).toHaveLength(243);
+  expect(() => checkUserId('e'.repeat(244), 'eval-id', 'eval', longestEvalWorkflowId)).toThrow(
+    'codeclm eval: --eval-id is 244 characters; at most 243 fit.',
+  );
 });
