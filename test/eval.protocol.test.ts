@@ -11,7 +11,7 @@ import {
 import { loadInstructionSet } from '../src/activities/eval';
 import { tmpDir } from './helpers/env';
 
-/** The judge protocol of CODECLM.md section 7 on fixed scores: no server, no model. */
+/** The judge protocol of docs/method.md section 7 on fixed scores: no server, no model. */
 
 // Judge outputs are by position: call 1 shows the target's answer as A, call 2 shows the strong answer as A.
 const j = (score_a: number, score_b: number) => ({ score_a, score_b });

@@ -16,7 +16,7 @@ import { computeCost, pricesOf } from '../report/cost';
 import type { CrrSummary } from '../report/crr';
 
 /**
- * Activities of `codeclm eval` (CRR, CODECLM.md section 7). The LLM calls reuse the pipeline's
+ * Activities of `codeclm eval` (CRR, docs/method.md section 7). The LLM calls reuse the pipeline's
  * `answer` and `judge` activities; these only handle files: a snapshot of the instruction set, one
  * result file per instruction (written atomically, so a retry or a replay replaces its own file),
  * and the final assembly of eval.jsonl and the eval report from those files.

@@ -4,7 +4,7 @@ import { pickIndex, pickWeighted, rngFrom } from '../util/random';
 import { shares } from '../workflows/allocation';
 
 /**
- * Mix-and-match (CODECLM.md section 2). Each entry takes one use case drawn from the encoded use
+ * Mix-and-match (docs/method.md section 2). Each entry takes one use case drawn from the encoded use
  * cases with duplicates kept (frequent use cases are drawn more often) and k skills drawn without
  * replacement from the union of all skills, k uniform in [skillsPerEntryMin, skillsPerEntryMax].
  * Skills are weighted by how many seeds named them ('frequency', default) so the pool's skill

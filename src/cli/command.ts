@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /**
- * The CLI's command contract. Exit codes (INTERFACE.md): 0 success, 1 failure, 2 bad usage or
+ * The CLI's command contract. Exit codes (the README): 0 success, 1 failure, 2 bad usage or
  * invalid input. Human output by default; `--json` puts machine output on stdout, and logs and
  * progress always go to stderr.
  */

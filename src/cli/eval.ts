@@ -36,7 +36,7 @@ export const evalCommand: Command = {
     '--no-check            skip the endpoint check (`codeclm check`) made before anything starts',
     '--worker              also run a worker in this process when TEMPORAL_ADDRESS is set',
     '--json                print the result as JSON on stdout',
-    'Protocol (CODECLM.md section 7): both models answer; the judge scores both answers in both orders at',
+    'Protocol (docs/method.md section 7): both models answer; the judge scores both answers in both orders at',
     'temperature 0; a win needs a win in both orders, anything else is a tie; CRR = (target wins + ties) / judged.',
     'Without TEMPORAL_ADDRESS: starts the embedded dev server (state in .codeclm/) and a worker here.',
     'Without OPENAI_API_KEY, OPENAI_BASE_URL or --config: uses the offline LLM simulator (a banner says so).',

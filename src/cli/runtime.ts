@@ -5,7 +5,7 @@ import { connectClient, temporalTarget, type TemporalTarget } from '../temporal/
 import { startDevServer, temporalAnswers, type DevServer } from '../temporal/devServer';
 
 /**
- * The embedded defaults (INTERFACE.md): without TEMPORAL_ADDRESS, `run` and `eval` use a dev server
+ * The embedded defaults (the README): without TEMPORAL_ADDRESS, `run` and `eval` use a dev server
  * with its state under `.codeclm/` (CODECLM_HOME) on the default address, started on demand.
  */
 export function codeclmHome(env: NodeJS.ProcessEnv = process.env): string {

@@ -5,7 +5,7 @@ import { shares, topUpAllocation, topUpSize } from '../workflows/allocation';
 import { CHARS_PER_TOKEN, stageRoles, stages, type Figures, type Stage } from './figures';
 
 /**
- * A run's plan before any LLM call: the method's structure (CODECLM.md; src/workflows/pipeline.ts)
+ * A run's plan before any LLM call: the method's structure (docs/method.md; src/workflows/pipeline.ts)
  * times the measured figures (./figures.ts). Structure: encode one call per seed; per round, the
  * size shared over the pool like the run does it (src/workflows/allocation.ts), rubrics once per
  * entry that gets a share, decode ceil(share / decodeBatch) calls per entry; per instruction and

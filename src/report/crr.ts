@@ -1,5 +1,5 @@
 /**
- * The evaluation protocol of CODECLM.md section 7, as pure functions (no I/O, safe in workflow code).
+ * The evaluation protocol of docs/method.md section 7, as pure functions (no I/O, safe in workflow code).
  *
  * The judge sees each instruction twice: once with the target's answer first and once with the strong
  * model's answer first. An answer wins an order when it gets the higher score in that order. It wins

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 /**
  * The config file schema: the single source of truth for every tunable of a run.
- * Defaults are the CodecLM paper's (see ../shared/CODECLM.md) unless a comment says otherwise.
+ * Defaults are the CodecLM paper's (see docs/method.md) unless a comment says otherwise.
  */
 
 /**

@@ -34,7 +34,7 @@ export type Rubric = z.infer<typeof rubricSchema>;
 export const scoresSchema = z.object({ strong: z.number(), target: z.number(), gap: z.number() });
 export type Scores = z.infer<typeof scoresSchema>;
 
-/** One line of dataset.jsonl (INTERFACE.md). */
+/** One line of dataset.jsonl (the README). */
 export const datasetRecordSchema = z.object({
   id: z.string(),
   instruction: z.string(),
@@ -44,7 +44,7 @@ export const datasetRecordSchema = z.object({
   iteration: z.number().int().min(1),
   scores: scoresSchema,
   run_id: z.string(),
-  /** Provenance beyond INTERFACE.md's minimum: which Self-Rubrics actions produced the instruction. */
+  /** Provenance beyond the README's minimum: which Self-Rubrics actions produced the instruction. */
   actions: z.array(z.string()).default([]),
 });
 export type DatasetRecord = z.infer<typeof datasetRecordSchema>;

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { hash32 } from '../util/random';
 
 /**
- * Layout of a run's out dir. Final outputs sit at the top (INTERFACE.md); the run's durable working
+ * Layout of a run's out dir. Final outputs sit at the top (the README); the run's durable working
  * state sits under `.work/`, one file per item so that concurrent workers never write the same file
  * and a retried activity overwrites its own file with the same content.
  */

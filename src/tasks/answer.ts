@@ -1,6 +1,6 @@
 import type { TextTask } from './task';
 
-/** Both models answer the instruction (free text). CODECLM.md section 5, step 1. */
+/** Both models answer the instruction (free text). docs/method.md section 5, step 1. */
 function answerTask(role: 'strong' | 'target'): TextTask {
   return {
     kind: 'text',

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { StructuredTask } from './task';
 
-/** Decode: metadata -> N basic instructions, zero-shot (no seed is shown). CODECLM.md section 3. */
+/** Decode: metadata -> N basic instructions, zero-shot (no seed is shown). docs/method.md section 3. */
 export const decodeOutput = z.object({ instructions: z.array(z.string().min(1)).min(1) });
 export type DecodeOutput = z.infer<typeof decodeOutput>;
 

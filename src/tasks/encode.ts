@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { normalisePhrase, type StructuredTask } from './task';
 
-/** Encode: seed instruction -> metadata (one use case, at most K skills). CODECLM.md section 1. */
+/** Encode: seed instruction -> metadata (one use case, at most K skills). docs/method.md section 1. */
 export const encodeOutput = z.object({
   use_case: z.string().min(1).max(120),
   skills: z.array(z.string().min(1).max(80)).min(1).max(10),

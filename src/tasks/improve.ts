@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { StructuredTask } from './task';
 
-/** Self-Rubrics, part 2: rewrite one instruction by one action, making it harder. CODECLM.md section 4. */
+/** Self-Rubrics, part 2: rewrite one instruction by one action, making it harder. docs/method.md section 4. */
 export const improveOutput = z.object({ instruction: z.string().min(1) });
 export type ImproveOutput = z.infer<typeof improveOutput>;
 

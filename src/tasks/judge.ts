@@ -3,7 +3,7 @@ import type { StructuredTask } from './task';
 
 /**
  * Pairwise judging on a 1-10 scale, one prompt for both answers. Asked twice with the answers swapped;
- * the caller averages each answer's two scores (CODECLM.md section 5, step 2).
+ * the caller averages each answer's two scores (docs/method.md section 5, step 2).
  */
 export const judgeOutput = z.object({
   score_a: z.number().min(1).max(10),
@@ -43,7 +43,7 @@ export function combineJudgements(
 }
 
 /**
- * Contrastive Filtering's decision (CODECLM.md section 5, step 3): keep the strong answer when the
+ * Contrastive Filtering's decision (docs/method.md section 5, step 3): keep the strong answer when the
  * gap exceeds theta (and, if set, the strong score reaches the floor), the target's when the gap is
  * below -theta; otherwise the instruction is too easy (undefined: iterate or drop).
  */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { StructuredTask } from './task';
 
-/** Self-Rubrics, part 1: per metadata, rubrics of difficulty and one action per rubric. CODECLM.md section 4. */
+/** Self-Rubrics, part 1: per metadata, rubrics of difficulty and one action per rubric. docs/method.md section 4. */
 export const rubricsOutput = z.object({
   rubrics: z.array(z.object({ rubric: z.string().min(1), action: z.string().min(1) })).min(1),
 });

@@ -1,5 +1,5 @@
 /**
- * `codeclm eval`: the Capacity Recovery Ratio (CODECLM.md section 7) as durable workflows.
+ * `codeclm eval`: the Capacity Recovery Ratio (docs/method.md section 7) as durable workflows.
  *
  *   codeclmEval            snapshot the instruction set -> chunks (fan-out) -> assemble outputs
  *   └─ evalChunk           up to EVAL_CHUNK instructions, a sliding window of leaf workflows
