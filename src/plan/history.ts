@@ -29,6 +29,8 @@ export interface HistoryEntry {
     | 'keptByIteration'
     | 'judgedByIteration'
     | 'duplicatesRemoved'
+    | 'nearDuplicatesRemoved'
+    | 'contaminatedRemoved'
   > & { notStarted?: number };
   usage: Usage;
 }
@@ -154,12 +156,9 @@ export function figuresFromRuns(runs: HistoryEntry[], fallback: Figures): Figure
     if (c.calls === 0) continue;
     tokens[key] = { prompt: c.prompt / c.calls, completion: c.completion / c.calls };
   }
-  // Decoded = started + removed as duplicates + decoded but never started (the run had its pairs).
-  const decoded = sum(
-    runs.map(
-      (r) => r.counters.instructions + (r.counters.duplicatesRemoved ?? 0) + (r.counters.notStarted ?? 0),
-    ),
-  );
+  // Decoded = worked on (which includes those removed as duplicates or contaminated) + decoded but
+  // never started (the run had its pairs).
+  const decoded = sum(runs.map((r) => r.counters.instructions + (r.counters.notStarted ?? 0)));
   const decode = cells.get('decode/strong');
   if (decode && decoded > 0)
     tokens['decode/strong'] = { ...tokens['decode/strong']!, completion: decode.completion / decoded };
@@ -169,7 +168,15 @@ export function figuresFromRuns(runs: HistoryEntry[], fallback: Figures): Figure
     encode && encode.calls > 0
       ? Math.max(0, (encode.prompt - seedChars / CHARS_PER_TOKEN) / encode.calls)
       : fallback.encodePromptOverhead;
-  const dupes = sum(runs.map((r) => r.counters.duplicatesRemoved ?? 0));
+  // Every removal after decode (duplicates, near duplicates, benchmark overlaps) thins what decode yields.
+  const dupes = sum(
+    runs.map(
+      (r) =>
+        (r.counters.duplicatesRemoved ?? 0) +
+        (r.counters.nearDuplicatesRemoved ?? 0) +
+        (r.counters.contaminatedRemoved ?? 0),
+    ),
+  );
 
   return {
     source: 'history',
