@@ -114,7 +114,7 @@ async function checkOne(
     try {
       const result = await client.structured(checkTask, {}, { temperature: 0, label: 'codeclm check' });
       calls += result.usage.calls;
-      const dialect = (result.usage as { dialect?: string }).dialect ?? cfg.structuredOutput;
+      const dialect = result.usage.dialect ?? cfg.structuredOutput;
       return {
         ...base,
         reachable: 'yes',
