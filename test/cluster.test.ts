@@ -48,6 +48,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await cluster?.stop();
+  // About 50 MB of PostgreSQL data per run; CODECLM_KEEP_CLUSTER=1 keeps it (and the logs) to look at.
+  if (cluster && !process.env.CODECLM_KEEP_CLUSTER) fs.rmSync(cluster.dir, { recursive: true, force: true });
 });
 
 describeControlScenarios('control on the PostgreSQL cluster', () => cluster.address);
@@ -253,6 +255,7 @@ describe('a generation on the cluster with 2 codeclm worker processes', () => {
         const survivor = workers[1]!;
         survivor.child.kill('SIGTERM');
         expect(await survivor.exited).toBe(0);
+        fs.rmSync(dir, { recursive: true, force: true }); // kept when anything above failed
       } finally {
         await client.connection.close();
       }
