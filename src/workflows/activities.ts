@@ -110,7 +110,6 @@ export function fileActivities(taskQueue?: string) {
     'finalizeEval',
     'prepareQuality',
   ]);
-
   // (proxyActivities returns a Proxy with no own keys, so pick per name rather than spreading.)
   return new Proxy(short, {
     get: (_, name) => (whole.has(String(name)) ? long : short)[name as keyof typeof short],

@@ -1,5 +1,5 @@
 /**
- * The CodecLM loop (../shared/CODECLM.md) as durable Temporal workflows, readable top to bottom:
+ * The CodecLM loop (docs/method.md) as durable Temporal workflows, readable top to bottom:
  *
  *   codeclmRun            seeds -> encode (fan-out) -> metadata pool -> per pool entry, round by round
  *   ├─ encodeSeeds        encode one chunk of seeds, one activity per seed
@@ -50,6 +50,7 @@ import {
 import { combineJudgements, keptSource } from '../tasks/judge';
 import { hash32, pickIndex, rngFrom } from '../util/random';
 import { dedupeSettings } from '../quality/settings';
+import { failureMessage } from '../util/failure';
 import { fileActivities, llmActivities } from './activities';
 import { entryWindows, MAX_PER_ENTRY, shares, topUpAllocation, topUpSize } from './allocation';
 import { windowRange } from './window';
@@ -414,16 +415,8 @@ function isItemFailure(err: unknown): boolean {
   return (err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) && !isCancellation(err);
 }
 
-function failureReason(err: unknown): string {
-  let e = err;
-  while (e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) e = e.cause ?? e;
-  if (e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) return e.message;
-  const type = e instanceof ApplicationFailure && e.type ? `${e.type}: ` : '';
-  return `${type}${(e as Error)?.message ?? String(e)}`;
-}
-
 // ---------------------------------------------------------------------------------------------
-// Encode (CODECLM.md section 1)
+// Encode (docs/method.md section 1)
 // ---------------------------------------------------------------------------------------------
 
 export interface EncodeChunkInput {
@@ -460,7 +453,7 @@ export async function encodeSeeds(
         if (!isItemFailure(err)) throw err;
         addUsage(result.usage, usageInFailure(err)); // the calls the failed attempts made
         result.failed++;
-        result.failures.push({ item: `seed #${index}`, stage: 'encode', reason: failureReason(err) });
+        result.failures.push({ item: `seed #${index}`, stage: 'encode', reason: failureMessage(err) });
       }
     },
   );
@@ -543,7 +536,7 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
     reporter.counters.instructions += n;
     reporter.counters.failed += n;
     const which = to - from === 1 ? `${entryName} batch ${from + 1}` : entryName;
-    reporter.add(usageInFailure(err) ?? {}, [{ item: which, stage, reason: failureReason(err) }], n);
+    reporter.add(usageInFailure(err) ?? {}, [{ item: which, stage, reason: failureMessage(err) }], n);
   };
 
   let metadata: Metadata = { use_case: '', skills: [] };
@@ -733,7 +726,7 @@ export async function generateForEntry(input: EntryInput): Promise<EntryResult> 
         iteration: 1,
         gaps: [],
         stage: 'refine',
-        reason: failureReason(err),
+        reason: failureMessage(err),
         usage: {},
       };
     }
@@ -927,7 +920,7 @@ async function refineSteps(input: InstructionInput, ctx: RefineContext): Promise
     addUsage(usage, usageInFailure(err)); // the calls the failed attempts made are billed too
     // A poison item (e.g. output that never validates) ends as failed with its reason (also in
     // .work/failures/<id>.json); the run goes on.
-    const reason = failureReason(err);
+    const reason = failureMessage(err);
     await files.saveFailure({
       outDir: input.outDir,
       id: input.recordId,
