@@ -14,7 +14,9 @@ import { provisionTemporalCli } from '../src/temporal/provision';
 import { codeclmRun } from '../src/workflows/pipeline';
 import { createWorker, llmClientFactory } from '../src/worker';
 import { runInProcess } from './baseline';
+import { CURATOR_VERSION, ensureCuratorVenv, startCurator } from './peers';
 import { processCpuSeconds, selfCpuSeconds, startSimProcess, type SimProcess } from './procs';
+import { compareRows, measureSaturation, recordRequests, type SaturationRow } from './saturation';
 
 /**
  * `codeclm bench`: four measurements in one process, on the offline simulator and a Temporal dev
@@ -25,14 +27,24 @@ export interface BenchOptions {
   quick?: boolean;
   /** "Before": no client-side limiter, no adaptive concurrency, workflow bundled at worker start. */
   untuned?: boolean;
+  /** Also run the saturation load through Curator (pinned, in a cache venv) on a fresh simulator. */
+  peers?: boolean;
+  /** Only these sections (default: all). */
+  only?: BenchSection[];
   log?: (line: string) => void;
 }
 
+export const BENCH_SECTIONS = ['saturation', 'overhead', 'ceiling'] as const;
+export type BenchSection = (typeof BENCH_SECTIONS)[number];
+
 export interface BenchReport {
-  saturation: Record<string, unknown>;
-  overhead: Record<string, unknown>;
-  ceiling: Record<string, unknown>;
-  efficiency: Record<string, unknown>;
+  saturation?: Record<string, unknown>;
+  /** With --peers: codeclm's and Curator's saturation rows from the same run, and their ratios. */
+  peers?: Record<string, unknown>;
+  overhead?: Record<string, unknown>;
+  ceiling?: Record<string, unknown>;
+  /** From the overhead run. */
+  efficiency?: Record<string, unknown>;
 }
 
 interface Sizes {
@@ -49,18 +61,19 @@ interface Sizes {
 }
 
 const FULL: Sizes = {
-  sat: { rpm: 600, size: 600, concurrency: 48, poolSize: 40, warmupS: 20, measureS: 120 },
+  sat: { rpm: 600, size: 600, concurrency: 96, poolSize: 40, warmupS: 20, measureS: 120 },
   over: { size: 120, concurrency: 24, poolSize: 12 },
   ceil: { size: 160, concurrency: 32, poolSize: 16 },
 };
 const QUICK: Sizes = {
-  sat: { rpm: 600, size: 300, concurrency: 32, poolSize: 20, warmupS: 8, measureS: 25 },
+  sat: { rpm: 600, size: 300, concurrency: 64, poolSize: 20, warmupS: 8, measureS: 25 },
   over: { size: 30, concurrency: 12, poolSize: 6 },
   ceil: { size: 30, concurrency: 16, poolSize: 6 },
 };
 
 const SIM_LATENCY_MS = 1000;
 const SEEDS = path.join(__dirname, '..', 'examples', 'seeds.jsonl');
+const calls = (u: Usage) => Object.values(u).reduce((s, c) => s + c.calls, 0);
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -143,186 +156,233 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
   try {
     log(`bench: Temporal dev server on ${server.address} (pid ${server.process.pid}), state in ${dir}`);
 
+    const report: BenchReport = {};
+    const want = (section: BenchSection) => !opts.only || opts.only.includes(section);
+    // Python is needed only for --peers; install Curator first so a failure shows before the runs.
+    const curatorPython = opts.peers ? ensureCuratorVenv(log) : undefined;
+
     // --- saturation -------------------------------------------------------------------------------
-    const S = sizes.sat;
-    log(
-      `bench: saturation: cap ${S.rpm} rpm, ~${SIM_LATENCY_MS} ms latency, ${S.warmupS}s warm-up + ${S.measureS}s measured`,
-    );
-    const satSim = await sim({ latencyMs: SIM_LATENCY_MS, rpm: S.rpm });
-    // The simulator's cap is one window for the whole server, so the bench's roles share one bucket.
-    const satWorker = await startWorker('sat', 'endpoint');
-    const satInput = inputFor('sat', benchConfig(satSim.url, S), satWorker.taskQueue);
-    const handle = await client.workflow.start(codeclmRun, {
-      workflowId: satInput.runId,
-      taskQueue: satWorker.taskQueue,
-      args: [satInput],
-    });
-    await sleep(S.warmupS * 1000);
-    const s0 = await satSim.stats();
-    const t0 = Date.now();
-    await sleep(S.measureS * 1000);
-    const s1 = await satSim.stats();
-    const measuredS = (Date.now() - t0) / 1000;
-    await handle.terminate('bench window over').catch(() => undefined);
-    await satWorker.stop();
-    const ok = (s: { byStatus: Record<string, number> }) => s.byStatus['200'] ?? 0;
-    const limited = (s: { byStatus: Record<string, number> }) => s.byStatus['429'] ?? 0;
-    const achievedRpm = ((ok(s1) - ok(s0)) / measuredS) * 60;
-    const saturation = {
-      capRpm: S.rpm,
-      simLatencyMs: SIM_LATENCY_MS,
-      pipelineConcurrency: S.concurrency,
-      warmupSeconds: S.warmupS,
-      measuredSeconds: round(measuredS, 1),
-      achievedRpm: round(achievedRpm, 1),
-      achievedOverCap: round(achievedRpm / S.rpm),
-      requests: s1.requests,
-      answered429: limited(s1),
-      fraction429: round(limited(s1) / Math.max(1, s1.requests), 4),
-      measuredWindow: { requests: s1.requests - s0.requests, answered429: limited(s1) - limited(s0) },
-      limiter: satWorker.limits ? satWorker.limits.snapshot().map(({ bucket: _b, ...rest }) => rest) : 'off',
-    };
-    log(`bench: saturation: ${JSON.stringify(saturation)}`);
-    await satSim.stop();
+    if (want('saturation') || opts.peers) {
+      const S = sizes.sat;
+      log(
+        `bench: saturation: cap ${S.rpm} rpm, ~${SIM_LATENCY_MS} ms latency, ${S.warmupS}s warm-up + ${S.measureS}s measured`,
+      );
+      const satSim = await sim({ latencyMs: SIM_LATENCY_MS, rpm: S.rpm });
+      // With --peers, the bodies codeclm sends are kept for Curator (installed before the clients exist).
+      const recording = opts.peers ? recordRequests(satSim.url) : undefined;
+      // The simulator's cap is one window for the whole server, so the bench's roles share one bucket.
+      const satWorker = await startWorker('sat', 'endpoint');
+      const satInput = inputFor('sat', benchConfig(satSim.url, S), satWorker.taskQueue);
+      const handle = await client.workflow.start(codeclmRun, {
+        workflowId: satInput.runId,
+        taskQueue: satWorker.taskQueue,
+        args: [satInput],
+      });
+      const row = await measureSaturation(satSim, S);
+      // The limiter as the measured window ended (before the run is terminated).
+      const limiterAtEnd = satWorker.limits
+        ? satWorker.limits.snapshot().map(({ bucket: _b, ...rest }) => rest)
+        : 'off';
+      // The peer gets a little more load than codeclm sent in its window, so it never runs dry
+      // before its own window ends (its first requests go out later after a Python start).
+      if (recording) await sleep(15_000);
+      await handle.terminate('bench window over').catch(() => undefined);
+      await satWorker.stop();
+      recording?.stop();
+      const saturation = {
+        ...row,
+        simLatencyMs: SIM_LATENCY_MS,
+        pipelineConcurrency: S.concurrency,
+        limiter: limiterAtEnd,
+      };
+      log(`bench: saturation: ${JSON.stringify(saturation)}`);
+      report.saturation = saturation;
+      await satSim.stop();
 
-    // --- overhead: in-process pool vs durable pipeline, side by side --------------------------------
-    const O = sizes.over;
-    log(
-      `bench: overhead: size ${O.size}, concurrency ${O.concurrency}, ~${SIM_LATENCY_MS} ms latency; both at once`,
-    );
-    const [simA, simB] = await Promise.all([
-      sim({ latencyMs: SIM_LATENCY_MS }),
-      sim({ latencyMs: SIM_LATENCY_MS }),
-    ]);
-    const overWorker = await startWorker('over', 'model');
-    const baseInput = inputFor('over-inproc', benchConfig(simA.url, O));
-    const durInput = inputFor('over-durable', benchConfig(simB.url, O), overWorker.taskQueue);
-    const serverCpu0 = processCpuSeconds(server.process.pid);
-    const [inproc, durable] = await Promise.all([
-      runInProcess(baseInput, deps(opts.untuned ? false : new LimiterRegistry())),
-      client.workflow.execute(codeclmRun, {
-        workflowId: durInput.runId,
-        taskQueue: overWorker.taskQueue,
-        args: [durInput],
-      }) as Promise<RunResult>,
-    ]);
-    const serverCpuOver = (processCpuSeconds(server.process.pid) ?? NaN) - (serverCpu0 ?? NaN);
-    await overWorker.stop();
-    const calls = (u: Usage) => Object.values(u).reduce((s, c) => s + c.calls, 0);
-    const side = (kept: number, wall: number, usage: Usage) => ({
-      keptPairs: kept,
-      wallSeconds: round(wall, 2),
-      pairsPerSecond: round(kept / wall, 4),
-      llmCalls: calls(usage),
-    });
-    const inSide = side(inproc.kept, inproc.wallSeconds, inproc.usage);
-    const durSide = side(durable.counters.kept, durable.wallSeconds, durable.usage);
-    const overhead = {
-      simLatencyMs: SIM_LATENCY_MS,
-      size: O.size,
-      concurrency: O.concurrency,
-      inProcess: inSide,
-      durable: { ...durSide, serverCpuSeconds: round(serverCpuOver, 2) },
-      durableOverInProcess: round(durSide.pairsPerSecond / inSide.pairsPerSecond),
-      // Same seeds and simulator seed: the two sides should keep about the same pairs.
-      note: 'both sides ran at the same time on separate simulator processes with the same seed; a request waits a latency fixed by its content, so the same call waits the same on both sides',
-    };
-    log(`bench: overhead: ${JSON.stringify(overhead)}`);
-    await Promise.all([simA.stop(), simB.stop()]);
-
-    // --- ceiling: zero latency -----------------------------------------------------------------------
-    const C = sizes.ceil;
-    log(`bench: ceiling: zero latency, size ${C.size}, concurrency ${C.concurrency}`);
-    const ceilSim = await sim({ latencyMs: 0 });
-    const b0 = { cpu: selfCpuSeconds(), sim: ceilSim.cpuSeconds() ?? NaN, t: Date.now() };
-    const baseCeil = await runInProcess(
-      inputFor('ceil-inproc', benchConfig(ceilSim.url, C)),
-      deps(opts.untuned ? false : new LimiterRegistry()),
-    );
-    const b1 = { cpu: selfCpuSeconds(), sim: ceilSim.cpuSeconds() ?? NaN, t: Date.now() };
-    const ceilWorker = await startWorker('ceil', 'model');
-    const d0 = {
-      cpu: selfCpuSeconds(),
-      server: processCpuSeconds(server.process.pid) ?? NaN,
-      sim: ceilSim.cpuSeconds() ?? NaN,
-      t: Date.now(),
-    };
-    const ceilInput = inputFor('ceil-durable', benchConfig(ceilSim.url, C), ceilWorker.taskQueue);
-    const durCeil = (await client.workflow.execute(codeclmRun, {
-      workflowId: ceilInput.runId,
-      taskQueue: ceilWorker.taskQueue,
-      args: [ceilInput],
-    })) as RunResult;
-    const d1 = {
-      cpu: selfCpuSeconds(),
-      server: processCpuSeconds(server.process.pid) ?? NaN,
-      sim: ceilSim.cpuSeconds() ?? NaN,
-      t: Date.now(),
-    };
-    await ceilWorker.stop();
-    const baseCalls = calls(baseCeil.usage);
-    const durCalls = calls(durCeil.usage);
-    const per1000 = (cpu: number, n: number) => round((cpu / Math.max(1, n)) * 1000, 2);
-    const durWall = (d1.t - d0.t) / 1000;
-    const baseWall = (b1.t - b0.t) / 1000;
-    const ceiling = {
-      durable: {
-        llmCalls: durCalls,
-        keptPairs: durCeil.counters.kept,
-        wallSeconds: round(durWall, 2),
-        callsPerSecond: round(durCalls / durWall, 1),
-        serverCpuSecondsPer1000Calls: per1000(d1.server - d0.server, durCalls),
-        workerCpuSecondsPer1000Calls: per1000(d1.cpu - d0.cpu, durCalls),
-        simulatorCpuSecondsPer1000Calls: per1000(d1.sim - d0.sim, durCalls),
-        workerStartSeconds: round(ceilWorker.startSeconds, 2),
-      },
-      inProcess: {
-        llmCalls: baseCalls,
-        keptPairs: baseCeil.kept,
-        wallSeconds: round(baseWall, 2),
-        callsPerSecond: round(baseCalls / baseWall, 1),
-        cpuSecondsPer1000Calls: per1000(b1.cpu - b0.cpu, baseCalls),
-        simulatorCpuSecondsPer1000Calls: per1000(b1.sim - b0.sim, baseCalls),
-      },
-      durableOverInProcess: round(durCalls / durWall / (baseCalls / baseWall)),
-      machine: machine(),
-    };
-    log(`bench: ceiling: ${JSON.stringify(ceiling)}`);
-
-    // --- efficiency: calls and tokens per kept pair, per stage (the durable 1 s latency run) ---------
-    const kept = Math.max(1, durable.counters.kept);
-    const byStage: Record<
-      string,
-      { calls: number; tokens: number; callsPerKeptPair: number; tokensPerKeptPair: number }
-    > = {};
-    for (const [key, cell] of Object.entries(durable.usage)) {
-      const stage = key.split('/')[0]!;
-      const s = (byStage[stage] ??= { calls: 0, tokens: 0, callsPerKeptPair: 0, tokensPerKeptPair: 0 });
-      s.calls += cell.calls;
-      s.tokens += cell.promptTokens + cell.completionTokens;
+      if (opts.peers && recording && curatorPython) {
+        const requestsFile = path.join(dir, 'saturation-requests.jsonl');
+        fs.writeFileSync(requestsFile, recording.bodies.map((b) => `${b}\n`).join(''));
+        log(
+          `bench: peers: Curator ${CURATOR_VERSION} (online, max_requests_per_minute=${S.rpm}) replays codeclm's ${recording.bodies.length} requests on a fresh simulator`,
+        );
+        const peerSim = await sim({ latencyMs: SIM_LATENCY_MS, rpm: S.rpm });
+        const curator = startCurator({
+          python: curatorPython,
+          requestsFile,
+          baseURL: peerSim.url,
+          rpm: S.rpm,
+          workDir: dir,
+        });
+        const early = curator.exited.then((e) => {
+          throw new Error(
+            `bench: peers: Curator exited (code ${e.code}) before its window ended:\n${e.stderrTail}`,
+          );
+        });
+        let peerRow: SaturationRow;
+        try {
+          peerRow = await Promise.race([measureSaturation(peerSim, S), early]);
+        } finally {
+          early.catch(() => undefined);
+          await curator.stop();
+          await peerSim.stop();
+        }
+        report.peers = {
+          load: {
+            requests: recording.bodies.length,
+            note: "the request bodies codeclm's saturation run sent, in order, replayed through Curator",
+          },
+          rows: { codeclm: row, [`curator ${CURATOR_VERSION}`]: peerRow },
+          codeclmOverCurator: compareRows(row, peerRow),
+        };
+        log(`bench: peers: ${JSON.stringify(report.peers)}`);
+      }
     }
-    let totalCalls = 0;
-    let totalTokens = 0;
-    for (const s of Object.values(byStage)) {
-      s.callsPerKeptPair = round(s.calls / kept, 2);
-      s.tokensPerKeptPair = round(s.tokens / kept, 0);
-      totalCalls += s.calls;
-      totalTokens += s.tokens;
+
+    if (want('overhead')) {
+      // --- overhead: in-process pool vs durable pipeline, side by side --------------------------------
+      const O = sizes.over;
+      log(
+        `bench: overhead: size ${O.size}, concurrency ${O.concurrency}, ~${SIM_LATENCY_MS} ms latency; both at once`,
+      );
+      const [simA, simB] = await Promise.all([
+        sim({ latencyMs: SIM_LATENCY_MS }),
+        sim({ latencyMs: SIM_LATENCY_MS }),
+      ]);
+      const overWorker = await startWorker('over', 'model');
+      const baseInput = inputFor('over-inproc', benchConfig(simA.url, O));
+      const durInput = inputFor('over-durable', benchConfig(simB.url, O), overWorker.taskQueue);
+      const serverCpu0 = processCpuSeconds(server.process.pid);
+      const [inproc, durable] = await Promise.all([
+        runInProcess(baseInput, deps(opts.untuned ? false : new LimiterRegistry())),
+        client.workflow.execute(codeclmRun, {
+          workflowId: durInput.runId,
+          taskQueue: overWorker.taskQueue,
+          args: [durInput],
+        }) as Promise<RunResult>,
+      ]);
+      const serverCpuOver = (processCpuSeconds(server.process.pid) ?? NaN) - (serverCpu0 ?? NaN);
+      await overWorker.stop();
+      const side = (kept: number, wall: number, usage: Usage) => ({
+        keptPairs: kept,
+        wallSeconds: round(wall, 2),
+        pairsPerSecond: round(kept / wall, 4),
+        llmCalls: calls(usage),
+      });
+      const inSide = side(inproc.kept, inproc.wallSeconds, inproc.usage);
+      const durSide = side(durable.counters.kept, durable.wallSeconds, durable.usage);
+      const overhead = {
+        simLatencyMs: SIM_LATENCY_MS,
+        size: O.size,
+        concurrency: O.concurrency,
+        inProcess: inSide,
+        durable: { ...durSide, serverCpuSeconds: round(serverCpuOver, 2) },
+        durableOverInProcess: round(durSide.pairsPerSecond / inSide.pairsPerSecond),
+        // Same seeds and simulator seed: the two sides should keep about the same pairs.
+        note: 'both sides ran at the same time on separate simulator processes with the same seed; a request waits a latency fixed by its content, so the same call waits the same on both sides',
+      };
+      log(`bench: overhead: ${JSON.stringify(overhead)}`);
+      await Promise.all([simA.stop(), simB.stop()]);
+
+      // --- efficiency: calls and tokens per kept pair, per stage (the durable 1 s latency run) ---------
+      const kept = Math.max(1, durable.counters.kept);
+      const byStage: Record<
+        string,
+        { calls: number; tokens: number; callsPerKeptPair: number; tokensPerKeptPair: number }
+      > = {};
+      for (const [key, cell] of Object.entries(durable.usage)) {
+        const stage = key.split('/')[0]!;
+        const s = (byStage[stage] ??= { calls: 0, tokens: 0, callsPerKeptPair: 0, tokensPerKeptPair: 0 });
+        s.calls += cell.calls;
+        s.tokens += cell.promptTokens + cell.completionTokens;
+      }
+      let totalCalls = 0;
+      let totalTokens = 0;
+      for (const s of Object.values(byStage)) {
+        s.callsPerKeptPair = round(s.calls / kept, 2);
+        s.tokensPerKeptPair = round(s.tokens / kept, 0);
+        totalCalls += s.calls;
+        totalTokens += s.tokens;
+      }
+      const c = durable.counters;
+      const efficiency = {
+        run: 'overhead/durable',
+        keptPairs: c.kept,
+        instructions: c.instructions,
+        dropped: c.dropped,
+        failed: c.failed,
+        keptByIteration: c.keptByIteration,
+        poolEntries: c.pool,
+        perKeptPair: { calls: round(totalCalls / kept, 2), tokens: round(totalTokens / kept, 0) },
+        byStage,
+      };
+      log(`bench: efficiency: ${JSON.stringify(efficiency)}`);
+      report.overhead = overhead;
+      report.efficiency = efficiency;
     }
-    const c = durable.counters;
-    const efficiency = {
-      run: 'overhead/durable',
-      keptPairs: c.kept,
-      instructions: c.instructions,
-      dropped: c.dropped,
-      failed: c.failed,
-      keptByIteration: c.keptByIteration,
-      poolEntries: c.pool,
-      perKeptPair: { calls: round(totalCalls / kept, 2), tokens: round(totalTokens / kept, 0) },
-      byStage,
-    };
-    log(`bench: efficiency: ${JSON.stringify(efficiency)}`);
-    return { saturation, overhead, ceiling, efficiency };
+
+    if (want('ceiling')) {
+      // --- ceiling: zero latency -----------------------------------------------------------------------
+      const C = sizes.ceil;
+      log(`bench: ceiling: zero latency, size ${C.size}, concurrency ${C.concurrency}`);
+      const ceilSim = await sim({ latencyMs: 0 });
+      const b0 = { cpu: selfCpuSeconds(), sim: ceilSim.cpuSeconds() ?? NaN, t: Date.now() };
+      const baseCeil = await runInProcess(
+        inputFor('ceil-inproc', benchConfig(ceilSim.url, C)),
+        deps(opts.untuned ? false : new LimiterRegistry()),
+      );
+      const b1 = { cpu: selfCpuSeconds(), sim: ceilSim.cpuSeconds() ?? NaN, t: Date.now() };
+      const ceilWorker = await startWorker('ceil', 'model');
+      const d0 = {
+        cpu: selfCpuSeconds(),
+        server: processCpuSeconds(server.process.pid) ?? NaN,
+        sim: ceilSim.cpuSeconds() ?? NaN,
+        t: Date.now(),
+      };
+      const ceilInput = inputFor('ceil-durable', benchConfig(ceilSim.url, C), ceilWorker.taskQueue);
+      const durCeil = (await client.workflow.execute(codeclmRun, {
+        workflowId: ceilInput.runId,
+        taskQueue: ceilWorker.taskQueue,
+        args: [ceilInput],
+      })) as RunResult;
+      const d1 = {
+        cpu: selfCpuSeconds(),
+        server: processCpuSeconds(server.process.pid) ?? NaN,
+        sim: ceilSim.cpuSeconds() ?? NaN,
+        t: Date.now(),
+      };
+      await ceilWorker.stop();
+      const baseCalls = calls(baseCeil.usage);
+      const durCalls = calls(durCeil.usage);
+      const per1000 = (cpu: number, n: number) => round((cpu / Math.max(1, n)) * 1000, 2);
+      const durWall = (d1.t - d0.t) / 1000;
+      const baseWall = (b1.t - b0.t) / 1000;
+      const ceiling = {
+        durable: {
+          llmCalls: durCalls,
+          keptPairs: durCeil.counters.kept,
+          wallSeconds: round(durWall, 2),
+          callsPerSecond: round(durCalls / durWall, 1),
+          serverCpuSecondsPer1000Calls: per1000(d1.server - d0.server, durCalls),
+          workerCpuSecondsPer1000Calls: per1000(d1.cpu - d0.cpu, durCalls),
+          simulatorCpuSecondsPer1000Calls: per1000(d1.sim - d0.sim, durCalls),
+          workerStartSeconds: round(ceilWorker.startSeconds, 2),
+        },
+        inProcess: {
+          llmCalls: baseCalls,
+          keptPairs: baseCeil.kept,
+          wallSeconds: round(baseWall, 2),
+          callsPerSecond: round(baseCalls / baseWall, 1),
+          cpuSecondsPer1000Calls: per1000(b1.cpu - b0.cpu, baseCalls),
+          simulatorCpuSecondsPer1000Calls: per1000(b1.sim - b0.sim, baseCalls),
+        },
+        durableOverInProcess: round(durCalls / durWall / (baseCalls / baseWall)),
+        machine: machine(),
+      };
+      log(`bench: ceiling: ${JSON.stringify(ceiling)}`);
+
+      report.ceiling = ceiling;
+    }
+    return report;
   } finally {
     await Promise.all(sims.map((s) => s.stop().catch(() => undefined)));
     await client.connection.close().catch(() => undefined);

@@ -2,7 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import type { SimStats } from '../src/sim';
+import type { SimRequestLog, SimStats } from '../src/sim';
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; undefined off Linux. */
 let clockTicks: number | undefined;
@@ -29,6 +29,8 @@ export interface SimProcess {
   url: string;
   pid: number;
   stats(): Promise<SimStats>;
+  /** The simulator's request log (arrival time, status, ms to answer). */
+  requests(): Promise<SimRequestLog[]>;
   reset(): Promise<void>;
   cpuSeconds(): number | undefined;
   stop(): Promise<void>;
@@ -73,6 +75,9 @@ export async function startSimProcess(opts: {
     pid: child.pid!,
     async stats() {
       return (await (await fetch(`${base}/_sim/stats`)).json()) as SimStats;
+    },
+    async requests() {
+      return (await (await fetch(`${base}/_sim/requests`)).json()) as SimRequestLog[];
     },
     async reset() {
       await fetch(`${base}/_sim/reset`, { method: 'POST', body: '{}' });

@@ -1,7 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { runInProcess } from '../bench/baseline';
-import { benchConfig } from '../bench/bench';
+import { benchConfig, runBench } from '../bench/bench';
+import { ensureCuratorVenv } from '../bench/peers';
+import { busiestMinute, compareRows, recordRequests, type SaturationRow } from '../bench/saturation';
+import { renderBench } from '../src/cli/bench';
 import { processCpuSeconds, selfCpuSeconds } from '../bench/procs';
 import { LimiterRegistry } from '../src/llm/limiter';
 import { startSimulator, type Simulator } from '../src/sim';
@@ -51,3 +54,89 @@ test('CPU readers: /proc for another process, cpuUsage for this one', () => {
   expect(processCpuSeconds(999_999_999)).toBeUndefined();
   expect(selfCpuSeconds()).toBeGreaterThan(0);
 });
+
+test('busiest minute: the most 200 answers in any rolling 60 s, at the time the server answered', () => {
+  const at = (s: number, status = 200, ms = 1000) => ({
+    time: new Date(Date.UTC(2026, 0, 1) + s * 1000).toISOString(),
+    model: 'm',
+    task: 't',
+    status,
+    ms,
+  });
+  // 3 answers within a minute (one arrived earlier but was answered late), a 429 that does not count,
+  // then one more just over a minute after the first answer.
+  const log = [at(0), at(-5, 200, 6000), at(30), at(40, 429), at(59.5), at(61.5)];
+  expect(busiestMinute(log)).toBe(4);
+  expect(busiestMinute([])).toBe(0);
+});
+
+test('peers: ratios side by side, and the text summary prints both rows', () => {
+  const row = (share: number, f429: number, busiest: number): SaturationRow => ({
+    capRpm: 600,
+    warmupSeconds: 20,
+    measuredSeconds: 120,
+    achievedRpm: share * 600,
+    achievedOverCap: share,
+    requests: 1400,
+    answered429: Math.round(f429 * 1400),
+    fraction429: f429,
+    measuredWindow: { requests: 1200, answered429: 0 },
+    busiestMinute: busiest,
+  });
+  const ours = row(0.995, 0.002, 600);
+  const theirs = row(0.99, 0.0085, 600);
+  const c = compareRows(ours, theirs);
+  expect(c.shareOfCap).toBeCloseTo(1.005, 3);
+  expect(c.fraction429).toBeCloseTo(4.25, 2);
+  expect(compareRows(row(0.99, 0, 600), theirs).fraction429).toBe('codeclm 0');
+  const text = renderBench({
+    saturation: ours,
+    peers: { rows: { codeclm: ours, 'curator 0.1.31': theirs }, codeclmOverCurator: c },
+  });
+  expect(text).toMatch(/codeclm\s+0\.995\s+0\.20%\s+600/);
+  expect(text).toMatch(/curator 0\.1\.31\s+0\.99\s+0\.85%\s+600/);
+  expect(text).not.toMatch(/overhead/);
+});
+
+test('the request recorder keeps the chat bodies sent to one endpoint only, and puts fetch back', async () => {
+  const original = globalThis.fetch;
+  const rec = recordRequests(sim.url);
+  const body = JSON.stringify({ model: 'sim-strong', messages: [{ role: 'user', content: 'Say hi.' }] });
+  const res = await fetch(`${sim.url}/chat/completions`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json' },
+  });
+  expect(res.status).toBe(200);
+  await fetch(`${sim.url}/models`);
+  rec.stop();
+  await fetch(`${sim.url}/chat/completions`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json' },
+  });
+  expect(rec.bodies).toEqual([body]);
+  expect(globalThis.fetch).toBe(original);
+});
+
+test('--peers without a usable Python fails with a clear message before any run', () => {
+  const cache = tmpDir('codeclm-peers-');
+  expect(() =>
+    ensureCuratorVenv(() => undefined, {
+      CODECLM_CACHE_DIR: cache,
+      CODECLM_PYTHON: path.join(cache, 'no-python'),
+    }),
+  ).toThrow(/--peers: needs Python 3 to install bespokelabs-curator==0\.1\.31 \(tried ".*no-python"/);
+});
+
+test('quick bench, saturation only: near the cap, few 429s, the server never over it', async () => {
+  const report = await runBench({ quick: true, only: ['saturation'], log: () => undefined });
+  expect(report.overhead).toBeUndefined();
+  const s = report.saturation as unknown as SaturationRow;
+  // A 25 s window on a shared machine: looser than the full bench's target, still far above the
+  // old limiter's 0.95.
+  expect(s.achievedOverCap).toBeGreaterThanOrEqual(0.97);
+  expect(s.fraction429).toBeLessThanOrEqual(0.01);
+  expect(s.busiestMinute).toBeLessThanOrEqual(600);
+  expect(s.busiestMinute).toBeGreaterThan(0);
+}, 240_000);

@@ -1,5 +1,5 @@
-import { flag, UsageError, type Command } from './command';
-import { describeTemporalCli, runBench } from '../../bench/bench';
+import { flag, str, UsageError, type Command } from './command';
+import { BENCH_SECTIONS, describeTemporalCli, runBench, type BenchSection } from '../../bench/bench';
 
 /**
  * `codeclm bench`: saturation, overhead, ceiling and efficiency on the offline simulator, in one
@@ -9,7 +9,7 @@ export const benchCommand: Command = {
   name: 'bench',
   summary:
     'measure rate-limit saturation, the cost of durability, the orchestration ceiling and calls per kept pair',
-  usage: 'bench [--quick] [--json] [--untuned]',
+  usage: 'bench [--quick] [--json] [--untuned] [--peers] [--only saturation,overhead,ceiling]',
   details: [
     'Runs on the offline simulator and a Temporal dev server of its own (free port, temporary state).',
     'saturation  simulator capped at 600 rpm with ~1 s latency, the roles limited to the same: achieved rpm / cap, share of 429s',
@@ -19,50 +19,103 @@ export const benchCommand: Command = {
     '--quick     a ~2 minute version (smaller runs, shorter windows); the full run takes about 8 minutes',
     '--json      print one JSON object {saturation, overhead, ceiling, efficiency} on stdout (progress on stderr)',
     '--untuned   the "before" configuration: no client-side limiter or adaptive concurrency, workflows bundled at worker start',
+    "--peers     also replay the saturation run's requests through Curator (bespokelabs-curator, pinned, installed into a venv under the codeclm cache on first use; needs python3) on a fresh simulator, both rows side by side",
+    '--only      comma-separated sections to run (saturation, overhead, ceiling; efficiency comes with overhead)',
   ],
   options: {
     quick: { type: 'boolean' },
     json: { type: 'boolean' },
     untuned: { type: 'boolean' },
+    peers: { type: 'boolean' },
+    only: { type: 'string' },
   },
   async run(args) {
     if (args.positionals.length)
       throw new UsageError(
         `codeclm bench: unexpected argument "${args.positionals[0]}"\nusage: codeclm ${benchCommand.usage}`,
       );
+    const onlyArg = str(args, 'only');
+    let only: BenchSection[] | undefined;
+    if (onlyArg !== undefined) {
+      only = onlyArg.split(',').map((x) => x.trim()) as BenchSection[];
+      const bad = only.find((x) => !(BENCH_SECTIONS as readonly string[]).includes(x));
+      if (bad !== undefined || only.length === 0)
+        throw new UsageError(
+          `codeclm bench: --only takes a comma-separated list of ${BENCH_SECTIONS.join(', ')}; got "${onlyArg}"`,
+        );
+    }
     await describeTemporalCli();
-    const report = await runBench({ quick: flag(args, 'quick'), untuned: flag(args, 'untuned') });
+    const report = await runBench({
+      quick: flag(args, 'quick'),
+      untuned: flag(args, 'untuned'),
+      peers: flag(args, 'peers'),
+      only,
+    });
     if (flag(args, 'json')) process.stdout.write(`${JSON.stringify(report)}\n`);
     else {
-      const {
-        saturation: s,
-        overhead: o,
-        ceiling: c,
-      } = report as unknown as {
-        saturation: { achievedOverCap: number; fraction429: number; achievedRpm: number; capRpm: number };
-        overhead: {
-          durableOverInProcess: number;
-          inProcess: { pairsPerSecond: number };
-          durable: { pairsPerSecond: number };
-        };
-        ceiling: {
-          durable: {
-            callsPerSecond: number;
-            serverCpuSecondsPer1000Calls: number;
-            workerCpuSecondsPer1000Calls: number;
-          };
-          inProcess: { callsPerSecond: number };
-        };
-      };
-      process.stdout.write(
-        [
-          `saturation  ${s.achievedRpm} of ${s.capRpm} rpm (${s.achievedOverCap}), 429s ${(s.fraction429 * 100).toFixed(2)}%`,
-          `overhead    durable ${o.durable.pairsPerSecond} vs in-process ${o.inProcess.pairsPerSecond} pairs/s (${o.durableOverInProcess})`,
-          `ceiling     durable ${c.durable.callsPerSecond} calls/s (server ${c.durable.serverCpuSecondsPer1000Calls} s, worker ${c.durable.workerCpuSecondsPer1000Calls} s CPU per 1,000 calls); in-process ${c.inProcess.callsPerSecond} calls/s`,
-          `efficiency  ${JSON.stringify(report.efficiency)}`,
-          '',
-        ].join('\n'),
-      );
+      process.stdout.write(`${renderBench(report as Record<string, unknown>)}\n`);
     }
   },
 };
+
+interface SatRowView {
+  achievedOverCap: number;
+  fraction429: number;
+  achievedRpm: number;
+  capRpm: number;
+  busiestMinute?: number;
+  requests: number;
+}
+
+/** The human-readable summary: one line per section that ran, the peers side by side. */
+export function renderBench(report: Record<string, unknown>): string {
+  const lines: string[] = [];
+  const s = report.saturation as SatRowView | undefined;
+  if (s)
+    lines.push(
+      `saturation  ${s.achievedRpm} of ${s.capRpm} rpm (${s.achievedOverCap}), 429s ${(s.fraction429 * 100).toFixed(2)}%, busiest minute ${s.busiestMinute}`,
+    );
+  const p = report.peers as
+    { rows: Record<string, SatRowView>; codeclmOverCurator: Record<string, unknown> } | undefined;
+  if (p) {
+    lines.push('peers       same load, same simulator settings, same run:');
+    lines.push(
+      `            ${'tool'.padEnd(16)}${'share of cap'.padEnd(14)}${'429 share'.padEnd(12)}busiest minute`,
+    );
+    for (const [name, r] of Object.entries(p.rows))
+      lines.push(
+        `            ${name.padEnd(16)}${String(r.achievedOverCap).padEnd(14)}${`${(r.fraction429 * 100).toFixed(2)}%`.padEnd(12)}${r.busiestMinute}`,
+      );
+    const c = p.codeclmOverCurator;
+    lines.push(
+      `            codeclm / curator: share ${c.shareOfCap}, busiest minute ${c.busiestMinute}; curator / codeclm 429 share: ${c.fraction429}`,
+    );
+  }
+  const o = report.overhead as
+    | {
+        durableOverInProcess: number;
+        inProcess: { pairsPerSecond: number };
+        durable: { pairsPerSecond: number };
+      }
+    | undefined;
+  if (o)
+    lines.push(
+      `overhead    durable ${o.durable.pairsPerSecond} vs in-process ${o.inProcess.pairsPerSecond} pairs/s (${o.durableOverInProcess})`,
+    );
+  const c = report.ceiling as
+    | {
+        durable: {
+          callsPerSecond: number;
+          serverCpuSecondsPer1000Calls: number;
+          workerCpuSecondsPer1000Calls: number;
+        };
+        inProcess: { callsPerSecond: number };
+      }
+    | undefined;
+  if (c)
+    lines.push(
+      `ceiling     durable ${c.durable.callsPerSecond} calls/s (server ${c.durable.serverCpuSecondsPer1000Calls} s, worker ${c.durable.workerCpuSecondsPer1000Calls} s CPU per 1,000 calls); in-process ${c.inProcess.callsPerSecond} calls/s`,
+    );
+  if (report.efficiency) lines.push(`efficiency  ${JSON.stringify(report.efficiency)}`);
+  return lines.join('\n');
+}

@@ -620,11 +620,21 @@ export class LimiterRegistry {
     admitted: number;
     rateLimited: number;
     waitedMs: number;
+    serverWindow?: { inFlight: number; known: number; z: number };
   }[] {
     return [...this.buckets.entries()].map(([key, b]) => ({
       bucket: key.split('\u0000').filter(Boolean).join(' '),
       limits: b.limits,
       ...b.stats,
+      ...(b.server
+        ? {
+            serverWindow: {
+              inFlight: b.server.inFlight,
+              known: b.server.known(b.clock.now()),
+              z: Math.round(b.server.z * 100) / 100,
+            },
+          }
+        : {}),
     }));
   }
 }
