@@ -11,6 +11,7 @@ import type { Slots } from '../tasks/template';
 import {
   classifyLlmError,
   invalidOutputFailure,
+  isOverload,
   wasMalformedRequest,
   withUsageDetails,
   type LlmErrorContext,
@@ -125,14 +126,12 @@ export function createLlmClient(
         usage.calls++;
         opts.onUsage?.(usage);
       }
-      const failure = classifyLlmError(
-        err,
-        { ...ctx, timedOut: Date.now() - started >= cfg.timeoutMs },
-        opts.signal,
-      );
+      const timedOut = Date.now() - started >= cfg.timeoutMs;
+      const failure = classifyLlmError(err, { ...ctx, timedOut }, opts.signal);
       if (failure instanceof ApplicationFailure && failure.type === LlmFailure.RateLimited) {
         permit?.rateLimited(typeof failure.nextRetryDelay === 'number' ? failure.nextRetryDelay : undefined);
-      } else permit?.failed();
+      } else if (isOverload(err, timedOut)) permit?.overloaded();
+      else permit?.failed();
       throw failure;
     }
   }

@@ -126,6 +126,17 @@ function serverSays(err: APIError, ctx: LlmErrorContext): string {
   return redact(text, ctx.secrets).slice(0, 300);
 }
 
+/**
+ * A sign that the server has more requests than it can work on: the request timed out, or the
+ * server answered 503. The limiter cuts the role's concurrency on it (as on a 429), so a local
+ * server that answers one request at a time is not handed a queue that times out.
+ */
+export function isOverload(err: unknown, timedOut: boolean): boolean {
+  if (err instanceof APIConnectionError)
+    return timedOut || err.name === 'APIConnectionTimeoutError' || /timed? ?out/i.test(err.message);
+  return err instanceof APIError && err.status === 503;
+}
+
 /** True when the error is (or was caused by) our own abort: the caller must rethrow, not classify. */
 export function isAbort(err: unknown, signal?: AbortSignal): boolean {
   return (

@@ -521,6 +521,12 @@ export interface CallPermit {
   rateLimited(retryAfterMs: number | undefined): void;
   /** Any other failure (nothing learnt about the rate limit). */
   failed(): void;
+  /**
+   * The request timed out or the server said it was overloaded (503): nothing learnt about the
+   * rate limit, but too many requests are in flight for this server (a local server that works one
+   * request at a time queues the rest until they time out), so concurrency is cut as for a 429.
+   */
+  overloaded(): void;
 }
 
 /** The hook the LLM client calls around each HTTP request (src/llm/client.ts). */
@@ -565,6 +571,11 @@ export class RoleLimiter implements CallLimiter {
         once(() => {
           this.rate.release(reservation);
           this.concurrency.release(slot, 'error');
+        }),
+      overloaded: () =>
+        once(() => {
+          this.rate.release(reservation);
+          this.concurrency.release(slot, 'rateLimited');
         }),
     };
   }
