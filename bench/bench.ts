@@ -61,7 +61,7 @@ interface Sizes {
 }
 
 const FULL: Sizes = {
-  sat: { rpm: 600, size: 600, concurrency: 96, poolSize: 40, warmupS: 20, measureS: 120 },
+  sat: { rpm: 600, size: 600, concurrency: 192, poolSize: 40, warmupS: 20, measureS: 120 },
   over: { size: 120, concurrency: 24, poolSize: 12 },
   ceil: { size: 160, concurrency: 32, poolSize: 16 },
 };
