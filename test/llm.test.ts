@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { createLlmClient, createLlmClients } from '../src/llm/client';
 import { classifyLlmError, redact, retryAfterMs } from '../src/llm/errors';
-import { extractJson, responseJsonSchema } from '../src/llm/json';
+import { escapeControlCharsInStrings, extractJson, responseJsonSchema } from '../src/llm/json';
 import { LlmFailure } from '../src/llm/types';
 import { forgetDialects } from '../src/llm/dialect';
 import { resolvedConfigSchema, resolvedRoleSchema, type ResolvedRole } from '../src/schemas/config';
@@ -311,5 +311,21 @@ describe('helpers', () => {
     const clients = createLlmClients(cfg, env);
     expect(clients.target.model).toBe('sim-target');
     expect(clients.judge.role).toBe('judge');
+  });
+});
+
+describe('lenient JSON: raw control characters inside strings', () => {
+  it('escapes line breaks and tabs inside strings, leaves the rest alone', () => {
+    const raw = '{"instruction": "Write a poem.\nMake it rhyme.\tPlease", "n": 2}';
+    expect(extractJson(raw)).toEqual({
+      ok: true,
+      value: { instruction: 'Write a poem.\nMake it rhyme.\tPlease', n: 2 },
+    });
+    expect(escapeControlCharsInStrings('{\n  "a": "x\\"y\nz"\n}')).toBe('{\n  "a": "x\\"y\\nz"\n}');
+  });
+
+  it('still reports JSON that is broken in other ways', () => {
+    const r = extractJson('{"a": "line\nbreak", }');
+    expect(r.ok).toBe(false);
   });
 });

@@ -29,12 +29,48 @@ function balancedEnd(text: string, start: number): number | undefined {
   return undefined;
 }
 
-function tryParse(text: string): Parsed<unknown> {
+function parseOnce(text: string): Parsed<unknown> {
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
   } catch (err) {
     return { ok: false, error: (err as Error).message };
   }
+}
+
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * Small models write line breaks and tabs inside JSON strings as they are (SmolLM2-135M often
+ * does), which JSON forbids. The text means the same with them escaped, so they are escaped
+ * instead of spending a repair call on them; nothing outside strings is touched.
+ */
+export function escapeControlCharsInStrings(text: string): string {
+  let out = '';
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (inString) {
+      if (ch === '\\') {
+        out += ch + (text[i + 1] ?? '');
+        i++;
+        continue;
+      }
+      if (ch === '"') inString = false;
+      else if (ch < ' ') {
+        out += ESCAPES[ch] ?? `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`;
+        continue;
+      }
+    } else if (ch === '"') inString = true;
+    out += ch;
+  }
+  return out;
+}
+
+function tryParse(text: string): Parsed<unknown> {
+  const first = parseOnce(text);
+  if (first.ok || !/control character/i.test(first.error)) return first;
+  const escaped = parseOnce(escapeControlCharsInStrings(text));
+  return escaped.ok ? escaped : first;
 }
 
 export function extractJson(reply: string): Parsed<unknown> {
