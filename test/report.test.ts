@@ -115,6 +115,9 @@ describe('report files', () => {
     expect(html).not.toMatch(/<script|<link |src="http|href="http/);
     // Text from the run is escaped, not interpreted.
     expect(html).toContain('400 &lt;content policy&gt;');
+    // It points at the files beside it (relative links, so the out dir can move).
+    expect(html).toContain('<a href="viewer.html">viewer.html</a>');
+    expect(read('report.md')).toContain('[viewer.html](viewer.html)');
   });
 
   test('README.md is a Hugging Face dataset card pointing at dataset.jsonl', () => {

@@ -262,6 +262,8 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
     `State **${r.state}**. Target size ${r.target_size}; kept **${c.kept}** pairs in ${r.wall_seconds} s ` +
       `(${r.started_at}${r.finished_at ? ` to ${r.finished_at}` : ''}).`,
     '',
+    `The pairs are in [dataset.jsonl](dataset.jsonl); every judged instruction, kept or not, is in [viewer.html](viewer.html).`,
+    '',
     ...(roles
       ? [
           table(

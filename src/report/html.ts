@@ -80,6 +80,7 @@ export function renderReportHtml(r: Report, charts: Chart[]): string {
 <main>
 <h1>codeclm run ${esc(r.run_id)}</h1>
 <p class="sub">State <b class="state-${esc(r.state)}">${esc(r.state)}</b> · started ${esc(r.started_at)}${r.finished_at ? ` · finished ${esc(r.finished_at)}` : ''} · out dir <code>${esc(r.out_dir)}</code></p>
+<p class="note">The pairs are in <a href="dataset.jsonl">dataset.jsonl</a>; every judged instruction, kept or not, is in <a href="viewer.html">viewer.html</a>.</p>
 <div class="cards">
 ${card(`${c.kept} / ${r.target_size}`, 'kept pairs / target size')}
 ${card(c.seeds, 'seeds')}
