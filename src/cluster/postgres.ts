@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ClusterSetupError } from './binaries';
+import { logTail, superviseUntilReady } from '../util/supervise';
 
 /**
  * A private PostgreSQL for the native cluster: the distribution's own server binaries (Debian:
@@ -96,14 +97,6 @@ function chownTree(dir: string, user: OsUser): void {
   }
 }
 
-function tail(file: string, lines = 8): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
 export async function startPostgres(opts: PostgresOptions): Promise<Postgres> {
   const env = opts.env ?? process.env;
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -170,47 +163,22 @@ export async function startPostgres(opts: PostgresOptions): Promise<Postgres> {
     { stdio: ['ignore', out, out], ...asUser, cwd: parent },
   );
   fs.closeSync(out);
-  let ended: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      ended = { code, signal };
-      resolve();
-    });
-    child.once('error', () => {
-      ended ??= { code: null, signal: null };
-      resolve();
-    });
-  });
-  const killOnExit = () => {
-    if (!ended) child.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
-
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
-  for (;;) {
-    const ready = spawnSync(
-      path.join(binDir, 'pg_isready'),
-      ['-h', '127.0.0.1', '-p', String(opts.port), '-q'],
-      {
+  const supervised = await superviseUntilReady(child, {
+    name: 'postgres',
+    logFile,
+    ready: async () =>
+      spawnSync(path.join(binDir, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(opts.port), '-q'], {
         timeout: 5000,
-      },
-    );
-    if (ready.status === 0) break;
-    if (ended) {
-      process.removeListener('exit', killOnExit);
-      throw new ClusterSetupError(
-        `postgres exited (${ended.signal ?? `code ${ended.code}`}) while starting on port ${opts.port}:\n${tail(logFile)}`,
-      );
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      process.removeListener('exit', killOnExit);
-      throw new ClusterSetupError(
-        `postgres did not accept connections on 127.0.0.1:${opts.port} (log ${logFile}):\n${tail(logFile)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+      }).status === 0,
+    where: `127.0.0.1:${opts.port}`,
+    startTimeoutMs: opts.startTimeoutMs ?? 60_000,
+    pollMs: 200,
+    // SIGINT is PostgreSQL's fast shutdown: it rolls back open transactions and exits cleanly.
+    stopSignal: 'SIGINT',
+    stopGraceMs: 15_000,
+    tail: (file) => logTail(file, 8),
+    error: (message) => new ClusterSetupError(message),
+  });
   return {
     host: '127.0.0.1',
     port: opts.port,
@@ -220,14 +188,6 @@ export async function startPostgres(opts: PostgresOptions): Promise<Postgres> {
     logFile,
     binDir,
     process: child,
-    async stop() {
-      if (!ended) {
-        child.kill('SIGINT');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      process.removeListener('exit', killOnExit);
-    },
+    stop: supervised.stop,
   };
 }

@@ -6,6 +6,7 @@ import { msToTs } from '@temporalio/common/lib/time';
 import { temporalAnswers } from '../temporal/devServer';
 import { ClusterSetupError, type ServerBinaries } from './binaries';
 import type { Postgres } from './postgres';
+import { superviseUntilReady, type ProcessExit } from '../util/supervise';
 
 /** The dynamic config the compose recipe mounts; the native cluster reads the same file. */
 export const DYNAMIC_CONFIG_FILE = path.resolve(
@@ -164,10 +165,7 @@ dynamicConfigClient:
 `;
 }
 
-export interface ServerExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
+export type ServerExit = ProcessExit;
 
 export interface ServerProcess {
   address: string;
@@ -228,53 +226,23 @@ export async function startServerProcess(o: {
     { stdio: ['ignore', out, out], cwd: path.dirname(o.configDir) },
   );
   fs.closeSync(out);
-  let ended: ServerExit | undefined;
-  const exited = new Promise<ServerExit>((resolve) => {
-    child.once('exit', (code, signal) => {
-      ended = { code, signal };
-      resolve(ended);
-    });
-    child.once('error', () => {
-      ended ??= { code: null, signal: null };
-      resolve(ended);
-    });
-  });
-  const killOnExit = () => {
-    if (!ended) child.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
   const timeoutMs = o.startTimeoutMs ?? 120_000;
-  const deadline = Date.now() + timeoutMs;
-  while (!(await temporalAnswers(o.address, 1000))) {
-    if (ended) {
-      process.removeListener('exit', killOnExit);
-      throw new ClusterSetupError(
-        `temporal-server exited (${ended.signal ?? `code ${ended.code}`}) while starting (log ${o.logFile}):\n${logTail(o.logFile)}`,
-      );
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      process.removeListener('exit', killOnExit);
-      throw new ClusterSetupError(
-        `temporal-server did not answer on ${o.address} within ${timeoutMs / 1000} s (log ${o.logFile}):\n${logTail(o.logFile)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const supervised = await superviseUntilReady(child, {
+    name: 'temporal-server',
+    logFile: o.logFile,
+    ready: () => temporalAnswers(o.address, 1000),
+    where: o.address,
+    startTimeoutMs: timeoutMs,
+    stopGraceMs: 20_000,
+    tail: logTail,
+    error: (message) => new ClusterSetupError(message),
+  });
   return {
     address: o.address,
     process: child,
-    exited,
+    exited: supervised.exited,
     logFile: o.logFile,
-    async stop() {
-      if (!ended) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      process.removeListener('exit', killOnExit);
-    },
+    stop: supervised.stop,
   };
 }
 

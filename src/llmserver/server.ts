@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../temporal/devServer';
+import { logTail, superviseUntilReady } from '../util/supervise';
 import {
   provisionLlamaServerPython,
   provisionModel,
@@ -42,14 +43,6 @@ export interface LlamaServer {
 
 export const DEFAULT_N_CTX = 8192;
 
-function logTail(file: string, lines = 8): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
 async function modelsAnswer(url: string): Promise<boolean> {
   try {
     const res = await fetch(`${url}/models`, { signal: AbortSignal.timeout(2000) });
@@ -84,38 +77,16 @@ export async function startLlamaServer(opts: LlamaServerOptions): Promise<LlamaS
     env: { ...(opts.env ?? process.env), ...opts.python.env },
   });
   fs.closeSync(out);
-  let exited: string | undefined;
-  const exit = new Promise<void>((resolve) =>
-    child.once('exit', (code, signal) => {
-      exited = signal ? `signal ${signal}` : `code ${code}`;
-      resolve();
-    }),
-  );
-  child.once('error', (err) => (exited = `error ${err.message}`));
-
   const url = `http://127.0.0.1:${port}/v1`;
-  const stop = async () => {
-    if (exited) return;
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exit;
-    clearTimeout(killer);
-  };
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 120_000);
-  while (!(await modelsAnswer(url))) {
-    if (exited) {
-      throw new Error(
-        `llama-cpp-python's server exited (${exited}) before answering at ${url}; log ${opts.logFile}:\n${logTail(opts.logFile)}`,
-      );
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(
-        `llama-cpp-python's server did not answer GET ${url}/models within ${(opts.startTimeoutMs ?? 120_000) / 1000} s; log ${opts.logFile}:\n${logTail(opts.logFile)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  const { stop } = await superviseUntilReady(child, {
+    name: "llama-cpp-python's server",
+    logFile: opts.logFile,
+    ready: () => modelsAnswer(url),
+    where: `${url}/models`,
+    startTimeoutMs: opts.startTimeoutMs ?? 120_000,
+    pollMs: 300,
+    tail: (file) => logTail(file, 8),
+  });
   return { url, port, alias: opts.alias, logFile: opts.logFile, process: child, stop };
 }
 

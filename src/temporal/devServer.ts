@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { provisionTemporalCli } from './provision';
 import { MAX_ID_LENGTH } from '../workflows/ids';
+import { superviseUntilReady, type ProcessExit } from '../util/supervise';
 
 /** The Temporal dev server (from the Temporal CLI), with its state in a SQLite file. */
 export interface DevServerOptions {
@@ -27,10 +28,7 @@ export interface DevServerOptions {
   ownProcessGroup?: boolean;
 }
 
-export interface DevServerExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
+export type DevServerExit = ProcessExit;
 
 export interface DevServer {
   address: string;
@@ -109,14 +107,6 @@ export async function temporalAnswers(address: string, timeoutMs = 3000): Promis
   }
 }
 
-function logTail(logFile: string, lines = 5): string {
-  try {
-    return fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
 /**
  * The history service reads each shard's transfer queue (every workflow task and activity task
  * passes through it on its way to matching) at most 20 times a second by default. The dev server has
@@ -162,40 +152,16 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const child = spawn(binary, args, { stdio: ['ignore', out, out], detached: opts.ownProcessGroup ?? false });
   fs.closeSync(out);
   const address = `127.0.0.1:${port}`;
-  let ended: DevServerExit | undefined;
-  const exited = new Promise<DevServerExit>((resolve) => {
-    child.once('exit', (code, signal) => {
-      ended = { code, signal };
-      resolve(ended);
-    });
-    // A spawn failure (e.g. EACCES) emits 'error' and maybe no 'exit'.
-    child.once('error', () => {
-      ended ??= { code: null, signal: null };
-      resolve(ended);
-    });
+  const supervised = await superviseUntilReady(child, {
+    name: 'Temporal dev server',
+    logFile,
+    ready: () => temporalAnswers(address, 1000),
+    where: address,
+    startTimeoutMs: opts.startTimeoutMs ?? 60_000,
+    pollMs: 200,
+    // SIGTERM when this process goes away without stop(): the dev server then closes its state file.
+    parentExitSignal: 'SIGTERM',
   });
-  // Never leave a server behind when this process goes away without calling stop().
-  const killOnExit = () => {
-    if (!ended) child.kill('SIGTERM');
-  };
-  process.once('exit', killOnExit);
-
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
-  while (!(await temporalAnswers(address, 1000))) {
-    if (ended) {
-      process.removeListener('exit', killOnExit);
-      const how = ended.signal ? `signal ${ended.signal}` : `code ${ended.code}`;
-      throw new Error(`Temporal dev server exited with ${how} while starting:\n${logTail(logFile)}`);
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      process.removeListener('exit', killOnExit);
-      throw new Error(
-        `Temporal dev server did not answer on ${address} within ${opts.startTimeoutMs ?? 60_000} ms (log: ${logFile})`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
   const uiUrl = opts.headless ? undefined : `http://127.0.0.1:${uiPort}`;
   log(
     `codeclm: Temporal dev server on ${address}${uiUrl ? `, Web UI ${uiUrl}` : ''} (state: ${opts.dbFile})`,
@@ -206,15 +172,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     dbFile,
     logFile,
     process: child,
-    exited,
-    async stop() {
-      if (!ended) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      process.removeListener('exit', killOnExit);
-    },
+    exited: supervised.exited,
+    stop: supervised.stop,
   };
 }
