@@ -1,4 +1,6 @@
 import { RateLimiter, type Clock } from '../src/llm/limiter';
+import { rngFrom } from '../src/util/random';
+import { lognormal } from '../src/sim/prng';
 
 /**
  * Pacing at the cap as the server counts it (issue 14), on a fake clock: a model of the simulator's
@@ -46,23 +48,6 @@ async function flush(): Promise<void> {
   for (let i = 0; i < 5; i++) await Promise.resolve();
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function lognormalMs(rand: () => number, mean = 1000, sigma = 0.5): number {
-  const mu = Math.log(mean) - (sigma * sigma) / 2;
-  const z = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-  return Math.exp(mu + sigma * z);
-}
-
 /** The simulator's rule: at most `rpm` admitted in any rolling 60 s; over it, 429 (not counted). */
 class ServerRpmWindow {
   readonly admitted: number[] = [];
@@ -101,7 +86,7 @@ async function run(opts: {
     opts.legacy ? { clock, headroom: 0.03, arrivalMarginMs: 0, serverWindow: false } : { clock },
   );
   const server = new ServerRpmWindow(opts.rpm);
-  const rand = mulberry32(opts.seed);
+  const rand = rngFrom(opts.seed);
   let stop = false;
   let sent = 0;
   let rejected = 0;
@@ -109,7 +94,7 @@ async function run(opts: {
     while (!stop) {
       const r = await limiter.acquire(1);
       sent++;
-      const latency = lognormalMs(rand);
+      const latency = lognormal(1000, rand); // the simulator's latency distribution
       let retryAfter: number | undefined;
       if (opts.countAt === 'arrival') {
         retryAfter = server.admit(clock.now());

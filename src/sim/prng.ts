@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { rngFrom } from '../util/random';
 
 /**
  * Seeded randomness for the simulator. Content choices come from a hash of (seed, request), so the
@@ -13,16 +14,9 @@ export function hash32(...parts: (string | number)[]): number {
   return h.digest().readUInt32BE(0);
 }
 
-/** mulberry32: small, fast, good enough for test data (not for anything secret). */
+/** The project's one seeded generator (src/util/random.ts), for a numeric seed. */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return rngFrom(seed);
 }
 
 /** A uniform [0,1) number fixed by the parts: one independent "coin" per named decision. */
