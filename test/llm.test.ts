@@ -202,6 +202,8 @@ describe('error classification', () => {
     );
     expect(f.type).toBe(LlmFailure.Connection);
     expect(f.message).toMatch(/timed out/);
+    // The server got the request and works it to the end (and bills it): it counts as a call.
+    expect(f.details).toEqual([{ usage: expect.objectContaining({ calls: 1 }) }]);
   });
 
   test('connection refused: retryable LlmConnection', async () => {
@@ -212,6 +214,8 @@ describe('error classification', () => {
       createLlmClient('strong', role({ baseURL: url }), env).structured(encodeTask, encodeSlots),
     );
     expect(f.type).toBe(LlmFailure.Connection);
+    // Nothing reached a server: no call to count.
+    expect(f.details ?? []).toEqual([]);
   });
 
   test('400: non-retryable LlmRejected naming role, model and endpoint; the key never shows', async () => {

@@ -12,6 +12,7 @@ import {
   classifyLlmError,
   invalidOutputFailure,
   isOverload,
+  isTimeout,
   wasMalformedRequest,
   withUsageDetails,
   type LlmErrorContext,
@@ -121,12 +122,13 @@ export function createLlmClient(
       opts.onAccepted?.();
       return { content, finish: choice?.finish_reason ?? null };
     } catch (err) {
-      // The server answered (an HTTP error status): the provider served, and may bill, the request.
-      if (err instanceof APIError && typeof err.status === 'number') {
+      const timedOut = Date.now() - started >= cfg.timeoutMs;
+      // The server answered (an HTTP error status), or the request timed out while the server was
+      // still working on it (it finishes, and bills, what it started): the provider served it.
+      if ((err instanceof APIError && typeof err.status === 'number') || isTimeout(err, timedOut)) {
         usage.calls++;
         opts.onUsage?.(usage);
       }
-      const timedOut = Date.now() - started >= cfg.timeoutMs;
       const failure = classifyLlmError(err, { ...ctx, timedOut }, opts.signal);
       if (failure instanceof ApplicationFailure && failure.type === LlmFailure.RateLimited) {
         permit?.rateLimited(typeof failure.nextRetryDelay === 'number' ? failure.nextRetryDelay : undefined);

@@ -132,9 +132,15 @@ function serverSays(err: APIError, ctx: LlmErrorContext): string {
  * server that answers one request at a time is not handed a queue that times out.
  */
 export function isOverload(err: unknown, timedOut: boolean): boolean {
-  if (err instanceof APIConnectionError)
-    return timedOut || err.name === 'APIConnectionTimeoutError' || /timed? ?out/i.test(err.message);
-  return err instanceof APIError && err.status === 503;
+  return isTimeout(err, timedOut) || (err instanceof APIError && err.status === 503);
+}
+
+/** The request was sent and no answer came within the role's timeout. */
+export function isTimeout(err: unknown, timedOut: boolean): boolean {
+  return (
+    err instanceof APIConnectionError &&
+    (timedOut || err.name === 'APIConnectionTimeoutError' || /timed? ?out/i.test(err.message))
+  );
 }
 
 /** True when the error is (or was caused by) our own abort: the caller must rethrow, not classify. */
