@@ -49,8 +49,10 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      // Every 9th completion: a provider's 401 that quotes the key it was given.
-      if (req.url?.includes('chat/completions') && ++n % 9 === 4) {
+      // Every 9th completion of the run: a provider's 401 that quotes the key it was given. (Not
+      // the preflight check's: a 401 there stops `run` before it starts, by design.)
+      const isCheck = body.includes('This is a connectivity check.');
+      if (req.url?.includes('chat/completions') && !isCheck && ++n % 9 === 4) {
         rejected++;
         const key = auth.replace(/^Bearer /, '');
         res.writeHead(401, { 'content-type': 'application/json' });
