@@ -153,6 +153,36 @@ test('a pair whose one call fails for good: both calls are counted (the judge in
   expect(out.calls).toBe(2);
 });
 
+test('a pair whose two calls both fail for good: both are counted, not only the one passed on', async () => {
+  await script([
+    { status: 400, message: 'first of the pair refused' },
+    { status: 400, message: 'second of the pair refused' },
+  ]);
+  const judge = resolvedRoleSchema.parse({
+    baseURL: sim.url,
+    model: 'sim-judge',
+    apiKeyEnv: 'CODECLM_TEST_KEY',
+    structuredOutput: 'json_schema',
+  });
+  const out = await client.workflow.execute('pairUsageWorkflow', {
+    taskQueue,
+    workflowId: uniqueQueue('pair-both'),
+    args: [
+      {
+        judge,
+        method: methodSchema.parse({}),
+        instruction: 'Plan three days in Lisbon.',
+        answerA: 'Day 1: Alfama. Day 2: Belém. Day 3: Sintra.',
+        answerB: 'It depends.',
+        label: 'accounting pair, both refused',
+      },
+    ],
+  });
+  expect(out).toMatchObject({ ok: false, type: LlmFailure.Rejected });
+  expect(sim.requests().map((r) => r.status)).toEqual([400, 400]);
+  expect(out.calls).toBe(2);
+});
+
 test("a whole run under random faults: report.json's call count equals the requests the simulator served", async () => {
   const faulty = await startSimulator({ port: 0, seed: 3, errorRate: 0.08, malformedRate: 0.15 });
   const w = await startTestWorker('accounting-run', { cache: false });

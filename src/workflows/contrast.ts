@@ -1,7 +1,7 @@
 import { patched } from '@temporalio/workflow';
 import type { MethodConfig, ResolvedConfig, ResolvedRole } from '../schemas/config';
 import type { Usage } from '../schemas/records';
-import { addUsage } from '../schemas/records';
+import { addUsage, usageInFailure } from '../schemas/records';
 import type { JudgeOutput } from '../tasks/judge';
 import type { llmActivities } from './activities';
 
@@ -33,7 +33,12 @@ async function pair<T extends { usage: Usage }>(
   }
   const [a, b] = await Promise.allSettled(calls);
   for (const r of [a, b]) if (r.status === 'fulfilled') addUsage(c.usage, r.value.usage);
-  if (a.status === 'rejected') throw a.reason;
+  // The failure passed on carries its calls to the caller; when both failed, the other one's calls
+  // would be lost with it, so they are counted here.
+  if (a.status === 'rejected') {
+    if (b.status === 'rejected') addUsage(c.usage, usageInFailure(b.reason));
+    throw a.reason;
+  }
   if (b.status === 'rejected') throw b.reason;
   return [a.value, b.value] as const;
 }
