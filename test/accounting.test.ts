@@ -121,15 +121,15 @@ test('invalid output until the attempts run out: the final failure counts all si
   expect(out.calls).toBe(6);
 });
 
-test('a pair whose one call fails for good: both calls are counted (the judge in both orders)', async () => {
-  await script([{ status: 400, message: 'one of the pair refused' }]);
+/** Judges one instruction in both orders through pairUsageWorkflow: what a real pair of calls counts. */
+function judgePair(label: string, answerA: string) {
   const judge = resolvedRoleSchema.parse({
     baseURL: sim.url,
     model: 'sim-judge',
     apiKeyEnv: 'CODECLM_TEST_KEY',
     structuredOutput: 'json_schema',
   });
-  const out = await client.workflow.execute('pairUsageWorkflow', {
+  return client.workflow.execute('pairUsageWorkflow', {
     taskQueue,
     workflowId: uniqueQueue('pair'),
     args: [
@@ -137,12 +137,20 @@ test('a pair whose one call fails for good: both calls are counted (the judge in
         judge,
         method: methodSchema.parse({}),
         instruction: 'Plan three days in Lisbon.',
-        answerA: 'Day 1: Alfama. Day 2: Belém. Day 3: Sintra. Plan three days in Lisbon this way.',
+        answerA,
         answerB: 'It depends.',
-        label: 'accounting pair',
+        label,
       },
     ],
   });
+}
+
+test('a pair whose one call fails for good: both calls are counted (the judge in both orders)', async () => {
+  await script([{ status: 400, message: 'one of the pair refused' }]);
+  const out = await judgePair(
+    'accounting pair',
+    'Day 1: Alfama. Day 2: Belém. Day 3: Sintra. Plan three days in Lisbon this way.',
+  );
   expect(out).toMatchObject({ ok: false, type: LlmFailure.Rejected });
   expect(
     sim
@@ -158,26 +166,7 @@ test('a pair whose two calls both fail for good: both are counted, not only the 
     { status: 400, message: 'first of the pair refused' },
     { status: 400, message: 'second of the pair refused' },
   ]);
-  const judge = resolvedRoleSchema.parse({
-    baseURL: sim.url,
-    model: 'sim-judge',
-    apiKeyEnv: 'CODECLM_TEST_KEY',
-    structuredOutput: 'json_schema',
-  });
-  const out = await client.workflow.execute('pairUsageWorkflow', {
-    taskQueue,
-    workflowId: uniqueQueue('pair-both'),
-    args: [
-      {
-        judge,
-        method: methodSchema.parse({}),
-        instruction: 'Plan three days in Lisbon.',
-        answerA: 'Day 1: Alfama. Day 2: Belém. Day 3: Sintra.',
-        answerB: 'It depends.',
-        label: 'accounting pair, both refused',
-      },
-    ],
-  });
+  const out = await judgePair('accounting pair, both refused', 'Day 1: Alfama. Day 2: Belém. Day 3: Sintra.');
   expect(out).toMatchObject({ ok: false, type: LlmFailure.Rejected });
   expect(sim.requests().map((r) => r.status)).toEqual([400, 400]);
   expect(out.calls).toBe(2);
