@@ -12,7 +12,7 @@ import {
   judgeTask,
   messagesFor,
   rubricsTask,
-  type StructuredTask,
+  type StructuredPrompt,
 } from '../src/tasks';
 import type { Slots } from '../src/tasks/template';
 
@@ -35,7 +35,7 @@ async function post(sim: Simulator, body: unknown, path = '/chat/completions'): 
 }
 
 function jsonSchemaBody(
-  task: StructuredTask<unknown>,
+  task: StructuredPrompt<unknown>,
   slots: Slots,
   model = 'sim-strong',
   temperature = 0.7,
@@ -59,11 +59,11 @@ async function completion(sim: Simulator, body: unknown): Promise<Completion> {
 
 async function structured<O>(
   sim: Simulator,
-  task: StructuredTask<O>,
+  task: StructuredPrompt<O>,
   slots: Slots,
   model?: string,
 ): Promise<O> {
-  const c = await completion(sim, jsonSchemaBody(task as StructuredTask<unknown>, slots, model));
+  const c = await completion(sim, jsonSchemaBody(task as StructuredPrompt<unknown>, slots, model));
   return task.output.parse(JSON.parse(c.choices[0]!.message.content));
 }
 
@@ -117,7 +117,7 @@ describe('simulator over HTTP', () => {
     await control(sim, '/_sim/reset', {});
   });
 
-  test.each([encodeTask, decodeTask, rubricsTask, improveTask, judgeTask] as StructuredTask<unknown>[])(
+  test.each([encodeTask, decodeTask, rubricsTask, improveTask, judgeTask] as StructuredPrompt<unknown>[])(
     'json_schema $name returns schema-valid JSON',
     async (task) => {
       const c = await completion(sim, jsonSchemaBody(task, slotsFor[task.name]!));
@@ -158,7 +158,7 @@ describe('simulator over HTTP', () => {
   });
 
   test('same seed and request give the same reply; another seed may differ', async () => {
-    const body = jsonSchemaBody(decodeTask as StructuredTask<unknown>, {
+    const body = jsonSchemaBody(decodeTask as StructuredPrompt<unknown>, {
       ...slotsFor.codeclm_decode!,
       count: '12',
     });
@@ -232,7 +232,7 @@ describe('simulator over HTTP', () => {
         message: "This model's maximum context length is 8192 tokens",
       },
     ]);
-    const body = jsonSchemaBody(encodeTask as StructuredTask<unknown>, slotsFor.codeclm_encode!);
+    const body = jsonSchemaBody(encodeTask as StructuredPrompt<unknown>, slotsFor.codeclm_encode!);
     const r429 = await post(sim, body);
     expect(r429.status).toBe(429);
     expect(r429.headers.get('retry-after')).toBe('2');

@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { ResolvedRole, RoleName } from '../schemas/config';
 import type { LlmClient, LlmResult } from '../llm/types';
 import type { Slots } from '../tasks/template';
-import type { StructuredTask, TextTask } from '../tasks/task';
+import type { StructuredPrompt, TextPrompt } from '../tasks/task';
 import type { Usage, UsageCell } from '../schemas/records';
 import { failureWithUsage, trackCall } from './attemptUsage';
 import { usageKey } from '../schemas/records';
@@ -58,7 +58,7 @@ async function tracked<T>(
 
 export async function callStructured<O>(
   deps: ActivityDeps,
-  task: StructuredTask<O>,
+  task: StructuredPrompt<O>,
   call: LlmCallInput,
   slots: Slots,
 ): Promise<{ value: O; usage: Usage }> {
@@ -75,7 +75,7 @@ export async function callStructured<O>(
 
 export async function callText(
   deps: ActivityDeps,
-  task: TextTask,
+  task: TextPrompt,
   call: LlmCallInput,
   slots: Slots,
 ): Promise<{ value: string; usage: Usage }> {

@@ -6,14 +6,16 @@ import type { Metadata, Rubric, Seed, Usage } from '../schemas/records';
 import { seedSchema } from '../schemas/records';
 import { runPaths } from '../store/runDir';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../store/files';
-import { encodeTask, normaliseMetadata } from '../tasks/encode';
+import { encodeTask } from '../tasks/encode';
 import { decodeTask } from '../tasks/decode';
 import { rubricsTask } from '../tasks/rubrics';
 import { improveTask } from '../tasks/improve';
 import { answerStrongTask, answerTargetTask } from '../tasks/answer';
 import { judgeTask, type JudgeOutput } from '../tasks/judge';
+import { TaskOutputError, type Note, type StructuredTask, type TextTask } from '../tasks/task';
+import { LlmFailure } from '../llm/types';
 import { loadSeeds } from '../seeds/load';
-import { callStructured, callText, type ActivityDeps } from './deps';
+import { callStructured, callText, type ActivityDeps, type LlmCallInput } from './deps';
 import { allocate, mixAndMatch } from './pool';
 
 // --- Output bounds (issue 8, security/deployment) ---------------------------------------------
@@ -47,6 +49,44 @@ function warnOutsideOrInActivity(message: string): void {
   } catch {
     // not running as an activity (direct calls in tests): nothing to log to
   }
+}
+// ----------------------------------------------------------------------------------------------
+
+// --- Calling a task through its contract (src/tasks/task.ts) ------------------------------------
+// The task renders its slots from a typed input and cleans the reply the LLM boundary parsed. A
+// reply its clean-up rejects fails the item for good: a retry would get the same reply from the LLM
+// cache. Notes (what a clean-up dropped) become warnings prefixed with the call's label.
+type TaskCall = Omit<LlmCallInput, 'role'>;
+function cleanOrFail<I, O>(
+  task: { clean(raw: O, input: I, note: Note): O },
+  raw: O,
+  input: I,
+  label: string,
+): O {
+  try {
+    return task.clean(raw, input, (message) => warnOutsideOrInActivity(`${label}: ${message}`));
+  } catch (err) {
+    if (!(err instanceof TaskOutputError)) throw err;
+    throw ApplicationFailure.nonRetryable(`${label}: ${err.message}`, LlmFailure.InvalidOutput);
+  }
+}
+async function runStructured<I, O>(
+  deps: ActivityDeps,
+  task: StructuredTask<I, O>,
+  input: I,
+  call: TaskCall,
+): Promise<{ value: O; usage: Usage }> {
+  const { value, usage } = await callStructured(deps, task, { ...call, role: task.role }, task.slots(input));
+  return { value: cleanOrFail(task, value, input, call.label), usage };
+}
+async function runText<I>(
+  deps: ActivityDeps,
+  task: TextTask<I>,
+  input: I,
+  call: TaskCall,
+): Promise<{ value: string; usage: Usage }> {
+  const { value, usage } = await callText(deps, task, { ...call, role: task.role }, task.slots(input));
+  return { value: cleanOrFail(task, value, input, call.label), usage };
 }
 // ----------------------------------------------------------------------------------------------
 
@@ -187,22 +227,13 @@ export function createStageActivities(deps: ActivityDeps) {
       if (done) return { ...done, usage: {} };
       const seed = runSeeds(input.outDir)[input.index];
       if (!seed) throw ApplicationFailure.nonRetryable(`no seed at index ${input.index}`, 'InputError');
-      const { value, usage } = await callStructured(
+      const { value, usage } = await runStructured(
         deps,
         encodeTask,
-        {
-          role: 'strong',
-          cfg: input.strong,
-          temperature: input.method.encodeTemperature,
-          label: `encode seed ${seed.id}`,
-        },
-        { instruction: seed.instruction, max_skills: String(input.method.skillsPerSeed) },
+        { instruction: seed.instruction, maxSkills: input.method.skillsPerSeed },
+        { cfg: input.strong, temperature: input.method.encodeTemperature, label: `encode seed ${seed.id}` },
       );
-      const result: EncodeResult = {
-        seedId: seed.id,
-        metadata: normaliseMetadata(value, input.method.skillsPerSeed),
-        usage,
-      };
+      const result: EncodeResult = { seedId: seed.id, metadata: value, usage };
       checkOutput(input, `metadata for seed ${seed.id}`, JSON.stringify(result.metadata).length);
       writeJsonAtomic(file, { seedId: result.seedId, metadata: result.metadata });
       return result;
@@ -223,32 +254,14 @@ export function createStageActivities(deps: ActivityDeps) {
     },
 
     async decodeInstructions(input: DecodeInput): Promise<{ instructions: string[]; usage: Usage }> {
-      const { value, usage } = await callStructured(
+      // Over-long instructions are dropped by the task's clean-up, with a warning (output bound).
+      const { value, usage } = await runStructured(
         deps,
         decodeTask,
-        {
-          role: 'strong',
-          cfg: input.strong,
-          temperature: input.method.decodeTemperature,
-          label: input.label,
-        },
-        {
-          count: String(input.count),
-          use_case: input.metadata.use_case,
-          skills: input.metadata.skills.join(', '),
-          batch: String(input.batch),
-        },
+        { metadata: input.metadata, count: input.count, batch: input.batch, maxChars: maxChars(input) },
+        { cfg: input.strong, temperature: input.method.decodeTemperature, label: input.label },
       );
-      // Fewer than asked is fine (the entry gets fewer); more than asked is cut to the budget.
-      // Over-long instructions are dropped, with a warning (output bound, see checkOutput).
-      const unique = [...new Set(value.instructions.map((s) => s.trim()).filter(Boolean))];
-      const distinct = unique.filter((s) => s.length <= maxChars(input));
-      if (distinct.length < unique.length) {
-        warnOutsideOrInActivity(
-          `${input.label}: dropped ${unique.length - distinct.length} decoded instruction(s) over limits.maxOutputChars (${maxChars(input)})`,
-        );
-      }
-      return { instructions: distinct.slice(0, input.count), usage };
+      return { instructions: value.instructions, usage };
     },
 
     /** Rubrics are written once per pool entry and reused by every instruction and top-up batch. */
@@ -256,61 +269,51 @@ export function createStageActivities(deps: ActivityDeps) {
       const file = runPaths(input.outDir).rubricsFile(input.entry);
       const done = readJson<Rubric[]>(file);
       if (done) return { rubrics: done, usage: {} };
-      const { value, usage } = await callStructured(
+      const { value, usage } = await runStructured(
         deps,
         rubricsTask,
+        { metadata: input.metadata, count: input.method.rubrics },
         {
-          role: 'strong',
           cfg: input.strong,
           temperature: input.method.rubricTemperature,
           label: `rubrics for pool entry ${input.entry}`,
         },
-        {
-          count: String(input.method.rubrics),
-          use_case: input.metadata.use_case,
-          skills: input.metadata.skills.join(', '),
-        },
       );
-      const rubrics = value.rubrics.slice(0, input.method.rubrics);
+      const rubrics = value.rubrics;
       checkOutput(input, `rubrics for pool entry ${input.entry}`, JSON.stringify(rubrics).length);
       writeJsonAtomic(file, rubrics);
       return { rubrics, usage };
     },
 
     async improveInstruction(input: ImproveInput): Promise<{ instruction: string; usage: Usage }> {
-      const { value, usage } = await callStructured(
+      const { value, usage } = await runStructured(
         deps,
         improveTask,
-        {
-          role: 'strong',
-          cfg: input.strong,
-          temperature: input.method.improveTemperature,
-          label: input.label,
-        },
-        { use_case: input.metadata.use_case, action: input.action, instruction: input.instruction },
+        { useCase: input.metadata.use_case, action: input.action, instruction: input.instruction },
+        { cfg: input.strong, temperature: input.method.improveTemperature, label: input.label },
       );
-      checkOutput(input, `improved instruction (${input.label})`, value.instruction.trim().length);
-      return { instruction: value.instruction.trim(), usage };
+      checkOutput(input, `improved instruction (${input.label})`, value.instruction.length);
+      return { instruction: value.instruction, usage };
     },
 
     async answer(input: AnswerInput): Promise<{ text: string; usage: Usage }> {
       const task = input.who === 'strong' ? answerStrongTask : answerTargetTask;
-      const { value, usage } = await callText(
+      const { value, usage } = await runText(
         deps,
         task,
-        { role: input.who, cfg: input.cfg, temperature: input.method.answerTemperature, label: input.label },
         { instruction: input.instruction },
+        { cfg: input.cfg, temperature: input.method.answerTemperature, label: input.label },
       );
       checkOutput(input, `${input.who} answer (${input.label})`, value.length);
       return { text: value, usage };
     },
 
     async judge(input: JudgeInput): Promise<{ scores: JudgeOutput; usage: Usage }> {
-      const { value, usage } = await callStructured(
+      const { value, usage } = await runStructured(
         deps,
         judgeTask,
-        { role: 'judge', cfg: input.judge, temperature: input.method.judgeTemperature, label: input.label },
-        { instruction: input.instruction, answer_a: input.answerA, answer_b: input.answerB },
+        { instruction: input.instruction, answerA: input.answerA, answerB: input.answerB },
+        { cfg: input.judge, temperature: input.method.judgeTemperature, label: input.label },
       );
       checkOutput(input, `judgement (${input.label})`, JSON.stringify(value).length);
       return { scores: value, usage };

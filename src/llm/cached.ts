@@ -1,6 +1,6 @@
 import type { ResolvedRole, RoleName } from '../schemas/config';
 import type { UsageCell } from '../schemas/records';
-import { messagesFor, type StructuredTask, type Task, type TextTask } from '../tasks/task';
+import { messagesFor, type StructuredPrompt, type Prompt, type TextPrompt } from '../tasks/task';
 import type { Slots } from '../tasks/template';
 import { cacheKey, type CacheStore } from '../cache/store';
 import type { CallOptions, LlmClient, LlmResult } from './types';
@@ -27,7 +27,7 @@ export function llmCacheKey(
   role: RoleName,
   cfg: ResolvedRole,
   kind: 'structured' | 'text',
-  task: Task,
+  task: Prompt,
   slots: Slots,
   opts: CallOptions,
 ): string {
@@ -61,7 +61,7 @@ export function withCache(inner: LlmClient, role: RoleName, cfg: ResolvedRole, s
     model: inner.model,
 
     async structured<O>(
-      task: StructuredTask<O>,
+      task: StructuredPrompt<O>,
       slots: Slots,
       opts: CallOptions = {},
     ): Promise<LlmResult<O>> {
@@ -76,7 +76,7 @@ export function withCache(inner: LlmClient, role: RoleName, cfg: ResolvedRole, s
       return result;
     },
 
-    async text(task: TextTask, slots: Slots, opts: CallOptions = {}): Promise<LlmResult<string>> {
+    async text(task: TextPrompt, slots: Slots, opts: CallOptions = {}): Promise<LlmResult<string>> {
       const key = llmCacheKey(role, cfg, 'text', task, slots, opts);
       const hit = store.get<unknown>(key);
       if (hit && typeof hit.value === 'string' && hit.value.trim())

@@ -6,7 +6,7 @@ import type {
 } from 'openai/resources/chat/completions';
 import type { ResolvedConfig, ResolvedRole, RoleName } from '../schemas/config';
 import type { UsageCell } from '../schemas/records';
-import { messagesFor, type ChatMessage, type StructuredTask, type TextTask } from '../tasks/task';
+import { messagesFor, type ChatMessage, type StructuredPrompt, type TextPrompt } from '../tasks/task';
 import type { Slots } from '../tasks/template';
 import {
   classifyLlmError,
@@ -73,7 +73,7 @@ export function createLlmClient(
   const repairAttempts = options.repairAttempts ?? 2;
   const schemas = new Map<string, Record<string, unknown>>();
 
-  function schemaOf(task: StructuredTask<unknown>): Record<string, unknown> {
+  function schemaOf(task: StructuredPrompt<unknown>): Record<string, unknown> {
     let s = schemas.get(task.name);
     if (!s) schemas.set(task.name, (s = responseJsonSchema(task.output)));
     return s;
@@ -182,13 +182,13 @@ export function createLlmClient(
    * remembered for this endpoint and model.
    */
   async function inDialects<O>(
-    task: StructuredTask<O>,
+    task: StructuredPrompt<O>,
     slots: Slots,
     opts: CallOptions,
     usage: UsageCell,
     dialects: readonly StructuredDialect[],
   ): Promise<LlmResult<O>> {
-    const schema = schemaOf(task as StructuredTask<unknown>);
+    const schema = schemaOf(task as StructuredPrompt<unknown>);
     const refusals: string[] = [];
     const taken = (dialect: StructuredDialect) => {
       if (cfg.structuredOutput === 'auto') rememberDialect(cfg.baseURL, cfg.model, dialect);
@@ -227,7 +227,7 @@ export function createLlmClient(
   }
 
   function structuredMessages(
-    task: StructuredTask<unknown>,
+    task: StructuredPrompt<unknown>,
     slots: Slots,
     schema: Record<string, unknown>,
     dialect: StructuredDialect,
@@ -243,7 +243,7 @@ export function createLlmClient(
     return base;
   }
 
-  function checkStructured<O>(task: StructuredTask<O>, reply: Reply): Verdict<O> {
+  function checkStructured<O>(task: StructuredPrompt<O>, reply: Reply): Verdict<O> {
     if (reply.finish === 'length') return { ok: false, ...truncated('JSON object') };
     const parsed = parseStructured(task.output, reply.content);
     if (parsed.ok) return parsed;
@@ -264,7 +264,7 @@ export function createLlmClient(
     model: cfg.model,
 
     async structured<O>(
-      task: StructuredTask<O>,
+      task: StructuredPrompt<O>,
       slots: Slots,
       opts: CallOptions = {},
     ): Promise<LlmResult<O>> {
@@ -285,7 +285,7 @@ export function createLlmClient(
       }
     },
 
-    async text(task: TextTask, slots: Slots, opts: CallOptions = {}): Promise<LlmResult<string>> {
+    async text(task: TextPrompt, slots: Slots, opts: CallOptions = {}): Promise<LlmResult<string>> {
       const usage: UsageCell = { calls: 0, promptTokens: 0, completionTokens: 0 };
       const check = (reply: Reply): Verdict<string> => {
         // A cut-off answer would teach the target to stop mid-sentence: never kept silently.

@@ -1,5 +1,5 @@
 import type { Slots } from '../tasks/template';
-import type { StructuredTask, TextTask } from '../tasks/task';
+import type { StructuredPrompt, TextPrompt } from '../tasks/task';
 import type { UsageCell } from '../schemas/records';
 
 /**
@@ -25,8 +25,8 @@ export interface LlmResult<T> {
 export interface LlmClient {
   readonly role: string;
   readonly model: string;
-  structured<O>(task: StructuredTask<O>, slots: Slots, opts?: CallOptions): Promise<LlmResult<O>>;
-  text(task: TextTask, slots: Slots, opts?: CallOptions): Promise<LlmResult<string>>;
+  structured<O>(task: StructuredPrompt<O>, slots: Slots, opts?: CallOptions): Promise<LlmResult<O>>;
+  text(task: TextPrompt, slots: Slots, opts?: CallOptions): Promise<LlmResult<string>>;
 }
 
 export type LlmClients = Record<'strong' | 'target' | 'judge', LlmClient>;

@@ -1,4 +1,4 @@
-import { decodeTask, encodeTask, improveTask, judgeTask, rubricsTask, type StructuredTask } from '../tasks';
+import { decodeTask, encodeTask, improveTask, judgeTask, rubricsTask, type StructuredPrompt } from '../tasks';
 import { match, type Slots } from '../tasks/template';
 import { checkTask } from '../tasks/check';
 
@@ -7,14 +7,14 @@ import { checkTask } from '../tasks/check';
  * first user message is matched against each task's template (src/tasks), so the simulator reads
  * the very prompts the pipeline renders and never keeps its own copy of them.
  */
-export const structuredTasks: StructuredTask<unknown>[] = [
+export const structuredTasks: StructuredPrompt<unknown>[] = [
   encodeTask,
   decodeTask,
   rubricsTask,
   improveTask,
   judgeTask,
   checkTask,
-] as StructuredTask<unknown>[];
+] as StructuredPrompt<unknown>[];
 
 export interface ChatBodyMessage {
   role: string;
@@ -23,7 +23,7 @@ export interface ChatBodyMessage {
 
 export interface Recognised {
   /** undefined: a free-text answer request. */
-  task?: StructuredTask<unknown>;
+  task?: StructuredPrompt<unknown>;
   /** The template's slot values; undefined when the schema name was known but the prompt was not ours. */
   slots?: Slots;
   /** For logs: the task name, or "answer". */

@@ -9,7 +9,7 @@ import type { StructuredTask } from './task';
 export const checkOutput = z.object({ ok: z.boolean() });
 export type CheckOutput = z.infer<typeof checkOutput>;
 
-export const checkTask: StructuredTask<CheckOutput> = {
+export const checkTask: StructuredTask<void, CheckOutput> = {
   kind: 'structured',
   name: 'codeclm_check',
   stage: 'check',
@@ -17,4 +17,6 @@ export const checkTask: StructuredTask<CheckOutput> = {
   output: checkOutput,
   system: 'You answer with a single JSON object and nothing else.',
   user: 'This is a connectivity check. Reply with the JSON object {"ok": true}.',
+  slots: () => ({}),
+  clean: (raw) => raw,
 };

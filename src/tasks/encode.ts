@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { normalisePhrase, type StructuredTask } from './task';
+import { normalisePhrase, TaskOutputError, type StructuredTask } from './task';
 
 /** Encode: seed instruction -> metadata (one use case, at most K skills). docs/method.md section 1. */
 export const encodeOutput = z.object({
@@ -8,7 +8,14 @@ export const encodeOutput = z.object({
 });
 export type EncodeOutput = z.infer<typeof encodeOutput>;
 
-export const encodeTask: StructuredTask<EncodeOutput> = {
+export interface EncodeTaskInput {
+  /** The seed instruction to label. */
+  instruction: string;
+  /** method.skillsPerSeed: the K of "at most K skills". */
+  maxSkills: number;
+}
+
+export const encodeTask: StructuredTask<EncodeTaskInput, EncodeOutput> = {
   kind: 'structured',
   name: 'codeclm_encode',
   stage: 'encode',
@@ -27,6 +34,18 @@ export const encodeTask: StructuredTask<EncodeOutput> = {
     '- skills: at most {{max_skills}} skills, each a noun phrase of two or three words naming an ability ' +
     'the answer needs (an ability, not a topic).\n\n' +
     '<instruction>\n{{instruction}}\n</instruction>',
+  slots: (input) => ({ instruction: input.instruction, max_skills: String(input.maxSkills) }),
+  clean(raw, input) {
+    const metadata = normaliseMetadata(raw, input.maxSkills);
+    // A label made only of punctuation normalises to nothing: better a failed seed than an empty pool entry.
+    if (!metadata.use_case) {
+      throw new TaskOutputError(encodeTask.name, 'use_case', 'nothing left after normalising');
+    }
+    if (metadata.skills.length === 0) {
+      throw new TaskOutputError(encodeTask.name, 'skills', 'no skill left after normalising');
+    }
+    return metadata;
+  },
 };
 
 /** Normalise case and spacing, drop duplicates, and cap the skills at `maxSkills`. */

@@ -5,3 +5,4 @@ export * from './rubrics';
 export * from './improve';
 export * from './answer';
 export * from './judge';
+export * from './check';

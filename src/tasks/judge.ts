@@ -11,7 +11,14 @@ export const judgeOutput = z.object({
 });
 export type JudgeOutput = z.infer<typeof judgeOutput>;
 
-export const judgeTask: StructuredTask<JudgeOutput> = {
+export interface JudgeTaskInput {
+  instruction: string;
+  /** The answer shown first; the caller swaps the answers for the second order. */
+  answerA: string;
+  answerB: string;
+}
+
+export const judgeTask: StructuredTask<JudgeTaskInput, JudgeOutput> = {
   kind: 'structured',
   name: 'codeclm_judge',
   stage: 'judge',
@@ -26,6 +33,9 @@ export const judgeTask: StructuredTask<JudgeOutput> = {
     '<instruction>\n{{instruction}}\n</instruction>\n\n' +
     '<answer_a>\n{{answer_a}}\n</answer_a>\n\n' +
     '<answer_b>\n{{answer_b}}\n</answer_b>',
+  slots: (input) => ({ instruction: input.instruction, answer_a: input.answerA, answer_b: input.answerB }),
+  // The schema already bounds both scores to 1-10; they are kept exact for the averaging below.
+  clean: (raw) => raw,
 };
 
 /** Average each answer's scores over both orders: first call has strong as A, second has strong as B. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Metadata } from '../schemas/records';
 import type { StructuredTask } from './task';
 
 /** Self-Rubrics, part 1: per metadata, rubrics of difficulty and one action per rubric. docs/method.md section 4. */
@@ -7,7 +8,13 @@ export const rubricsOutput = z.object({
 });
 export type RubricsOutput = z.infer<typeof rubricsOutput>;
 
-export const rubricsTask: StructuredTask<RubricsOutput> = {
+export interface RubricsTaskInput {
+  metadata: Metadata;
+  /** method.rubrics: how many rubrics to ask for; more are cut. */
+  count: number;
+}
+
+export const rubricsTask: StructuredTask<RubricsTaskInput, RubricsOutput> = {
   kind: 'structured',
   name: 'codeclm_rubrics',
   stage: 'rubrics',
@@ -22,4 +29,12 @@ export const rubricsTask: StructuredTask<RubricsOutput> = {
     'and for each rubric one concrete action that rewrites an instruction to meet that criterion. ' +
     'Write each action as an imperative sentence that starts with a verb and says exactly what to ' +
     'add to or change in the instruction.',
+  slots: (input) => ({
+    count: String(input.count),
+    use_case: input.metadata.use_case,
+    skills: input.metadata.skills.join(', '),
+  }),
+  // Texts are kept as written: an action is rendered into the improve prompt, whose text keys the
+  // LLM cache, so trimming it now would miss every cached improve call of earlier runs.
+  clean: (raw, input) => ({ rubrics: raw.rubrics.slice(0, input.count) }),
 };
