@@ -1,34 +1,30 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { estimateTokens, generate } from './generate';
+import { parseScript, RpmWindow, scriptMatches, type MalformedKind, type ScriptItem } from './faults';
+import { hash32, prng, requestLatencyMs, unit } from './prng';
+import { refusalFor, type SimDialect } from './dialects';
+import { completionObject, readChatRequest, replyFor } from './completion';
+import { errorBody, errorKind, HttpError, parseJson, readRaw } from './errors';
 import {
-  malform,
-  parseScript,
-  RpmWindow,
-  scriptMatches,
-  truncate,
-  type MalformedKind,
-  type ScriptItem,
-} from './faults';
-import { hash32, prng, requestLatencyMs } from './prng';
-import { recognise, type ChatBodyMessage } from './recognise';
-import {
-  honoursSchema,
-  readResponseFormat,
-  refusalFor,
-  type ResponseFormatSeen,
-  type SimDialect,
-} from './dialects';
-import { fitsSchema, valueForSchema } from './schemaValue';
-import type { Generated } from './generate';
+  BatchStore,
+  MAX_BATCH_FILE_BYTES,
+  type BatchStats,
+  type FileStats,
+  type LineAnswer,
+  type SimBatchOptions,
+} from './batches';
 
 /**
  * The offline OpenAI-compatible simulator: a real HTTP server for the Chat Completions subset the
- * project uses. It is a test, benchmark and demo backend, never a model: every reply says so in
- * system_fingerprint "codeclm-sim" and the x-codeclm-simulator header.
+ * project uses, and OpenAI's Files + Batch API for it. It is a test, benchmark and demo backend,
+ * never a model: every reply says so in system_fingerprint "codeclm-sim" and the
+ * x-codeclm-simulator header.
  *
  * Endpoints: POST /v1/chat/completions (and /chat/completions), GET /v1/models (and /models);
- * control: POST /_sim/script, GET /_sim/requests, GET /_sim/stats, POST /_sim/reset.
+ * POST/GET /v1/files, GET/DELETE /v1/files/{id}, GET /v1/files/{id}/content; POST/GET /v1/batches,
+ * GET /v1/batches/{id}, POST /v1/batches/{id}/cancel (src/sim/batches.ts);
+ * control: POST /_sim/script, GET /_sim/requests, GET /_sim/stats, POST /_sim/reset,
+ * POST /_sim/batch-faults, POST /_sim/batches/{id}/expire.
  */
 export interface SimulatorOptions {
   /** 0 (the default) picks a free port. */
@@ -53,7 +49,22 @@ export interface SimulatorOptions {
   apiKey?: string;
   /** When set, /v1/models lists these and a chat request for any other model gets 404 model_not_found. */
   models?: string[];
+  /** The Batch API's knobs: completion delay, partial failures, expiry and validation failures on demand. */
+  batch?: SimBatchOptions;
+  /** Keeps files and batches (and their counts) across a restart of the simulator. */
+  stateDir?: string;
+  /** List prices per million tokens, for the cost in the stats (batch: `batchRatio` of online, default 0.5). */
+  prices?: SimPrices;
 }
+
+export interface SimPrices {
+  inputPerMTok?: number;
+  outputPerMTok?: number;
+  batchRatio?: number;
+}
+
+/** The simulator's default list prices, USD per million tokens (a batch costs half). */
+export const DEFAULT_SIM_PRICES = { inputPerMTok: 1, outputPerMTok: 4, batchRatio: 0.5 };
 
 export interface SimRequestLog {
   time: string;
@@ -68,13 +79,31 @@ export interface SimRequestLog {
 }
 
 export interface SimStats {
+  /** Online chat completions (the Batch API's lines are in `batch`). */
   requests: number;
   byStatus: Record<string, number>;
   byTask: Record<string, number>;
   faults: Record<string, number>;
   promptTokens: number;
   completionTokens: number;
+  /** Batches created (each POST /v1/batches that was accepted) and the lines they answered. */
+  batch: BatchStats;
+  files: FileStats;
+  prices: {
+    online: { inputPerMTok: number; outputPerMTok: number };
+    batch: { inputPerMTok: number; outputPerMTok: number };
+  };
+  /** USD at those prices: tokens answered online and in batches. */
+  cost: { online: number; batch: number; total: number };
 }
+
+/** The online counters (SimStats without the Batch API's part). */
+type OnlineStats = Pick<
+  SimStats,
+  'requests' | 'byStatus' | 'byTask' | 'faults' | 'promptTokens' | 'completionTokens'
+>;
+
+const MALFORMED_KINDS: readonly MalformedKind[] = ['broken', 'fenced', 'chatty'];
 
 export interface Simulator {
   /** Base URL ending in /v1: give it to the openai SDK as baseURL. */
@@ -89,38 +118,11 @@ const MAX_BODY = 20 * 1024 * 1024;
 const LOG_CAP = 50_000;
 /** Distinct request bodies remembered for latency draws (forgotten all at once beyond this). */
 const SEEN_CAP = 200_000;
+/** An upload may carry a whole batch file (200 MB) and its multipart framing. */
+const MAX_UPLOAD = MAX_BATCH_FILE_BYTES + 1024 * 1024;
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly type = 'invalid_request_error',
-    readonly code: string | null = null,
-  ) {
-    super(message);
-  }
-}
-
-function readBody(req: http.IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) reject(new HttpError(413, 'request body too large'));
-      else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new HttpError(400, 'request body is not valid JSON');
-  }
+async function readBody(req: http.IncomingMessage): Promise<string> {
+  return (await readRaw(req, MAX_BODY)).toString('utf8');
 }
 
 function send(
@@ -134,26 +136,41 @@ function send(
   res.end(text);
 }
 
-function errorBody(status: number, message: string, type: string, code: string | null): unknown {
-  return { error: { message, type, param: null, code } };
+/** A multipart/form-data upload (what the SDKs send to POST /v1/files), read with the fetch API's parser. */
+async function readUpload(
+  req: http.IncomingMessage,
+): Promise<{ filename: string; purpose: string; content: Buffer }> {
+  const type = req.headers['content-type'] ?? '';
+  if (!type.startsWith('multipart/form-data'))
+    throw new HttpError(
+      400,
+      `expected a multipart/form-data upload (file, purpose), got content-type '${type}'`,
+    );
+  const raw = await readRaw(req, MAX_UPLOAD);
+  let form: FormData;
+  try {
+    form = await new Request('http://sim/upload', {
+      method: 'POST',
+      headers: { 'content-type': type },
+      body: raw,
+    }).formData();
+  } catch (err) {
+    throw new HttpError(400, `could not read the multipart upload: ${(err as Error).message}`);
+  }
+  const file = form.get('file');
+  const purpose = form.get('purpose');
+  if (typeof purpose !== 'string' || !purpose)
+    throw new HttpError(
+      400,
+      "Missing required parameter: 'purpose'.",
+      'invalid_request_error',
+      null,
+      'purpose',
+    );
+  if (!file || typeof file === 'string')
+    throw new HttpError(400, "Missing required parameter: 'file'.", 'invalid_request_error', null, 'file');
+  return { filename: file.name || 'upload', purpose, content: Buffer.from(await file.arrayBuffer()) };
 }
-
-const ERROR_KIND: Record<number, { type: string; code: string | null; message: string }> = {
-  400: { type: 'invalid_request_error', code: null, message: 'simulated bad request' },
-  401: {
-    type: 'invalid_request_error',
-    code: 'invalid_api_key',
-    message: 'simulated authentication failure',
-  },
-  404: { type: 'invalid_request_error', code: 'model_not_found', message: 'simulated unknown model' },
-  429: { type: 'requests', code: 'rate_limit_exceeded', message: 'simulated rate limit: slow down' },
-  500: { type: 'server_error', code: null, message: 'simulated internal server error' },
-  503: {
-    type: 'server_error',
-    code: 'service_unavailable',
-    message: 'simulated overload: service unavailable',
-  },
-};
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -164,7 +181,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   let faultRand = prng(hash32(seed, 'faults'));
   let script: ScriptItem[] = [];
   let log: SimRequestLog[] = [];
-  let stats: SimStats = emptyStats();
+  let stats: OnlineStats = emptyStats();
   const window = new RpmWindow(opts.rpm);
   const sockets = new Set<import('node:net').Socket>();
   // How often each request body was seen: a repeated request (a retry) draws a fresh latency.
@@ -184,7 +201,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     return requestLatencyMs(opts.latencyMs, key, nth);
   }
 
-  function emptyStats(): SimStats {
+  function emptyStats(): OnlineStats {
     return { requests: 0, byStatus: {}, byTask: {}, faults: {}, promptTokens: 0, completionTokens: 0 };
   }
 
@@ -201,34 +218,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
   async function chat(req: http.IncomingMessage, res: http.ServerResponse, started: number): Promise<void> {
     const raw = await readBody(req);
-    const body = parseJson(raw) as Record<string, unknown>;
-    if (!body || typeof body !== 'object') throw new HttpError(400, 'request body must be a JSON object');
-    const model = body.model;
-    const messages = body.messages;
-    if (typeof model !== 'string' || !model) throw new HttpError(400, "'model' is required");
-    if (opts.models && !opts.models.includes(model))
-      throw new HttpError(
-        404,
-        `The model \`${model}\` does not exist`,
-        'invalid_request_error',
-        'model_not_found',
-      );
-    if (!Array.isArray(messages) || messages.length === 0)
-      throw new HttpError(400, "'messages' must be a non-empty list");
-    const temperature = typeof body.temperature === 'number' ? body.temperature : 1;
-    const maxTokens =
-      typeof body.max_tokens === 'number'
-        ? body.max_tokens
-        : typeof body.max_completion_tokens === 'number'
-          ? body.max_completion_tokens
-          : undefined;
-    const rf = readResponseFormat(body.response_format);
-    const format = rf.kind === 'none' ? {} : { format: rf.kind };
-    const rec = recognise(messages as ChatBodyMessage[], rf.kind === 'json_schema' ? rf.name : undefined);
+    const body = parseJson(raw);
+    const chatReq = readChatRequest(body, opts.models);
+    const { model, format, rec } = chatReq;
 
     // A request shape this dialect's server refuses is refused before anything else happens, as a
     // server's request validation does (no script item, fault draw or latency spent on it).
-    const refusal = refusalFor(dialect, rf, body.response_format);
+    const refusal = refusalFor(dialect, chatReq.rf, (body as { response_format?: unknown }).response_format);
     if (refusal) {
       record({
         time: new Date(started).toISOString(),
@@ -290,11 +286,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       fault: string,
       extra: { retryAfter?: number; retryAfterMs?: number; code?: string; message?: string } = {},
     ) => {
-      const kind = ERROR_KIND[status] ?? {
-        type: status >= 500 ? 'server_error' : 'invalid_request_error',
-        code: null,
-        message: `simulated HTTP ${status}`,
-      };
+      const kind = errorKind(status);
       const headers: Record<string, string> = {};
       if (extra.retryAfterMs !== undefined) headers['retry-after-ms'] = String(extra.retryAfterMs);
       if (extra.retryAfter !== undefined) headers['retry-after'] = String(extra.retryAfter);
@@ -323,73 +315,147 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       return fail(status, `random:${status}`, status === 429 ? { retryAfter: 1 } : {});
     }
 
-    const gen = inFormat(
-      generate(seed, model, temperature, messages as ChatBodyMessage[], rec, {
-        repeats: opts.repeats,
-      }),
-      rf,
+    const reply = replyFor(
+      seed,
       dialect,
-      () => prng(hash32(seed, 'schema', raw)),
-    );
-    let content = scripted?.content ?? gen.content;
-    let finish = 'stop';
-    let fault: string | undefined = scripted ? 'scripted' : undefined;
-    const malformedKind: MalformedKind | undefined =
-      scripted?.malformed ??
-      (!scripted && gen.json && draws.malformed < (opts.malformedRate ?? 0)
-        ? (['broken', 'fenced', 'chatty'] as const)[Math.floor(draws.malformedKind * 3)]
-        : undefined);
-    if (malformedKind) {
-      content = malform(content, malformedKind);
-      fault = `malformed:${malformedKind}`;
-    }
-    const maxChars = maxTokens !== undefined ? maxTokens * 4 : undefined;
-    const isRepair = (messages as ChatBodyMessage[]).some((m) => m.role === 'assistant');
-    if (maxChars !== undefined && content.length > maxChars && isRepair && !gen.json && !scripted) {
-      // Asked again after a cut-off answer: reply with whole sentences that fit, like a model told to be brief.
-      content = shorten(content, maxChars);
-    }
-    if (scripted?.truncate || (!scripted && draws.truncate < (opts.truncateRate ?? 0))) {
-      content = truncate(content);
-      finish = 'length';
-      fault = scripted ? 'scripted:truncate' : 'random:truncate';
-    } else if (maxChars !== undefined && content.length > maxChars) {
-      content = truncate(content, maxChars);
-      finish = 'length';
-      fault = 'max_tokens';
-    }
-    const promptTokens = estimateTokens(
-      (messages as ChatBodyMessage[])
-        .map((m) => (typeof m.content === 'string' ? m.content : JSON.stringify(m.content)))
-        .join('\n'),
-    );
-    const completionTokens = estimateTokens(content);
-    record(logEntry(200, fault), promptTokens, completionTokens);
-    send(res, 200, {
-      id: `chatcmpl-sim-${hash32(seed, started, stats.requests).toString(16)}`,
-      object: 'chat.completion',
-      created: Math.floor(started / 1000),
-      model,
-      system_fingerprint: 'codeclm-sim',
-      choices: [
-        {
-          index: 0,
-          message: { role: 'assistant', content, refusal: null },
-          logprobs: null,
-          finish_reason: finish,
-        },
-      ],
-      usage: {
-        prompt_tokens: promptTokens,
-        completion_tokens: completionTokens,
-        total_tokens: promptTokens + completionTokens,
+      chatReq,
+      { repeats: opts.repeats },
+      {
+        scripted,
+        malformed:
+          draws.malformed < (opts.malformedRate ?? 0)
+            ? MALFORMED_KINDS[Math.floor(draws.malformedKind * 3)]
+            : undefined,
+        truncate: draws.truncate < (opts.truncateRate ?? 0),
       },
-    });
+    );
+    record(logEntry(200, reply.fault), reply.promptTokens, reply.completionTokens);
+    send(
+      res,
+      200,
+      completionObject(
+        `chatcmpl-sim-${hash32(seed, started, stats.requests).toString(16)}`,
+        started,
+        model,
+        reply,
+      ),
+    );
+  }
+
+  /**
+   * One line of a batch, answered by the online generator (so a request gets the same reply either
+   * way). Random malformed and truncated replies are drawn from the request itself, since a
+   * batch's lines have no arrival order; the online error rate and rpm cap do not apply.
+   */
+  function answerLine(body: unknown, id: string): LineAnswer {
+    const chatReq = readChatRequest(body, opts.models);
+    const draw = (what: string) => unit(seed, 'batch', what, chatReq.key);
+    const reply = replyFor(
+      seed,
+      dialect,
+      chatReq,
+      { repeats: opts.repeats },
+      {
+        malformed:
+          draw('malformed') < (opts.malformedRate ?? 0)
+            ? MALFORMED_KINDS[Math.floor(draw('malformed-kind') * 3)]
+            : undefined,
+        truncate: draw('truncate') < (opts.truncateRate ?? 0),
+      },
+    );
+    return {
+      status: 200,
+      body: completionObject(id, Date.now(), chatReq.model, reply),
+      promptTokens: reply.promptTokens,
+      completionTokens: reply.completionTokens,
+    };
+  }
+
+  /** A line the online endpoint would refuse gets that refusal as its response. */
+  function precheckLine(body: unknown): { status: number; body: unknown } | undefined {
+    try {
+      const chatReq = readChatRequest(body, opts.models);
+      return refusalFor(dialect, chatReq.rf, (body as { response_format?: unknown }).response_format);
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      return { status: err.status, body: errorBody(err.status, err.message, err.type, err.code, err.param) };
+    }
+  }
+
+  const batches = new BatchStore({
+    ...opts.batch,
+    seed,
+    stateDir: opts.stateDir,
+    answer: answerLine,
+    precheck: precheckLine,
+  });
+  const prices = {
+    online: {
+      inputPerMTok: opts.prices?.inputPerMTok ?? DEFAULT_SIM_PRICES.inputPerMTok,
+      outputPerMTok: opts.prices?.outputPerMTok ?? DEFAULT_SIM_PRICES.outputPerMTok,
+    },
+    batch: { inputPerMTok: 0, outputPerMTok: 0 },
+  };
+  const ratio = opts.prices?.batchRatio ?? DEFAULT_SIM_PRICES.batchRatio;
+  prices.batch = {
+    inputPerMTok: prices.online.inputPerMTok * ratio,
+    outputPerMTok: prices.online.outputPerMTok * ratio,
+  };
+
+  function allStats(): SimStats {
+    const { batch, files } = batches.stats();
+    const usd = (p: { inputPerMTok: number; outputPerMTok: number }, input: number, output: number) =>
+      (input * p.inputPerMTok + output * p.outputPerMTok) / 1e6;
+    const online = usd(prices.online, stats.promptTokens, stats.completionTokens);
+    const inBatch = usd(prices.batch, batch.promptTokens, batch.completionTokens);
+    return {
+      ...structuredClone(stats),
+      batch,
+      files,
+      prices: structuredClone(prices),
+      cost: { online, batch: inBatch, total: online + inBatch },
+    };
+  }
+
+  /** POST/GET /v1/files..., /v1/batches...: the Files and Batch API. */
+  async function filesAndBatches(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    route: string,
+    query: URLSearchParams,
+  ): Promise<boolean> {
+    const m = req.method;
+    let match: RegExpMatchArray | null;
+    if (route === '/files' && m === 'POST') {
+      const up = await readUpload(req);
+      send(res, 200, batches.uploadFile(up.filename, up.purpose, up.content));
+    } else if (route === '/files' && m === 'GET') send(res, 200, batches.listFiles(query));
+    else if ((match = route.match(/^\/files\/([^/]+)\/content$/)) && m === 'GET') {
+      const content = batches.fileContent(decodeURIComponent(match[1]!));
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': String(content.length),
+        'x-codeclm-simulator': '1',
+      });
+      res.end(content);
+    } else if ((match = route.match(/^\/files\/([^/]+)$/)) && m === 'GET')
+      send(res, 200, batches.getFile(decodeURIComponent(match[1]!)));
+    else if ((match = route.match(/^\/files\/([^/]+)$/)) && m === 'DELETE')
+      send(res, 200, batches.deleteFile(decodeURIComponent(match[1]!)));
+    else if (route === '/batches' && m === 'POST')
+      send(res, 200, batches.createBatch(parseJson(await readBody(req))));
+    else if (route === '/batches' && m === 'GET') send(res, 200, batches.listBatches(query));
+    else if ((match = route.match(/^\/batches\/([^/]+)$/)) && m === 'GET')
+      send(res, 200, batches.getBatch(decodeURIComponent(match[1]!)));
+    else if ((match = route.match(/^\/batches\/([^/]+)\/cancel$/)) && m === 'POST')
+      send(res, 200, batches.cancelBatch(decodeURIComponent(match[1]!)));
+    else return false;
+    return true;
   }
 
   async function control(req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<void> {
     if (req.method === 'GET' && path === '/_sim/requests') return send(res, 200, log);
-    if (req.method === 'GET' && path === '/_sim/stats') return send(res, 200, stats);
+    if (req.method === 'GET' && path === '/_sim/stats') return send(res, 200, allStats());
     if (req.method === 'POST' && path === '/_sim/script') {
       let items: ScriptItem[];
       try {
@@ -400,6 +466,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       script.push(...items);
       return send(res, 200, { queued: script.length });
     }
+    if (req.method === 'POST' && path === '/_sim/batch-faults')
+      return send(res, 200, { pending: batches.addFaults(parseJson(await readBody(req))) });
+    const expire = path.match(/^\/_sim\/batches\/([^/]+)\/expire$/);
+    if (req.method === 'POST' && expire)
+      return send(res, 200, batches.expireNow(decodeURIComponent(expire[1]!)));
     if (req.method === 'POST' && path === '/_sim/reset') {
       script = [];
       log = [];
@@ -407,6 +478,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       window.reset();
       faultRand = prng(hash32(seed, 'faults'));
       seen = new Map();
+      batches.reset();
       return send(res, 200, { reset: true });
     }
     throw new HttpError(404, `no such simulator control endpoint: ${req.method} ${path}`);
@@ -414,7 +486,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
   const server = http.createServer((req, res) => {
     const started = Date.now();
-    const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '');
+    const [rawPath, rawQuery] = (req.url ?? '/').split('?');
+    const path = rawPath!.replace(/\/+$/, '');
     const handle = async () => {
       if (opts.apiKey && !path.startsWith('/_sim/') && req.headers.authorization !== `Bearer ${opts.apiKey}`)
         throw new HttpError(401, 'Incorrect API key provided', 'invalid_request_error', 'invalid_api_key');
@@ -432,6 +505,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         });
       }
       if (path.startsWith('/_sim/')) return control(req, res, path);
+      const route = path.replace(/^\/v1(?=\/)/, '');
+      if (await filesAndBatches(req, res, route, new URLSearchParams(rawQuery ?? ''))) return;
       throw new HttpError(
         404,
         `unknown endpoint ${req.method} ${path} (this is the codeclm offline simulator)`,
@@ -443,7 +518,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         err instanceof HttpError
           ? err
           : new HttpError(500, `simulator error: ${(err as Error).message}`, 'server_error');
-      send(res, e.status, errorBody(e.status, e.message, e.type, e.code));
+      send(res, e.status, errorBody(e.status, e.message, e.type, e.code, e.param));
     });
   });
   server.on('connection', (s) => {
@@ -461,7 +536,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     url: `http://${urlHost}:${port}/v1`,
     port,
     requests: () => [...log],
-    stats: () => structuredClone(stats),
+    stats: allStats,
     close: () =>
       new Promise<void>((resolve) => {
         // Keep-alive sockets would hold close() open; this is a test server, so cut them.
@@ -469,35 +544,4 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         server.close(() => resolve());
       }),
   };
-}
-
-/**
- * The reply in the shape the request asked for. A schema the dialect enforces gets JSON valid
- * against it: the recognised task's reply if it fits, otherwise a value generated from the schema
- * (src/sim/schemaValue.ts), so any client's schema is honoured. JSON mode gets a JSON object.
- */
-function inFormat(
-  gen: Generated,
-  rf: ResponseFormatSeen,
-  dialect: SimDialect,
-  rand: () => () => number,
-): Generated {
-  if (rf.schema && honoursSchema(dialect, rf)) {
-    if (gen.json && fitsSchema(JSON.parse(gen.content), rf.schema)) return gen;
-    return { content: JSON.stringify(valueForSchema(rf.schema, rand())), json: true };
-  }
-  if ((rf.kind === 'json_object' || rf.kind === 'json_object_schema') && !gen.json)
-    return { content: JSON.stringify({ response: gen.content }), json: true };
-  return gen;
-}
-
-function shorten(text: string, maxChars: number): string {
-  const sentences = text.split(/(?<=[.!?])\s+/);
-  let out = '';
-  for (const s of sentences) {
-    const next = out ? `${out} ${s}` : s;
-    if (next.length > maxChars) break;
-    out = next;
-  }
-  return out || text.slice(0, maxChars);
 }
