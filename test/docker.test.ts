@@ -41,11 +41,13 @@ const svc = (name: string): Service => {
 const text = (v: string[] | string | undefined) => (Array.isArray(v) ? v.join(' ') : (v ?? ''));
 
 describe('temporal-docker/docker-compose.yml', () => {
-  test('has PostgreSQL, schema setup, server, namespace setup, Web UI and codeclm workers', () => {
+  test('has PostgreSQL, schema setup, server, namespace setup, Web UI, MinIO and codeclm workers', () => {
     expect(Object.keys(services).sort()).toEqual(
       [
         'codec-server',
         'codeclm',
+        'minio',
+        'minio-bucket',
         'postgresql',
         'sim-llm',
         'temporal',
@@ -115,8 +117,8 @@ describe('temporal-docker/docker-compose.yml', () => {
     expect(worker.deploy?.replicas).toBe('${CODECLM_WORKERS:-2}');
     expect(worker.depends_on).toEqual({
       'temporal-namespace': { condition: 'service_completed_successfully' },
+      'minio-bucket': { condition: 'service_completed_successfully' },
     });
-    expect(worker.volumes).toEqual(['codeclm-data:/data']);
     expect(worker.stop_grace_period).toBeDefined();
     for (const name of ['worker', 'codeclm']) {
       const env = svc(name).environment!;
@@ -128,7 +130,36 @@ describe('temporal-docker/docker-compose.yml', () => {
     expect(svc('codec-server').environment!.CODECLM_ENCRYPTION_KEY).toBe('${CODECLM_ENCRYPTION_KEY:-}');
     // The CLI, codec server and simulator reuse the worker's image rather than building again.
     for (const name of ['codeclm', 'codec-server', 'sim-llm']) expect(svc(name).image).toBe(worker.image);
-    expect(Object.keys(compose.volumes).sort()).toEqual(['codeclm-data', 'postgres-data']);
+    expect(Object.keys(compose.volumes).sort()).toEqual(['minio-data', 'postgres-data']);
+  });
+
+  test('workers share no volume: run data goes to MinIO (or any S3) through the AWS SDK variables', () => {
+    // No codeclm container mounts anything: seeds, records, dataset and reports are objects.
+    for (const name of ['worker', 'codeclm', 'codec-server', 'sim-llm'])
+      expect(svc(name).volumes).toBeUndefined();
+    for (const name of ['worker', 'codeclm']) {
+      const env = svc(name).environment!;
+      expect(env.AWS_ENDPOINT_URL_S3).toBe('${CODECLM_S3_ENDPOINT-http://minio:9000}');
+      expect(env.AWS_ACCESS_KEY_ID).toBe('${CODECLM_S3_ACCESS_KEY_ID:-codeclm}');
+      expect(env.AWS_SECRET_ACCESS_KEY).toMatch(/^\$\{CODECLM_S3_SECRET_ACCESS_KEY:\?/);
+      expect(env.AWS_REGION).toBe('${AWS_REGION:-us-east-1}');
+    }
+    // MinIO's root credentials are the same pair; its API is published on localhost only.
+    const minio = svc('minio');
+    expect(minio.image).toMatch(/^minio\/minio:/);
+    expect(text(minio.command)).toBe('server /data');
+    expect(minio.environment!.MINIO_ROOT_USER).toBe('${CODECLM_S3_ACCESS_KEY_ID:-codeclm}');
+    expect(minio.environment!.MINIO_ROOT_PASSWORD).toMatch(/^\$\{CODECLM_S3_SECRET_ACCESS_KEY:\?/);
+    expect(minio.volumes).toEqual(['minio-data:/data']);
+    expect(minio.ports).toEqual(['127.0.0.1:${CODECLM_S3_PORT:-9000}:9000']);
+    // The bucket exists before any worker starts.
+    const bucket = svc('minio-bucket');
+    expect(bucket.depends_on).toEqual({ minio: { condition: 'service_healthy' } });
+    expect(text(bucket.command)).toContain('mc mb --ignore-existing "codeclm/$$BUCKET"');
+    expect(bucket.environment!.BUCKET).toBe('${CODECLM_S3_BUCKET:-codeclm}');
+    expect(svc('codeclm').depends_on).toMatchObject({
+      'minio-bucket': { condition: 'service_completed_successfully' },
+    });
   });
 
   test('no secret is written into the compose file; every variable it reads is documented in .env.example', () => {
@@ -147,7 +178,12 @@ describe('temporal-docker/docker-compose.yml', () => {
     const documented = new Set([...example.matchAll(/^#?\s*([A-Z_][A-Z0-9_]*)=/gm)].map((m) => m[1]!));
     expect([...used].filter((v) => !documented.has(v))).toEqual([]);
     // And the example holds no values for secrets.
-    for (const secret of ['POSTGRES_PASSWORD', 'OPENAI_API_KEY', 'CODECLM_ENCRYPTION_KEY'])
+    for (const secret of [
+      'POSTGRES_PASSWORD',
+      'OPENAI_API_KEY',
+      'CODECLM_ENCRYPTION_KEY',
+      'CODECLM_S3_SECRET_ACCESS_KEY',
+    ])
       expect(example).toMatch(new RegExp(`^${secret}=$`, 'm'));
   });
 
@@ -172,7 +208,11 @@ describe('temporal-docker/docker-compose.yml', () => {
         ],
         {
           encoding: 'utf8',
-          env: { ...process.env, POSTGRES_PASSWORD: 'compose-config-check' },
+          env: {
+            ...process.env,
+            POSTGRES_PASSWORD: 'compose-config-check',
+            CODECLM_S3_SECRET_ACCESS_KEY: 'compose-config-check',
+          },
         },
       );
       expect(out.stderr).toBe('');

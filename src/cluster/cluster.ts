@@ -6,13 +6,16 @@ import path from 'node:path';
 import { freePort } from '../temporal/devServer';
 import { ClusterSetupError, provisionServerBinaries, type ServerBinaries } from './binaries';
 import { startPostgres, type Postgres } from './postgres';
+import { startMinio, type Minio } from '../objectstore/minio';
 import {
   ensureNamespace,
   serverConfigYaml,
   setupSchema,
-  startServerProcess,
+  SERVICES,
+  startServiceProcess,
   type ServerPorts,
   type ServerProcess,
+  type ServiceName,
 } from './server';
 
 /**
@@ -23,8 +26,11 @@ import {
  *   binaries   find the cached temporal-server/temporal-sql-tool (or build them with go, once)
  *   postgres   initdb + postgres on 127.0.0.1:<private port>, data under <dir>/pgdata
  *   schema     temporal-sql-tool create-database / setup-schema / update-schema, both databases
- *   server     temporal-server start (frontend, history, matching, worker in one process)
+ *   server     temporal-server start --service <name>: history, matching, frontend and worker, each
+ *              its own process with its own gRPC, membership, metrics and pprof ports
  *   namespace  register the namespace and wait until it is served
+ *   s3         MinIO on 127.0.0.1:<free port>, data under <dir>/minio, a bucket for run data
+ *              (workers share no filesystem: `--out s3://<bucket>/<prefix>`); skipped with s3: false
  *
  * A failing step throws a ClusterSetupError saying which step, with the tool's own words; what was
  * started before it is stopped again.
@@ -37,11 +43,17 @@ export interface ClusterOptions {
   namespace?: string;
   log?: (line: string) => void;
   env?: NodeJS.ProcessEnv;
-  /** false: never build the server (fail when it is not cached). */
+  /** false: never build the server or MinIO (fail when they are not cached). */
   allowBuild?: boolean;
+  /** false: no MinIO. Default true. */
+  s3?: boolean;
+  /** The bucket MinIO gets. Default `codeclm`. */
+  bucket?: string;
+  /** MinIO's S3 port. Default: a free one. */
+  s3Port?: number;
 }
 
-export type ClusterStep = 'binaries' | 'postgres' | 'schema' | 'server' | 'namespace';
+export type ClusterStep = 'binaries' | 'postgres' | 'schema' | 'server' | 'namespace' | 's3';
 
 export interface Cluster {
   address: string;
@@ -49,19 +61,22 @@ export interface Cluster {
   dir: string;
   binaries: ServerBinaries;
   postgres: Postgres;
-  /** The running server process (replaced by restartServer). */
-  server: ServerProcess;
+  /** The object store for run data (absent with s3: false). */
+  minio?: Minio;
+  /** The running service processes (one replaced by restartService). */
+  services: Record<ServiceName, ServerProcess>;
+  ports: ServerPorts;
   /** Milliseconds per step of the start-up. */
   timings: Record<ClusterStep, number>;
-  /** SIGKILL (or another signal) to the server process; resolves when it has exited. */
-  killServer(signal?: NodeJS.Signals): Promise<void>;
-  /** Starts the server again on the same config and database; resolves when it answers. Returns ms. */
-  restartServer(): Promise<number>;
-  /** Server, then PostgreSQL. */
+  /** SIGKILL (or another signal) to one service's process; resolves when it has exited. */
+  killService(service: ServiceName, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts one service again on the same config and database; resolves when it serves. Returns ms. */
+  restartService(service: ServiceName): Promise<number>;
+  /** Resolves with the first service process that exits (by itself or killed). */
+  anyExit(): Promise<{ service: ServiceName; code: number | null; signal: NodeJS.Signals | null }>;
+  /** The services (frontend first), PostgreSQL, MinIO. */
   stop(): Promise<void>;
 }
-
-const CONFIG_ENV = 'codeclm';
 
 /**
  * A free port below 32768. The cluster_membership table keeps each service's port as a PostgreSQL
@@ -114,7 +129,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   fs.mkdirSync(dir, { recursive: true });
   const timings: Partial<Record<ClusterStep, number>> = {};
   let postgres: Postgres | undefined;
-  let server: ServerProcess | undefined;
+  const services: Partial<Record<ServiceName, ServerProcess>> = {};
+  let minio: Minio | undefined;
   try {
     const binaries = await step('binaries', timings, log, () =>
       provisionServerBinaries({ env, log, allowBuild: opts.allowBuild }),
@@ -146,64 +162,94 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const pg = postgres;
     await step('schema', timings, log, () => setupSchema(binaries, pg, log));
 
-    const ports: ServerPorts = {
-      frontend: opts.port ?? (await servicePort()),
-      frontendHttp: await servicePort(),
-      frontendMembership: await servicePort(),
-      history: await servicePort(),
-      historyMembership: await servicePort(),
-      matching: await servicePort(),
-      matchingMembership: await servicePort(),
-      worker: await servicePort(),
-      workerMembership: await servicePort(),
-      metrics: await servicePort(),
-    };
+    const ports = {} as ServerPorts;
+    for (const service of SERVICES)
+      ports[service] = {
+        grpc: service === 'frontend' && opts.port ? opts.port : await servicePort(),
+        membership: await servicePort(),
+        metrics: await servicePort(),
+        pprof: await servicePort(),
+        ...(service === 'frontend' ? { http: await servicePort() } : {}),
+      };
     const configDir = path.join(dir, 'config');
     fs.mkdirSync(configDir, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(path.join(configDir, `${CONFIG_ENV}.yaml`), serverConfigYaml({ pg, ports }), {
-      mode: 0o600,
+    for (const service of SERVICES)
+      fs.writeFileSync(path.join(configDir, `${service}.yaml`), serverConfigYaml({ pg, ports, service }), {
+        mode: 0o600,
+      });
+    const address = `127.0.0.1:${ports.frontend.grpc}`;
+    const startService = (service: ServiceName) =>
+      startServiceProcess({
+        binary: binaries.server,
+        configDir,
+        service,
+        ports: ports[service],
+        env: service,
+        logFile: path.join(dir, `temporal-${service}.log`),
+      });
+    await step('server', timings, log, async () => {
+      // History alone first: on a new database the first process writes the cluster metadata, and
+      // two doing it at once fail ("failed to initialize current cluster metadata"). Then matching
+      // and frontend, then the worker service (a client of frontend). One failing stops the rest.
+      for (const batch of [['history'], ['matching', 'frontend'], ['worker']] as ServiceName[][]) {
+        const started = await Promise.allSettled(batch.map(startService));
+        for (const r of started) if (r.status === 'fulfilled') services[r.value.service] = r.value;
+        const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+      }
     });
-    const address = `127.0.0.1:${ports.frontend}`;
-    const serverOpts = {
-      binary: binaries.server,
-      configDir,
-      env: CONFIG_ENV,
-      address,
-      logFile: path.join(dir, 'temporal-server.log'),
-    };
-    server = await step('server', timings, log, () => startServerProcess(serverOpts));
     await step('namespace', timings, log, () => ensureNamespace(address, namespace));
+    if (opts.s3 !== false)
+      minio = await step('s3', timings, log, () =>
+        startMinio({
+          dir: path.join(dir, 'minio'),
+          port: opts.s3Port,
+          bucket: opts.bucket,
+          env,
+          log,
+          allowBuild: opts.allowBuild,
+        }),
+      );
     log(`codeclm: cluster on ${address} (namespace ${namespace}; state in ${dir})`);
 
+    const running = services as Record<ServiceName, ServerProcess>;
     const cluster: Cluster = {
       address,
       namespace,
       dir,
       binaries,
       postgres: pg,
-      server,
+      minio,
+      services: running,
+      ports,
       timings: timings as Record<ClusterStep, number>,
-      async killServer(signal: NodeJS.Signals = 'SIGKILL') {
-        cluster.server.process.kill(signal);
-        await cluster.server.exited;
+      async killService(service, signal: NodeJS.Signals = 'SIGKILL') {
+        running[service].process.kill(signal);
+        await running[service].exited;
       },
-      async restartServer() {
+      async restartService(service) {
         const started = Date.now();
-        await cluster.server.stop();
-        cluster.server = await startServerProcess(serverOpts);
-        server = cluster.server;
-        await ensureNamespace(address, namespace);
+        await running[service].stop();
+        running[service] = await startService(service);
         return Date.now() - started;
       },
+      anyExit() {
+        return Promise.race(
+          SERVICES.map((service) => running[service].exited.then((e) => ({ service, ...e }))),
+        );
+      },
       async stop() {
-        await cluster.server.stop();
+        for (const service of ['frontend', 'worker', 'matching', 'history'] as const)
+          await running[service].stop();
         await pg.stop();
+        await minio?.stop();
       },
     };
     return cluster;
   } catch (err) {
-    await server?.stop();
+    for (const service of SERVICES) await services[service]?.stop();
     await postgres?.stop();
+    await minio?.stop();
     throw err;
   }
 }

@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { temporalAnswers } from '../temporal/devServer';
@@ -73,28 +74,41 @@ export function setupSchema(bin: ServerBinaries, pg: Postgres, log: (line: strin
   }
 }
 
-export interface ServerPorts {
-  frontend: number;
-  frontendHttp: number;
-  frontendMembership: number;
-  history: number;
-  historyMembership: number;
-  matching: number;
-  matchingMembership: number;
-  worker: number;
-  workerMembership: number;
+/**
+ * The server's four services, each its own `temporal-server start --service <name>` process (as a
+ * production cluster runs them): history owns the shards and workflow state, matching the task
+ * queues, frontend the public gRPC API, worker the server's own system workflows. Started in this
+ * order: frontend and worker find history and matching through the membership ring in PostgreSQL.
+ */
+export const SERVICES = ['history', 'matching', 'frontend', 'worker'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+/** One service's ports: gRPC, ringpop membership, Prometheus metrics, pprof (and frontend's HTTP API). */
+export interface ServicePorts {
+  grpc: number;
+  membership: number;
   metrics: number;
+  pprof: number;
+  http?: number;
 }
+
+export type ServerPorts = Record<ServiceName, ServicePorts>;
 
 export interface ServerConfigOptions {
   pg: Postgres;
   ports: ServerPorts;
+  /** The service this config file is for: its metrics and pprof listeners are its own. */
+  service: ServiceName;
   dynamicConfigFile?: string;
   /** Fixed for the life of the database; 4 is the compose image's default. */
   numHistoryShards?: number;
 }
 
-/** The server's static config (all four services, PostgreSQL persistence and visibility). */
+/**
+ * The static config of one service process. Every process knows every service's gRPC and
+ * membership ports (they find each other through the cluster_membership table); the global
+ * metrics and pprof listeners are per process, so each service's file names its own.
+ */
 export function serverConfigYaml(o: ServerConfigOptions): string {
   const store = (database: string, maxConns: number) =>
     [
@@ -109,17 +123,19 @@ export function serverConfigYaml(o: ServerConfigOptions): string {
       `        maxIdleConns: ${maxConns}`,
       `        maxConnLifetime: 1h`,
     ].join('\n');
-  const service = (name: string, grpc: number, membership: number, http?: number) =>
-    [
+  const service = (name: ServiceName) => {
+    const p = o.ports[name];
+    return [
       `  ${name}:`,
       `    rpc:`,
-      `      grpcPort: ${grpc}`,
-      `      membershipPort: ${membership}`,
+      `      grpcPort: ${p.grpc}`,
+      `      membershipPort: ${p.membership}`,
       `      bindOnLocalHost: true`,
-      ...(http ? [`      httpPort: ${http}`] : []),
+      ...(p.http ? [`      httpPort: ${p.http}`] : []),
     ].join('\n');
-  const p = o.ports;
-  return `# Written by codeclm (src/cluster/server.ts): one Temporal server process, all four services.
+  };
+  const own = o.ports[o.service];
+  return `# Written by codeclm (src/cluster/server.ts): the ${o.service} service's process.
 log:
   stdout: true
   level: warn
@@ -129,23 +145,22 @@ persistence:
   numHistoryShards: ${o.numHistoryShards ?? 4}
   datastores:
     postgres-default:
-${store('temporal', 20)}
+${store('temporal', o.service === 'history' ? 20 : 10)}
     postgres-visibility:
-${store('temporal_visibility', 10)}
+${store('temporal_visibility', o.service === 'history' ? 10 : 5)}
 global:
   membership:
     maxJoinDuration: 30s
     broadcastAddress: "127.0.0.1"
+  pprof:
+    port: ${own.pprof}
   metrics:
     prometheus:
       framework: tally
       timerType: histogram
-      listenAddress: "127.0.0.1:${p.metrics}"
+      listenAddress: "127.0.0.1:${own.metrics}"
 services:
-${service('frontend', p.frontend, p.frontendMembership, p.frontendHttp)}
-${service('history', p.history, p.historyMembership)}
-${service('matching', p.matching, p.matchingMembership)}
-${service('worker', p.worker, p.workerMembership)}
+${SERVICES.map(service).join('\n')}
 clusterMetadata:
   enableGlobalNamespace: false
   failoverVersionIncrement: 10
@@ -156,7 +171,7 @@ clusterMetadata:
       enabled: true
       initialFailoverVersion: 1
       rpcName: frontend
-      rpcAddress: "127.0.0.1:${p.frontend}"
+      rpcAddress: "127.0.0.1:${o.ports.frontend.grpc}"
 dcRedirectionPolicy:
   policy: noop
 dynamicConfigClient:
@@ -168,6 +183,8 @@ dynamicConfigClient:
 export type ServerExit = ProcessExit;
 
 export interface ServerProcess {
+  service: ServiceName;
+  /** Where its gRPC listens (the frontend's is the cluster's address). */
   address: string;
   process: ChildProcess;
   exited: Promise<ServerExit>;
@@ -198,15 +215,66 @@ function logTail(file: string, lines = 4): string {
   return messages.slice(-lines).join('\n');
 }
 
+/** The names history and matching give their gRPC health status (handler.go of each). */
+const HEALTH_NAMES: Partial<Record<ServiceName, string>> = {
+  history: 'temporal.api.workflowservice.v1.HistoryService',
+  matching: 'temporal.api.workflowservice.v1.MatchingService',
+};
+
 /**
- * Starts `temporal-server start` on a config directory holding `<env>.yaml` and waits until the
- * frontend answers. The config (with the database password) is readable by its owner only.
+ * grpc.health.v1.Health/Check by hand (no proto files): the request is field 1 (the service name),
+ * the answer field 1 (a status; 1 is SERVING). History says SERVING once it owns its shards.
  */
-export async function startServerProcess(o: {
+export function grpcServing(address: string, name: string, timeoutMs = 1000): Promise<boolean> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const bytes = Buffer.from(name, 'utf8');
+  return new Promise<boolean>((resolve) => {
+    client.makeUnaryRequest(
+      '/grpc.health.v1.Health/Check',
+      () => Buffer.concat([Buffer.from([0x0a, bytes.length]), bytes]),
+      (answer: Buffer) => answer,
+      null,
+      new grpc.Metadata(),
+      { deadline: Date.now() + timeoutMs },
+      (err, answer) => {
+        client.close();
+        resolve(!err && !!answer && answer.length >= 2 && answer[0] === 0x08 && answer[1] === 1);
+      },
+    );
+  });
+}
+
+/** The worker service serves no gRPC API of its own: its metrics listener answering is the sign. */
+async function metricsAnswer(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(1000) });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+function serviceReady(service: ServiceName, ports: ServicePorts): () => Promise<boolean> {
+  const address = `127.0.0.1:${ports.grpc}`;
+  const health = HEALTH_NAMES[service];
+  if (service === 'frontend') return () => temporalAnswers(address, 1000);
+  if (health) return () => grpcServing(address, health);
+  return () => metricsAnswer(ports.metrics);
+}
+
+/**
+ * Starts `temporal-server start --service <service>` on the config `<configDir>/<env>.yaml` and
+ * waits until the service serves. The config (with the database password) is readable by its owner
+ * only.
+ */
+export async function startServiceProcess(o: {
   binary: string;
   configDir: string;
+  service: ServiceName;
+  ports: ServicePorts;
+  /** The config file's name without .yaml (temporal-server's --env). */
   env: string;
-  address: string;
   logFile: string;
   startTimeoutMs?: number;
 }): Promise<ServerProcess> {
@@ -222,23 +290,26 @@ export async function startServerProcess(o: {
       o.env,
       '--allow-no-auth',
       'start',
+      '--service',
+      o.service,
     ],
     { stdio: ['ignore', out, out], cwd: path.dirname(o.configDir) },
   );
   fs.closeSync(out);
-  const timeoutMs = o.startTimeoutMs ?? 120_000;
+  const address = `127.0.0.1:${o.ports.grpc}`;
   const supervised = await superviseUntilReady(child, {
-    name: 'temporal-server',
+    name: `temporal-server (${o.service})`,
     logFile: o.logFile,
-    ready: () => temporalAnswers(o.address, 1000),
-    where: o.address,
-    startTimeoutMs: timeoutMs,
+    ready: serviceReady(o.service, o.ports),
+    where: address,
+    startTimeoutMs: o.startTimeoutMs ?? 120_000,
     stopGraceMs: 20_000,
     tail: logTail,
     error: (message) => new ClusterSetupError(message),
   });
   return {
-    address: o.address,
+    service: o.service,
+    address,
     process: child,
     exited: supervised.exited,
     logFile: o.logFile,
