@@ -4,6 +4,7 @@ import { createSinkActivities } from './sink';
 import { createEvalActivities } from './eval';
 import { createRunStateActivities } from './runState';
 import { createQualityActivities } from './quality';
+import { createBatchActivities } from '../batch/activities';
 
 /** All activities of a worker, built from injected dependencies (LLM client factory, clock). */
 export function createActivities(deps: ActivityDeps) {
@@ -13,6 +14,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createEvalActivities(),
     ...createRunStateActivities(),
     ...createQualityActivities(),
+    ...createBatchActivities(),
   };
 }
 

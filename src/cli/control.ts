@@ -18,6 +18,8 @@ import { embeddedPort } from './runtime';
 import { onShutdownSignal } from '../temporal/logging';
 import { pendingRetries, retryLine, type RetrySummary } from './retries';
 
+import { batchLines, runBatches } from '../batch/status';
+import type { BatcherView } from '../batch/protocol';
 /** The commands that talk to an existing run: status, wait, pause, resume, cancel, export, worker. */
 
 function runIdArg(args: ParsedArgs, command: Command): string {
@@ -69,6 +71,8 @@ export interface StatusView {
   /** Running runs: activities retrying now, per stage (src/cli/retries.ts). */
   retries?: RetrySummary;
 }
+  /** Running runs in batch mode: each role's batcher and its open batches (src/batch/status.ts). */
+  batches?: BatcherView[];
 
 export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Promise<StatusView> {
   const desc = await handle.describe();
@@ -126,6 +130,7 @@ export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Prom
   return view;
 }
 
+  if (state === 'running') view.batches = await runBatches(handle.client, handle.workflowId);
 export const statusCommand: Command = {
   name: 'status',
   summary: 'state and counters of a run',
@@ -167,6 +172,7 @@ export const statusCommand: Command = {
       process.stdout.write(`${lines.join('\n')}\n`);
     }
   },
+      for (const line of batchLines(view.batches ?? [])) lines.push(`  ${line}`);
 };
 
 export const waitCommand: Command = {

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import {
+  DEFAULT_BATCH_SETTINGS,
   resolvedConfigSchema,
   roleSchema,
   type ConfigFile,
@@ -65,6 +66,12 @@ export function loadConfig(
     limits.size = overrides.size;
   }
   const roles = { strong, target, judge };
+  // A batch-mode call waits for its batch: its activity may run for the completion window + margin.
+  const batchHours = Object.values(roles)
+    .filter((r) => r.mode === 'batch' || Object.values(r.stageModes ?? {}).includes('batch'))
+    .map((r) => 24 + (r.batch ?? DEFAULT_BATCH_SETTINGS).marginHours);
+  if (batchHours.length && limits.llmActivityTimeoutMinutes === undefined)
+    limits.llmActivityTimeoutMinutes = Math.max(...batchHours) * 60;
   const secretURLs = Object.entries(roles)
     .filter(([, r]) => urlCarriesSecret(r.baseURL))
     .map(

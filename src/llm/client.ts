@@ -21,7 +21,8 @@ import { parseStructured, responseJsonSchema } from './json';
 import type { CallOptions, LlmClient, LlmClients, LlmResult } from './types';
 import { LlmFailure } from './types';
 import { estimateTokens, type CallLimiter, type CallPermit } from './limiter';
-import type { StructuredDialect } from '../schemas/config';
+import type { CallMode, StructuredDialect } from '../schemas/config';
+import { createBatchSend, type BatchSend } from './batchClient';
 import {
   AUTO_ORDER,
   knownDialect,
@@ -46,13 +47,27 @@ export interface LlmClientOptions {
   maxInvalidAttempts?: number;
   /** Client-side rpm/tpm and adaptive concurrency around each HTTP call (./limiter.ts). */
   limiter?: CallLimiter;
+  /** The Batch API transport for batch-mode stages (default: ./batchClient.ts when the role has one). */
+  batchSend?: BatchSend;
+}
+
+/** Whether a stage's calls of this role go through the Batch API (`mode`, `stageModes`). */
+export function callModeOf(cfg: ResolvedRole, stage: string | undefined): CallMode {
+  const byStage = stage
+    ? cfg.stageModes?.[stage as keyof NonNullable<ResolvedRole['stageModes']>]
+    : undefined;
+  return byStage ?? cfg.mode ?? 'online';
+}
+
+function usesBatch(cfg: ResolvedRole): boolean {
+  return cfg.mode === 'batch' || Object.values(cfg.stageModes ?? {}).includes('batch');
 }
 
 /** Local servers (vLLM, Ollama, llama.cpp, the simulator) accept any key; the SDK insists on one. */
 const PLACEHOLDER_KEY = 'not-set';
 
 /** Within the client: `onAccepted` runs when the server answers a request with success. */
-type InternalOptions = CallOptions & { onAccepted?: () => void };
+type InternalOptions = CallOptions & { onAccepted?: () => void; stage?: string };
 
 type Verdict<T> = { ok: true; value: T } | { ok: false; error: string; repair: string };
 
@@ -71,6 +86,7 @@ export function createLlmClient(
   const secrets = apiKey === PLACEHOLDER_KEY ? [] : [apiKey];
   const sdk = new OpenAI({ baseURL: cfg.baseURL, apiKey, maxRetries: 0, timeout: cfg.timeoutMs });
   const repairAttempts = options.repairAttempts ?? 2;
+  const batchSend = options.batchSend ?? (usesBatch(cfg) ? createBatchSend(role, cfg, env) : undefined);
   const schemas = new Map<string, Record<string, unknown>>();
 
   function schemaOf(task: StructuredPrompt<unknown>): Record<string, unknown> {
@@ -90,24 +106,26 @@ export function createLlmClient(
     const ctx: LlmErrorContext = { role, model: cfg.model, baseURL: cfg.baseURL, task, secrets };
     if (opts.signal?.aborted) throw classifyLlmError(opts.signal.reason, ctx, opts.signal);
     const temperature = opts.temperature ?? cfg.temperature;
+    // Batch mode: no rate limit and no HTTP timeout apply; the call waits for its batch.
+    const viaBatch = batchSend && callModeOf(cfg, opts.stage) === 'batch' ? batchSend : undefined;
     let started = Date.now();
     let permit: CallPermit | undefined;
     try {
-      if (options.limiter) {
+      if (options.limiter && !viaBatch) {
         const chars = messages.reduce((n, m) => n + m.content.length, 0);
         permit = await options.limiter.acquire(estimateTokens(chars, cfg.maxTokens), opts.signal);
         started = Date.now();
       }
-      const res = await sdk.chat.completions.create(
-        {
-          model: cfg.model,
-          messages: messages as ChatCompletionMessageParam[],
-          max_tokens: cfg.maxTokens,
-          ...(temperature !== undefined ? { temperature } : {}),
-          ...extra,
-        },
-        { signal: opts.signal },
-      );
+      const params: ChatCompletionCreateParamsNonStreaming = {
+        model: cfg.model,
+        messages: messages as ChatCompletionMessageParam[],
+        max_tokens: cfg.maxTokens,
+        ...(temperature !== undefined ? { temperature } : {}),
+        ...extra,
+      };
+      const res = viaBatch
+        ? await viaBatch(params, opts.signal)
+        : await sdk.chat.completions.create(params, { signal: opts.signal });
       const choice = res.choices[0];
       const content = choice?.message?.content ?? '';
       usage.calls++;
@@ -117,12 +135,17 @@ export function createLlmClient(
       const completionTokens = res.usage?.completion_tokens ?? Math.ceil(content.length / 4);
       usage.promptTokens += promptTokens;
       usage.completionTokens += completionTokens;
+      if (viaBatch) {
+        usage.batchCalls = (usage.batchCalls ?? 0) + 1;
+        usage.batchPromptTokens = (usage.batchPromptTokens ?? 0) + promptTokens;
+        usage.batchCompletionTokens = (usage.batchCompletionTokens ?? 0) + completionTokens;
+      }
       permit?.done(promptTokens + completionTokens);
       opts.onUsage?.(usage);
       opts.onAccepted?.();
       return { content, finish: choice?.finish_reason ?? null };
     } catch (err) {
-      const timedOut = Date.now() - started >= cfg.timeoutMs;
+      const timedOut = !viaBatch && Date.now() - started >= cfg.timeoutMs;
       // The server answered (an HTTP error status), or the request timed out while the server was
       // still working on it (it finishes, and bills, what it started): the provider served it.
       if ((err instanceof APIError && typeof err.status === 'number') || isTimeout(err, timedOut)) {
@@ -269,9 +292,16 @@ export function createLlmClient(
       opts: CallOptions = {},
     ): Promise<LlmResult<O>> {
       const usage: UsageCell = { calls: 0, promptTokens: 0, completionTokens: 0 };
+      opts = { ...opts, stage: task.stage } as InternalOptions;
       try {
         if (cfg.structuredOutput !== 'auto')
           return await inDialects(task, slots, opts, usage, [cfg.structuredOutput]);
+        // A batch-mode probe would hold every other call for a whole batch: each call steps down
+        // through the dialects by itself (json_schema first: what the Batch API's providers take).
+        if (batchSend && callModeOf(cfg, task.stage) === 'batch') {
+          const known = knownDialect(cfg.baseURL, cfg.model);
+          return await inDialects(task, slots, opts, usage, known ? [known] : AUTO_ORDER);
+        }
         // Auto: the dialect this endpoint and model settled on (a refusal now is about this request,
         // not the dialect: it fails fast), or, until one is found, every dialect in turn, one
         // caller at a time.
@@ -299,7 +329,8 @@ export function createLlmClient(
         return { ok: true, value: reply.content };
       };
       try {
-        return await withRepairs(task.name, messagesFor(task, slots), opts, {}, check, usage);
+        const withStage: InternalOptions = { ...opts, stage: task.stage };
+        return await withRepairs(task.name, messagesFor(task, slots), withStage, {}, check, usage);
       } catch (err) {
         throw withUsageDetails(err as Error, usage);
       }

@@ -3,7 +3,7 @@ import { dialectsByRole, dialectText } from './dialects';
 import type { DatasetRecord, Metadata, Usage, UsageCell } from '../schemas/records';
 import { usageTotals } from '../schemas/records';
 import type { Counters, Failure, RunProgress } from '../schemas/run';
-import type { Cost } from './cost';
+import { costSplitLine, type Cost } from './cost';
 import { money, table } from './markdown';
 import { renderRemovedMarkdown, type RemovedSection } from './removed';
 import { comparePlan, type PlanComparison } from '../plan/compare';
@@ -240,6 +240,8 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
   const cost = r.usage.cost;
   // LLM cache (src/llm/cached.ts): hits cost no call and no token; the column shows when any hit.
   const hits = Object.values(r.usage.per_stage_role).some((u) => u.cacheHits);
+  // Batch API calls (src/batch): how many of each row's calls, and the cost of that part.
+  const batched = Object.values(r.usage.per_stage_role).some((u) => u.batchCalls);
   const usageRows = Object.entries(r.usage.per_stage_role)
     .sort()
     .map(([k, u]) => [
@@ -248,9 +250,11 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
       u.promptTokens,
       u.completionTokens,
       ...(hits ? [u.cacheHits ?? 0] : []),
+      ...(batched ? [u.batchCalls ?? 0] : []),
       ...(cost
         ? [cost.per_stage_role_usd[k] !== undefined ? money(cost.per_stage_role_usd[k]!) : 'no price']
         : []),
+      ...(cost && batched ? [money(cost.per_stage_role_batch_usd?.[k] ?? 0)] : []),
     ]);
   const img = (key: keyof ChartLinks, alt: string) => (charts[key] ? [`![${alt}](${charts[key]})`, ''] : []);
   const roles = r.config?.roles;
@@ -334,7 +338,9 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
         'prompt tokens',
         'completion tokens',
         ...(hits ? ['cache hits'] : []),
+        ...(batched ? ['batch calls'] : []),
         ...(cost ? ['cost'] : []),
+        ...(cost && batched ? ['of it batch'] : []),
       ],
       usageRows,
     ),
@@ -346,6 +352,7 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
       (cost
         ? `; cost ${money(cost.total_usd)}${cost.unpriced_roles.length ? ` (roles without prices: ${cost.unpriced_roles.join(', ')})` : ''}.`
         : '; no prices configured (set pricePerMTokIn/pricePerMTokOut on the roles for a cost).'),
+    ...(cost && costSplitLine(cost, money) ? ['', `${costSplitLine(cost, money)}.`] : []),
     '',
     ...img('tokens', 'tokens per stage and role'),
     ...planSection(r.plan_vs_actual),

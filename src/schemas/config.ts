@@ -15,6 +15,36 @@ export const structuredDialects = ['json_schema', 'json_object_schema', 'json_ob
 export type StructuredDialect = (typeof structuredDialects)[number];
 export const structuredOutputModes = ['auto', ...structuredDialects] as const;
 
+export const callModes = ['online', 'batch'] as const;
+export type CallMode = (typeof callModes)[number];
+export const llmStages = ['encode', 'rubrics', 'decode', 'improve', 'answer', 'judge'] as const;
+
+/**
+ * How a role's batch-mode requests are gathered into batch files (src/workflows/batcher.ts). A
+ * file is flushed at `maxRequests`, at `maxBytes` or `maxWaitSeconds` after its first request. The
+ * requests travel through the batcher workflow and one activity's input, so `maxBytes` stays under
+ * Temporal's 2 MB payload limit (the API's own limits are 50,000 requests and 200 MB per file).
+ */
+export const batchSettingsSchema = z
+  .object({
+    maxRequests: z.number().int().min(1).max(50_000).default(1000),
+    maxBytes: z.number().int().min(1024).max(1_500_000).default(1_000_000),
+    maxWaitSeconds: z.number().positive().default(60),
+    completionWindow: z.literal('24h').default('24h'),
+    /** Hours to keep polling past the completion window before a batch counts as lost. */
+    marginHours: z.number().nonnegative().default(2),
+    /** Times a failed or expired request is put in a new batch before its item fails. */
+    maxResubmits: z.number().int().min(0).max(10).default(3),
+    /** First wait between polls of a batch; it doubles up to maxPollSeconds. */
+    pollSeconds: z.number().positive().default(30),
+    maxPollSeconds: z.number().positive().default(600),
+    /** How often the batcher checks its run (pause holds new batches; a closed run cancels them). */
+    runCheckSeconds: z.number().positive().default(30),
+  })
+  .strict();
+export type BatchSettings = z.infer<typeof batchSettingsSchema>;
+export const DEFAULT_BATCH_SETTINGS: BatchSettings = batchSettingsSchema.parse({});
+
 export const roleSchema = z
   .object({
     baseURL: z.string().url().optional().describe('OpenAI-compatible endpoint; defaults to OPENAI_BASE_URL'),
@@ -33,6 +63,14 @@ export const roleSchema = z
     /** Price per million tokens, for cost in reports. */
     pricePerMTokIn: z.number().nonnegative().optional(),
     pricePerMTokOut: z.number().nonnegative().optional(),
+    /** Prices through the Batch API (src/batch); default half the online price. */
+    batchPricePerMTokIn: z.number().nonnegative().optional(),
+    batchPricePerMTokOut: z.number().nonnegative().optional(),
+    /** `batch`: calls go through OpenAI's Files + Batches API (src/batch), `online`: one request each. */
+    mode: z.enum(callModes).optional(),
+    /** Per-stage override of `mode`, e.g. `{"encode": "online"}` with `mode: "batch"`. */
+    stageModes: z.partialRecord(z.enum(llmStages), z.enum(callModes)).optional(),
+    batch: batchSettingsSchema.optional(),
   })
   .strict();
 
@@ -136,6 +174,9 @@ export const limitsSchema = z
     /** LLM outputs longer than this (characters) are rejected, so no activity result nears Temporal's
      * 2 MB payload limit (src/activities/stages.ts, checkOutput). */
     maxOutputChars: z.number().int().positive().default(20000),
+    /** Start-to-close of an LLM activity, minutes (default 10; with a role in batch mode, its
+     * completion window plus margin: the activity waits for its batch). */
+    llmActivityTimeoutMinutes: z.number().positive().optional(),
   })
   .strict();
 

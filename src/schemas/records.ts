@@ -98,6 +98,10 @@ export interface UsageCell {
   dialect?: StructuredDialect;
   /** True when `structuredOutput: "auto"` chose that dialect (false or absent: the config set it). */
   dialectAuto?: boolean;
+  /** The part of calls and tokens above that went through the Batch API (src/batch), at its price. */
+  batchCalls?: number;
+  batchPromptTokens?: number;
+  batchCompletionTokens?: number;
 }
 export type Usage = Record<string, UsageCell>;
 export type { RoleName };
@@ -114,6 +118,10 @@ export function addUsage(into: Usage, from: Usage | undefined): Usage {
     cur.promptTokens += cell.promptTokens;
     cur.completionTokens += cell.completionTokens;
     if (cell.cacheHits) cur.cacheHits = (cur.cacheHits ?? 0) + cell.cacheHits;
+    if (cell.batchCalls) cur.batchCalls = (cur.batchCalls ?? 0) + cell.batchCalls;
+    if (cell.batchPromptTokens) cur.batchPromptTokens = (cur.batchPromptTokens ?? 0) + cell.batchPromptTokens;
+    if (cell.batchCompletionTokens)
+      cur.batchCompletionTokens = (cur.batchCompletionTokens ?? 0) + cell.batchCompletionTokens;
     if (cell.dialect) {
       cur.dialect = cell.dialect;
       cur.dialectAuto = cell.dialectAuto ?? false;

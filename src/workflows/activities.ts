@@ -33,7 +33,8 @@ export const LLM_HEARTBEAT_TIMEOUT = '10 seconds';
 function llmProxy(limits: LimitsConfig, taskQueue: string) {
   return proxyActivities<Activities>({
     taskQueue,
-    startToCloseTimeout: '10 minutes',
+    // A batch-mode call waits for its batch (src/batch): the config then sets a longer bound.
+    startToCloseTimeout: `${limits.llmActivityTimeoutMinutes ?? 10} minutes`,
     heartbeatTimeout: LLM_HEARTBEAT_TIMEOUT,
     retry: {
       initialInterval: '1 second',

@@ -1,0 +1,174 @@
+import crypto from 'node:crypto';
+import OpenAI, { toFile } from 'openai';
+import type { ResolvedRole } from '../schemas/config';
+
+/**
+ * OpenAI's Files + Batches API as codeclm uses it: idempotent upload and create (a deterministic
+ * key, checked before anything is created), retrieve, cancel, and reading a finished batch's output
+ * and error files into one outcome per request (custom_id).
+ */
+
+const PLACEHOLDER_KEY = 'not-set';
+export const KEY_METADATA = 'codeclm_key';
+/** How many of the newest batches and files are looked through for an earlier copy. */
+const LIST_LIMIT = 2000;
+
+export function batchSdk(cfg: ResolvedRole, env: NodeJS.ProcessEnv = process.env): OpenAI {
+  return new OpenAI({
+    baseURL: cfg.baseURL,
+    apiKey: env[cfg.apiKeyEnv] || PLACEHOLDER_KEY,
+    maxRetries: 2,
+    timeout: 120_000,
+  });
+}
+
+export function fileNameFor(key: string): string {
+  return `codeclm-${crypto.createHash('sha256').update(key).digest('hex').slice(0, 32)}.jsonl`;
+}
+
+export interface Submitted {
+  batchId: string;
+  inputFileId: string;
+  /** Provider's created_at, milliseconds. */
+  createdAt: number;
+  /** False when an earlier attempt had already created it. */
+  createdNow: boolean;
+}
+
+/** Uploads the file (or reuses the one of that key) and creates the batch unless one has the key. */
+export async function submitOnce(
+  sdk: OpenAI,
+  key: string,
+  lines: string[],
+  completionWindow: '24h',
+): Promise<Submitted> {
+  const existing = await findBatch(sdk, key);
+  if (existing)
+    return {
+      batchId: existing.id,
+      inputFileId: existing.input_file_id,
+      createdAt: existing.created_at * 1000,
+      createdNow: false,
+    };
+  const content = Buffer.from(lines.join('\n') + '\n', 'utf8');
+  const name = fileNameFor(key);
+  let fileId: string | undefined;
+  let seen = 0;
+  for await (const f of sdk.files.list({ purpose: 'batch' })) {
+    if (f.filename === name && f.bytes === content.length && f.status !== 'error') {
+      fileId = f.id;
+      break;
+    }
+    if (++seen >= LIST_LIMIT) break;
+  }
+  fileId ??= (await sdk.files.create({ file: await toFile(content, name), purpose: 'batch' })).id;
+  const batch = await sdk.batches.create({
+    input_file_id: fileId,
+    endpoint: '/v1/chat/completions',
+    completion_window: completionWindow,
+    metadata: { [KEY_METADATA]: key },
+  });
+  return { batchId: batch.id, inputFileId: fileId, createdAt: batch.created_at * 1000, createdNow: true };
+}
+
+async function findBatch(sdk: OpenAI, key: string): Promise<OpenAI.Batches.Batch | undefined> {
+  let seen = 0;
+  for await (const b of sdk.batches.list({ limit: 100 })) {
+    if (b.metadata?.[KEY_METADATA] === key) return b;
+    if (++seen >= LIST_LIMIT) break;
+  }
+  return undefined;
+}
+
+export const TERMINAL = new Set(['completed', 'failed', 'expired', 'cancelled']);
+
+/** Codes of lines worth a new batch (the request itself was fine). */
+const RETRYABLE_CODES = new Set([
+  'batch_expired',
+  'rate_limit_exceeded',
+  'server_error',
+  'internal_error',
+  'timeout',
+  'batch_failed',
+]);
+
+export type LineOutcome =
+  | { id: string; kind: 'ok' }
+  | { id: string; kind: 'retry'; reason: string }
+  | { id: string; kind: 'failed'; reason: string; status?: number; body?: unknown };
+
+interface ResultLine {
+  custom_id?: string;
+  response?: { status_code?: number; body?: unknown } | null;
+  error?: { code?: string | null; message?: string | null } | null;
+}
+
+export async function fileText(sdk: OpenAI, fileId: string): Promise<string> {
+  const res = await sdk.files.content(fileId);
+  return res.text();
+}
+
+export function parseLines(text: string): ResultLine[] {
+  const out: ResultLine[] = [];
+  for (const l of text.split('\n')) {
+    if (!l.trim()) continue;
+    try {
+      out.push(JSON.parse(l) as ResultLine);
+    } catch {
+      // a torn line cannot be attributed to a request: its request counts as missing below
+    }
+  }
+  return out;
+}
+
+function errorMessage(body: unknown): string {
+  const e = (body as { error?: { message?: unknown } } | null)?.error;
+  return typeof e?.message === 'string' ? e.message : JSON.stringify(body ?? null).slice(0, 300);
+}
+
+/** One outcome per request of a finished batch: from its output file, its error file, or missing. */
+export function outcomesOf(
+  batch: Pick<OpenAI.Batches.Batch, 'status' | 'errors'>,
+  ids: string[],
+  lines: ResultLine[],
+): LineOutcome[] {
+  const byId = new Map<string, LineOutcome>();
+  for (const line of lines) {
+    const id = line.custom_id;
+    if (!id || byId.has(id)) continue;
+    const status = line.response?.status_code;
+    if (status === 200) byId.set(id, { id, kind: 'ok' });
+    else if (status !== undefined) {
+      const reason = `HTTP ${status}: ${errorMessage(line.response?.body)}`;
+      byId.set(
+        id,
+        status === 429 || status >= 500
+          ? { id, kind: 'retry', reason }
+          : { id, kind: 'failed', reason, status, body: line.response?.body },
+      );
+    } else {
+      const code = line.error?.code ?? 'unknown_error';
+      const reason = `${code}: ${line.error?.message ?? ''}`.trim();
+      byId.set(
+        id,
+        RETRYABLE_CODES.has(code)
+          ? { id, kind: 'retry', reason }
+          : {
+              id,
+              kind: 'failed',
+              reason: code === 'batch_cancelled' ? `cancelled at the provider (${reason})` : reason,
+            },
+      );
+    }
+  }
+  const batchReason =
+    batch.errors?.data?.map((e) => `${e.code ?? 'error'}: ${e.message ?? ''}`).join('; ') ||
+    `batch ${batch.status} without a line for this request`;
+  return ids.map(
+    (id) =>
+      byId.get(id) ??
+      (batch.status === 'cancelled'
+        ? { id, kind: 'failed', reason: `batch cancelled at the provider: ${batchReason}` }
+        : { id, kind: 'retry', reason: batchReason }),
+  );
+}

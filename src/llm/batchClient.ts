@@ -1,0 +1,229 @@
+import crypto from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import OpenAI, { APIError } from 'openai';
+import type {
+  ChatCompletion,
+  ChatCompletionCreateParamsNonStreaming,
+} from 'openai/resources/chat/completions';
+import type { ResolvedRole, RoleName } from '../schemas/config';
+import { batchSdk, fileText, parseLines } from '../batch/provider';
+import {
+  BATCH_REQUEST_FAILED,
+  BATCHER_WORKFLOW,
+  batcherWorkflowId,
+  OUTCOMES_QUERY,
+  runWorkflowIdOf,
+  SUBMIT_SIGNAL,
+  type BatcherInput,
+  type BatchRequest,
+  type OutcomeView,
+} from '../batch/protocol';
+
+/**
+ * The batch-mode transport of the LLM client (src/llm/client.ts): a chat-completion request goes to
+ * the run's batcher workflow for its role (src/workflows/batcher.ts) instead of the endpoint, and
+ * the call waits for its answer. The request id is deterministic (workflow, workflow run, activity,
+ * call index within the activity), so a retried activity asks for the request it asked for before
+ * and the batcher, which deduplicates by id, never sends it twice.
+ *
+ * One waiter per worker process and batcher (not one per activity): it signals new requests in
+ * small groups and queries the batcher for the outcomes of every request waiting in this process
+ * once per tick; an answer is read from the batch's output file, downloaded once per process.
+ */
+export type BatchSend = (
+  params: ChatCompletionCreateParamsNonStreaming,
+  signal?: AbortSignal,
+) => Promise<ChatCompletion>;
+
+const TICK_MS = Number(process.env.CODECLM_BATCH_TICK_MS ?? 1000);
+const QUERY_CHUNK = 5000;
+const FILES_KEPT = 8;
+
+const callIndex = new WeakMap<Context, number>();
+
+interface Waiter {
+  resolve(c: ChatCompletion): void;
+  reject(e: unknown): void;
+  req: BatchRequest;
+}
+
+class BatcherLink {
+  private readonly waiting = new Map<string, Waiter>();
+  private readonly toSend: BatchRequest[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  client!: Client;
+  taskQueue!: string;
+
+  constructor(
+    private readonly workflowId: string,
+    private readonly start: BatcherInput,
+    private readonly files: OutputFiles,
+    private readonly role: RoleName,
+  ) {}
+
+  ask(req: BatchRequest, signal?: AbortSignal): Promise<ChatCompletion> {
+    return new Promise<ChatCompletion>((resolve, reject) => {
+      const onAbort = () => {
+        this.waiting.delete(req.id);
+        reject(signal!.reason ?? new Error('cancelled'));
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const done =
+        <T>(f: (v: T) => void) =>
+        (v: T) => {
+          signal?.removeEventListener('abort', onAbort);
+          this.waiting.delete(req.id);
+          f(v);
+        };
+      this.waiting.set(req.id, { resolve: done(resolve), reject: done(reject), req });
+      this.toSend.push(req);
+      this.schedule(0);
+    });
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.tick().finally(() => {
+        if (this.waiting.size) this.schedule(TICK_MS);
+      });
+    }, ms);
+    this.timer.unref?.();
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      if (this.toSend.length) {
+        const batch = this.toSend.splice(0);
+        try {
+          await this.client.workflow.signalWithStart(BATCHER_WORKFLOW, {
+            workflowId: this.workflowId,
+            taskQueue: this.taskQueue,
+            args: [this.start],
+            signal: SUBMIT_SIGNAL,
+            signalArgs: [batch],
+          });
+        } catch (err) {
+          this.toSend.unshift(...batch.filter((r) => this.waiting.has(r.id)));
+          throw err;
+        }
+      }
+      const ids = [...this.waiting.keys()];
+      for (let i = 0; i < ids.length; i += QUERY_CHUNK) {
+        const chunk = ids.slice(i, i + QUERY_CHUNK);
+        const views = await this.client.workflow
+          .getHandle(this.workflowId)
+          .query<Record<string, OutcomeView>, [string[]]>(OUTCOMES_QUERY, chunk);
+        for (const id of chunk) await this.deliver(id, views[id]);
+      }
+    } catch {
+      // The batcher is starting, moving to another worker or continuing-as-new: next tick.
+    }
+  }
+
+  private async deliver(id: string, view: OutcomeView | undefined): Promise<void> {
+    const w = this.waiting.get(id);
+    if (!w || !view || view.state === 'pending') return;
+    if (view.state === 'unknown') {
+      // Not (or no longer) known to the batcher, e.g. a batcher that ended with its run: ask again.
+      if (!this.toSend.some((r) => r.id === id)) this.toSend.push(w.req);
+      return;
+    }
+    if (view.state === 'done') {
+      try {
+        const line = (await this.files.get(view.file)).get(id);
+        if (!line) throw new Error(`request ${id} is not in output file ${view.file}`);
+        w.resolve(line);
+      } catch (err) {
+        w.reject(err);
+      }
+      return;
+    }
+    if (view.status !== undefined) {
+      // A request the provider refused (HTTP 4xx): the client treats it as it treats an online refusal.
+      w.reject(APIError.generate(view.status, view.body as object, view.reason, new Headers()));
+      return;
+    }
+    w.reject(
+      ApplicationFailure.nonRetryable(
+        `role ${this.role}: batch request ${id} failed: ${view.reason}`,
+        BATCH_REQUEST_FAILED,
+      ),
+    );
+  }
+}
+
+/** Output files of this process's batches, by id: custom_id -> the chat completion. */
+class OutputFiles {
+  private readonly cache = new Map<string, Promise<Map<string, ChatCompletion>>>();
+  constructor(private readonly sdk: OpenAI) {}
+
+  get(fileId: string): Promise<Map<string, ChatCompletion>> {
+    let p = this.cache.get(fileId);
+    if (!p) {
+      p = fileText(this.sdk, fileId).then((text) => {
+        const m = new Map<string, ChatCompletion>();
+        for (const l of parseLines(text))
+          if (l.custom_id && l.response?.status_code === 200)
+            m.set(l.custom_id, l.response.body as ChatCompletion);
+        return m;
+      });
+      p.catch(() => this.cache.delete(fileId));
+      this.cache.set(fileId, p);
+      if (this.cache.size > FILES_KEPT) this.cache.delete(this.cache.keys().next().value!);
+    }
+    return p;
+  }
+}
+
+const links = new Map<string, BatcherLink>();
+
+/** The run's main task queue from a role queue (`<queue>-llm-<role>`, src/workflows/queues.ts). */
+function mainQueue(taskQueue: string, role: RoleName): string {
+  const suffix = `-llm-${role}`;
+  return taskQueue.endsWith(suffix) ? taskQueue.slice(0, -suffix.length) : taskQueue;
+}
+
+export function requestId(workflowId: string, runId: string, activityId: string, index: number): string {
+  return crypto
+    .createHash('sha256')
+    .update(`${workflowId}\u0000${runId}\u0000${activityId}\u0000${index}`)
+    .digest('hex')
+    .slice(0, 40);
+}
+
+export function createBatchSend(role: RoleName, cfg: ResolvedRole, env: NodeJS.ProcessEnv): BatchSend {
+  const files = new OutputFiles(batchSdk(cfg, env));
+  return async (params, signal) => {
+    let ctx: Context;
+    try {
+      ctx = Context.current();
+    } catch {
+      throw ApplicationFailure.nonRetryable(
+        `role ${role}: batch mode needs a Temporal activity (it waits for its batch durably)`,
+        'LlmRejected',
+      );
+    }
+    const index = callIndex.get(ctx) ?? 0;
+    callIndex.set(ctx, index + 1);
+    const info = ctx.info;
+    const wf = info.workflowExecution ?? { workflowId: info.activityId, runId: '' };
+    const id = requestId(wf.workflowId, wf.runId, info.activityId, index);
+    const runWorkflowId = runWorkflowIdOf(wf.workflowId);
+    const workflowId = batcherWorkflowId(runWorkflowId, role);
+    const key = `${info.workflowNamespace}\u0000${workflowId}`;
+    let link = links.get(key);
+    if (!link) {
+      link = new BatcherLink(workflowId, { runWorkflowId, role, cfg }, files, role);
+      links.set(key, link);
+    }
+    link.client = ctx.client;
+    link.taskQueue = mainQueue(info.taskQueue, role);
+    const line = JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: params });
+    return link.ask({ id, line }, signal);
+  };
+}

@@ -1,0 +1,158 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { codeclmRun } from '../src/workflows/pipeline';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../src/sim/server';
+import type { DatasetRecord } from '../src/schemas/records';
+import type { Report } from '../src/report/build';
+import type { ResolvedConfig, ResolvedRole } from '../src/schemas/config';
+import { runBatches } from '../src/batch/status';
+import { simConfig, startTestWorker, type TestWorker } from './helpers/pipeline';
+import { tmpDir } from './helpers/env';
+
+/**
+ * Batch mode (issue 14) on a real dev server, a real worker and the simulator's Files + Batch API:
+ * answers and judging in batch mode give the dataset online mode gives for the same seeds; failed
+ * and expired lines are resubmitted; cancelling the run cancels its open batch at the provider.
+ */
+const examples = path.join(__dirname, '..', 'examples', 'seeds.jsonl');
+const FAST = { completionDelayMs: 300, validatingMs: 50, finalizingMs: 50, cancellingMs: 50 };
+let w: TestWorker;
+const sims: Simulator[] = [];
+
+async function sim(batch: SimulatorOptions['batch'] = {}): Promise<Simulator> {
+  const s = await startSimulator({ port: 0, seed: 7, batch: { ...FAST, ...batch } });
+  sims.push(s);
+  return s;
+}
+
+beforeAll(async () => {
+  w = await startTestWorker('batch', { cache: false });
+});
+afterAll(async () => {
+  await w?.stop();
+  await Promise.all(sims.map((s) => s.close()));
+});
+
+const batchSettings = {
+  maxRequests: 200,
+  maxBytes: 1_000_000,
+  maxWaitSeconds: 0.5,
+  completionWindow: '24h' as const,
+  marginHours: 2,
+  maxResubmits: 3,
+  pollSeconds: 0.3,
+  maxPollSeconds: 1,
+  runCheckSeconds: 1,
+};
+
+/** Answers (both roles) and judging in batch mode; encode, decode, rubrics and improve online. */
+function batchConfig(url: string): ResolvedConfig {
+  const c = config(url);
+  const batch = (r: ResolvedRole): ResolvedRole => ({ ...r, mode: 'batch', batch: batchSettings });
+  return {
+    ...c,
+    roles: {
+      strong: { ...c.roles.strong, stageModes: { answer: 'batch' }, batch: batchSettings },
+      target: batch(c.roles.target),
+      judge: batch(c.roles.judge),
+    },
+    limits: { ...c.limits, llmActivityTimeoutMinutes: 30 },
+  };
+}
+
+function config(url: string): ResolvedConfig {
+  const c = simConfig(url, { limits: { size: 12, concurrency: 16 }, method: { poolSize: 12 } });
+  for (const r of Object.values(c.roles)) {
+    r.pricePerMTokIn = 1;
+    r.pricePerMTokOut = 4;
+  }
+  return c;
+}
+
+function readDataset(outDir: string): Omit<DatasetRecord, 'run_id'>[] {
+  return fs
+    .readFileSync(path.join(outDir, 'dataset.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const { run_id: _r, ...rest } = JSON.parse(l) as DatasetRecord;
+      return rest;
+    });
+}
+
+function start(runId: string, outDir: string, cfg: ResolvedConfig) {
+  return w.client.workflow.start(codeclmRun, {
+    workflowId: runId,
+    taskQueue: w.taskQueue,
+    args: [{ runId, seedsFile: examples, outDir, skipInvalid: false, config: cfg, taskQueue: w.taskQueue }],
+  });
+}
+
+let online: ReturnType<typeof readDataset>;
+
+test('answers and judging in batch mode: the same dataset as online, at the batch price', async () => {
+  const s1 = await sim();
+  const outOnline = tmpDir('codeclm-batch-online-');
+  await (await start(`batch-online-${Date.now()}`, outOnline, config(s1.url))).result();
+  online = readDataset(outOnline);
+  expect(online.length).toBeGreaterThan(0);
+  expect(s1.stats().batch.batchesCreated).toBe(0);
+
+  const s2 = await sim();
+  const outBatch = tmpDir('codeclm-batch-');
+  await (await start(`batch-run-${Date.now()}`, outBatch, batchConfig(s2.url))).result();
+  expect(readDataset(outBatch)).toEqual(online);
+
+  const stats = s2.stats();
+  expect(stats.batch.batchesCreated).toBeGreaterThan(0);
+  const report = JSON.parse(fs.readFileSync(path.join(outBatch, 'report.json'), 'utf8')) as Report;
+  const cells = report.usage.per_stage_role;
+  // Every answer and judge call went through a batch; encode stayed online.
+  for (const key of ['answer/strong', 'answer/target', 'judge/judge'])
+    expect(cells[key]!.batchCalls).toBe(cells[key]!.calls);
+  expect(cells['encode/strong']!.batchCalls ?? 0).toBe(0);
+  // The simulator answered exactly the batch lines the run counted.
+  const batchCalls = Object.values(cells).reduce((n, c) => n + (c.batchCalls ?? 0), 0);
+  expect(stats.batch.requests).toBe(batchCalls);
+  const cost = report.usage.cost!;
+  expect(cost.batch_usd).toBeGreaterThan(0);
+  expect(cost.all_online_usd).toBeGreaterThan(cost.total_usd);
+  expect(fs.readFileSync(path.join(outBatch, 'report.md'), 'utf8')).toContain(
+    'all online it would have been',
+  );
+}, 240_000);
+
+test('failed and expired lines go into new batches; the run loses nothing', async () => {
+  const s = await sim({ failureRate: 0.15, expire: 1 });
+  const out = tmpDir('codeclm-batch-faults-');
+  await (await start(`batch-faults-${Date.now()}`, out, batchConfig(s.url))).result();
+  expect(readDataset(out)).toEqual(online);
+  const stats = s.stats().batch;
+  expect(stats.byStatus.expired).toBe(1);
+  expect(stats.failedRequests).toBeGreaterThan(0);
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as Report;
+  expect(report.counts.failed).toBe(0);
+}, 240_000);
+
+test('status shows the open batch; cancelling the run cancels it at the provider', async () => {
+  const s = await sim({ completionDelayMs: 120_000 });
+  const runId = `batch-cancel-${Date.now()}`;
+  const handle = await start(runId, tmpDir('codeclm-batch-cancel-'), batchConfig(s.url));
+  const until = async (what: string, ok: () => boolean | Promise<boolean>) => {
+    for (let i = 0; i < 600 && !(await ok()); i++) await new Promise((r) => setTimeout(r, 200));
+    if (!(await ok())) throw new Error(`timed out waiting for ${what}`);
+  };
+  await until('a batch in progress', () => (s.stats().batch.byStatus.in_progress ?? 0) > 0);
+  await until('status to show it', async () =>
+    (await runBatches(w.client.workflow, runId)).some((v) => v.open.some((b) => b.status === 'in_progress')),
+  );
+  const views = await runBatches(w.client.workflow, runId);
+  const open = views.flatMap((v) => v.open);
+  expect(open[0]!.batchId).toMatch(/^batch_/);
+  expect(open[0]!.total).toBeGreaterThan(0);
+  await handle.cancel();
+  await until('the batch cancelled at the provider', () => {
+    const by = s.stats().batch.byStatus;
+    return (by.in_progress ?? 0) === 0 && (by.cancelled ?? 0) + (by.cancelling ?? 0) > 0;
+  });
+}, 120_000);
