@@ -14,6 +14,7 @@ import { provisionTemporalCli } from '../src/temporal/provision';
 import { codeclmRun } from '../src/workflows/pipeline';
 import { createWorker, llmClientFactory } from '../src/worker';
 import { runInProcess } from './baseline';
+import { measureCost, type CostSizes } from './cost';
 import { CURATOR_VERSION, ensureCuratorVenv, startCurator } from './peers';
 import { processCpuSeconds, selfCpuSeconds, startSimProcess, type SimProcess } from './procs';
 import { compareRows, measureSaturation, recordRequests, type SaturationRow } from './saturation';
@@ -34,7 +35,7 @@ export interface BenchOptions {
   log?: (line: string) => void;
 }
 
-export const BENCH_SECTIONS = ['saturation', 'overhead', 'ceiling'] as const;
+export const BENCH_SECTIONS = ['saturation', 'overhead', 'ceiling', 'cost'] as const;
 export type BenchSection = (typeof BENCH_SECTIONS)[number];
 
 export interface BenchReport {
@@ -45,6 +46,8 @@ export interface BenchReport {
   ceiling?: Record<string, unknown>;
   /** From the overhead run. */
   efficiency?: Record<string, unknown>;
+  /** Online vs answers and judging through the Batch API: cost per kept pair and wall time. */
+  cost?: Record<string, unknown>;
 }
 
 interface Sizes {
@@ -58,17 +61,20 @@ interface Sizes {
   };
   over: { size: number; concurrency: number; poolSize: number };
   ceil: { size: number; concurrency: number; poolSize: number };
+  cost: CostSizes;
 }
 
 const FULL: Sizes = {
   sat: { rpm: 600, size: 600, concurrency: 192, poolSize: 40, warmupS: 20, measureS: 120 },
   over: { size: 120, concurrency: 24, poolSize: 12 },
   ceil: { size: 160, concurrency: 32, poolSize: 16 },
+  cost: { size: 40, concurrency: 24, poolSize: 12, batchDelayMs: 5000 },
 };
 const QUICK: Sizes = {
   sat: { rpm: 600, size: 300, concurrency: 64, poolSize: 20, warmupS: 8, measureS: 25 },
   over: { size: 30, concurrency: 12, poolSize: 6 },
   ceil: { size: 30, concurrency: 16, poolSize: 6 },
+  cost: { size: 12, concurrency: 12, poolSize: 6, batchDelayMs: 2000 },
 };
 
 const SIM_LATENCY_MS = 1000;
@@ -147,7 +153,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
   });
 
   const sims: SimProcess[] = [];
-  const sim = async (o: { latencyMs: number; rpm?: number }) => {
+  const sim = async (o: { latencyMs: number; rpm?: number; batchDelayMs?: number }) => {
     const s = await startSimProcess({ ...o, seed: 11 });
     sims.push(s);
     return s;
@@ -381,6 +387,37 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       log(`bench: ceiling: ${JSON.stringify(ceiling)}`);
 
       report.ceiling = ceiling;
+    }
+
+    if (want('cost')) {
+      // --- cost: online vs answers and judging through the Batch API, side by side -------------------
+      const C = sizes.cost;
+      log(
+        `bench: cost: size ${C.size}, ~${SIM_LATENCY_MS} ms latency online, ${C.batchDelayMs} ms per batch; both at once`,
+      );
+      const costWorker = await startWorker('cost', 'model');
+      try {
+        report.cost = (await measureCost(
+          {
+            sim,
+            config: (url) => benchConfig(url, C),
+            run: async (name, config) => {
+              const input = inputFor(name, config, costWorker.taskQueue);
+              return (await client.workflow.execute(codeclmRun, {
+                workflowId: input.runId,
+                taskQueue: costWorker.taskQueue,
+                args: [input],
+              })) as RunResult;
+            },
+            log,
+          },
+          C,
+          SIM_LATENCY_MS,
+        )) as unknown as Record<string, unknown>;
+        log(`bench: cost: ${JSON.stringify(report.cost)}`);
+      } finally {
+        await costWorker.stop();
+      }
     }
     return report;
   } finally {

@@ -44,6 +44,8 @@ export async function startSimProcess(opts: {
   latencyMs: number;
   rpm?: number;
   seed: number;
+  /** How long the simulator keeps a batch in progress (its default otherwise). */
+  batchDelayMs?: number;
 }): Promise<SimProcess> {
   const bin = path.join(__dirname, '..', 'bin', 'codeclm.js');
   const args = [
@@ -58,6 +60,7 @@ export async function startSimProcess(opts: {
     String(opts.latencyMs),
   ];
   if (opts.rpm) args.push('--rpm', String(opts.rpm));
+  if (opts.batchDelayMs !== undefined) args.push('--batch-delay-ms', String(opts.batchDelayMs));
   const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {

@@ -1,5 +1,6 @@
 import { flag, str, UsageError, type Command } from './command';
 import { BENCH_SECTIONS, describeTemporalCli, runBench, type BenchSection } from '../../bench/bench';
+import { renderCost, type CostReport } from '../../bench/cost';
 
 /**
  * `codeclm bench`: saturation, overhead, ceiling and efficiency on the offline simulator, in one
@@ -9,18 +10,19 @@ export const benchCommand: Command = {
   name: 'bench',
   summary:
     'measure rate-limit saturation, the cost of durability, the orchestration ceiling and calls per kept pair',
-  usage: 'bench [--quick] [--json] [--untuned] [--peers] [--only saturation,overhead,ceiling]',
+  usage: 'bench [--quick] [--json] [--untuned] [--peers] [--only saturation,overhead,ceiling,cost]',
   details: [
     'Runs on the offline simulator and a Temporal dev server of its own (free port, temporary state).',
     'saturation  simulator capped at 600 rpm with ~1 s latency, the roles limited to the same: achieved rpm / cap, share of 429s',
     'overhead    the same stage functions in a plain in-process async pool vs the durable pipeline, side by side, ~1 s latency',
     'ceiling     zero latency: LLM calls/s through Temporal, server and worker CPU seconds per 1,000 calls, the pool beside it',
     'efficiency  LLM calls and tokens per kept pair, per stage',
+    "cost        the same run online and with answers and judging through the Batch API, at the simulator's prices (batch half): cost per kept pair and wall time of each",
     '--quick     a ~2 minute version (smaller runs, shorter windows); the full run takes about 8 minutes',
     '--json      print one JSON object {saturation, overhead, ceiling, efficiency} on stdout (progress on stderr)',
     '--untuned   the "before" configuration: no client-side limiter or adaptive concurrency, workflows bundled at worker start',
     "--peers     also replay the saturation run's requests through Curator (bespokelabs-curator, pinned, installed into a venv under the codeclm cache on first use; needs python3) on a fresh simulator, both rows side by side",
-    '--only      comma-separated sections to run (saturation, overhead, ceiling; efficiency comes with overhead)',
+    '--only      comma-separated sections to run (saturation, overhead, ceiling, cost; efficiency comes with overhead)',
   ],
   options: {
     quick: { type: 'boolean' },
@@ -117,5 +119,6 @@ export function renderBench(report: Record<string, unknown>): string {
       `ceiling     durable ${c.durable.callsPerSecond} calls/s (server ${c.durable.serverCpuSecondsPer1000Calls} s, worker ${c.durable.workerCpuSecondsPer1000Calls} s CPU per 1,000 calls); in-process ${c.inProcess.callsPerSecond} calls/s`,
     );
   if (report.efficiency) lines.push(`efficiency  ${JSON.stringify(report.efficiency)}`);
+  if (report.cost) lines.push(...renderCost(report.cost as CostReport));
   return lines.join('\n');
 }
