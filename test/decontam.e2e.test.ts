@@ -6,6 +6,7 @@ import type { DatasetRecord } from '../src/schemas/records';
 import type { Report } from '../src/report/build';
 import type { Removal } from '../src/quality/settings';
 import { storedTexts } from '../src/quality/store';
+import { collect } from '../src/store/store';
 import { normalise, words } from '../src/quality/text';
 import { simConfig, startTestWorker, type TestWorker } from './helpers/pipeline';
 import { tmpDir } from './helpers/env';
@@ -58,7 +59,7 @@ async function run(name: string, decontaminate?: string[]): Promise<string> {
 test('a planted benchmark item is removed after decode and reported with its file, id and n-gram', async () => {
   const clean = await run('clean');
   // An instruction this seed decodes, long enough for a 13-gram.
-  const decoded = [...storedTexts(clean)].find((t) => words(t.text).length >= 15)!;
+  const decoded = (await collect(storedTexts(clean))).find((t) => words(t.text).length >= 15)!;
   expect(decoded).toBeDefined();
   const dir = tmpDir('codeclm-bench-');
   const vicuna = path.join(dir, 'bench-vicuna.jsonl');
@@ -106,7 +107,7 @@ test('a planted benchmark item is removed after decode and reported with its fil
     .filter(Boolean)
     .map((l) => JSON.parse(l) as DatasetRecord);
   expect(dataset.some((d) => d.id === decoded.id)).toBe(false);
-  expect([...storedTexts(out)].some((t) => t.id === decoded.id)).toBe(false);
+  expect((await collect(storedTexts(out))).some((t) => t.id === decoded.id)).toBe(false);
   expect(dataset.length).toBeGreaterThan(0);
   const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
   expect(md).toContain('with bench-vicuna.jsonl item 42');

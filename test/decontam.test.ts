@@ -41,7 +41,10 @@ const item = (text: string, id = 'r1-e00000-i0000') => ({ id, text });
 describe('benchmark n-gram index', () => {
   const dir = tmpDir('codeclm-decontam-');
   const wizard = wizardFile(dir);
-  const manifest = buildBenchmarkIndex(dir, [vicuna, koala, selfInstruct, wizard], 13);
+  let manifest: Awaited<ReturnType<typeof buildBenchmarkIndex>>;
+  beforeAll(async () => {
+    manifest = await buildBenchmarkIndex(dir, [vicuna, koala, selfInstruct, wizard], 13);
+  });
 
   test('the four evaluation-set formats load as they are', () => {
     expect(manifest.files.map((f) => path.basename(f.file))).toEqual([
@@ -55,10 +58,10 @@ describe('benchmark n-gram index', () => {
     expect(manifest.files[3]).toEqual(expect.objectContaining({ items: 1, tooShort: 1 }));
   });
 
-  test('an instruction with a 13-word run of a benchmark item is contaminated, with the item named', () => {
+  test('an instruction with a 13-word run of a benchmark item is contaminated, with the item named', async () => {
     const planted =
       'For my class: write a Python function that merges two sorted lists into one sorted list without using the built-in sort, please.';
-    const r = contamination(dir, item(planted));
+    const r = await contamination(dir, item(planted));
     expect(r).toEqual(
       expect.objectContaining({
         reason: 'contaminated',
@@ -69,29 +72,29 @@ describe('benchmark n-gram index', () => {
     expect(planted.toLowerCase()).toContain(r!.benchmark!.ngram.split(' ').slice(0, 5).join(' '));
   });
 
-  test('a Vicuna item copied in another case and punctuation is found', () => {
+  test('a Vicuna item copied in another case and punctuation is found', async () => {
     const first = JSON.parse(fs.readFileSync(vicuna, 'utf8').split('\n')[0]!) as { turns: string[] };
-    const r = contamination(dir, item(first.turns[0]!.toUpperCase().replace(/[.,]/g, ' ; ')));
+    const r = await contamination(dir, item(first.turns[0]!.toUpperCase().replace(/[.,]/g, ' ; ')));
     expect(r?.benchmark).toEqual(expect.objectContaining({ file: 'vicuna.jsonl', id: '1' }));
   });
 
-  test('a short benchmark prompt contained whole is found; 12 shared words are not a 13-gram', () => {
+  test('a short benchmark prompt contained whole is found; 12 shared words are not a 13-gram', async () => {
     // koala_3 is 11 words: indexed whole.
-    const r = contamination(
+    const r = await contamination(
       dir,
       item("Quick one. Explain recursion like I'm five, then like I'm a CS student!"),
     );
     expect(r?.benchmark).toEqual(expect.objectContaining({ file: 'koala.jsonl', id: 'koala_3' }));
     const twelve =
       'Give me a Python function that merges two sorted lists into one sorted list using a heap.';
-    expect(contamination(dir, item(twelve))).toBeUndefined();
-    expect(contamination(dir, item('Write a haiku about the sea.'))).toBeUndefined();
+    expect(await contamination(dir, item(twelve))).toBeUndefined();
+    expect(await contamination(dir, item('Write a haiku about the sea.'))).toBeUndefined();
   });
 
-  test('screening removes contaminated instructions before duplicates are considered', () => {
+  test('screening removes contaminated instructions before duplicates are considered', async () => {
     const planted =
       'Write a Python function that merges two sorted lists into one sorted list without using the built-in sort, and explain its running time.';
-    const r = screenBatch(
+    const r = await screenBatch(
       dir,
       [item(planted), item('Plan a vegetable garden for a small yard.', 'r1-e00000-i0001')],
       {

@@ -10,6 +10,7 @@ import type { ResolvedConfig } from '../src/schemas/config';
 import type { Removal } from '../src/quality/settings';
 import { jaccard, normalise, shingles } from '../src/quality/text';
 import { storedTexts } from '../src/quality/store';
+import { collect } from '../src/store/store';
 import { runStatus } from '../src/cli/control';
 import { simConfig, startTestWorker, type TestWorker } from './helpers/pipeline';
 import { tmpDir } from './helpers/env';
@@ -93,7 +94,7 @@ test('near mode: paraphrases at Jaccard >= threshold and exact copies are remove
   // Every removal names what it repeats; near ones at or above the threshold.
   const removed = lines<Removal>(path.join(outDir, 'removed.jsonl'));
   expect(removed).toHaveLength(r.removed!.total);
-  const survivors = [...storedTexts(outDir)];
+  const survivors = await collect(storedTexts(outDir));
   const byId = new Map(survivors.map((s) => [s.id, s.text]));
   for (const x of removed) {
     expect(byId.has(x.of!)).toBe(true);
@@ -126,7 +127,7 @@ test('exact mode removes the word-for-word copies only; the paraphrases go on', 
   expectCountsAddUp(r);
   expect(r.counts.duplicatesRemoved).toBeGreaterThan(0);
   expect(r.counts.nearDuplicatesRemoved ?? 0).toBe(0);
-  const survivors = [...storedTexts(outDir)];
+  const survivors = await collect(storedTexts(outDir));
   expect(new Set(survivors.map((s) => normalise(s.text))).size).toBe(survivors.length);
   // Paraphrases survive exact mode: some pair of survivors is at least 0.7 similar.
   let close = 0;

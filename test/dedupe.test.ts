@@ -88,10 +88,10 @@ describe('screening decode batches against the on-disk index', () => {
   const items = (texts: string[], prefix = 'r1-e00000-i'): ScreenItem[] =>
     texts.map((text, i) => ({ id: `${prefix}${String(i).padStart(4, '0')}`, text }));
 
-  test('exact mode removes copies (case and punctuation aside) and keeps paraphrases', () => {
+  test('exact mode removes copies (case and punctuation aside) and keeps paraphrases', async () => {
     const dir = tmpDir('codeclm-dedupe-');
     const para = `Please ${base[0]!.toLowerCase()}`;
-    const r = screenBatch(
+    const r = await screenBatch(
       dir,
       items([base[0]!, base[1]!, base[0]!.toUpperCase().replace(/\./g, '!'), para]),
       {
@@ -106,14 +106,14 @@ describe('screening decode batches against the on-disk index', () => {
     ]);
   });
 
-  test('near mode removes paraphrases at the threshold, first come first kept, across batches', () => {
+  test('near mode removes paraphrases at the threshold, first come first kept, across batches', async () => {
     const dir = tmpDir('codeclm-dedupe-');
     const opts = { dedupe: near, seed: 42, decontaminate: false };
-    const first = screenBatch(dir, items(base.slice(0, 4)), opts);
+    const first = await screenBatch(dir, items(base.slice(0, 4)), opts);
     expect(first.keep).toHaveLength(4);
     const rand = prng(7);
     const paras = base.slice(0, 4).map((t) => `Please ${t.charAt(0).toLowerCase()}${t.slice(1)}`);
-    const later = screenBatch(
+    const later = await screenBatch(
       dir,
       items([...paras, base[5]!, paraphrase(base[6]!, rand)], 'r1-e00001-i'),
       opts,
@@ -128,28 +128,30 @@ describe('screening decode batches against the on-disk index', () => {
     expect(later.keep).toEqual(['r1-e00001-i0004', 'r1-e00001-i0005']);
   });
 
-  test('a pair below the threshold is kept; raising the threshold keeps more', () => {
+  test('a pair below the threshold is kept; raising the threshold keeps more', async () => {
     const a = base[1]!;
     const b = a.replace('retired teacher', 'busy parent');
     const sim = jaccard(shingles(a, 3), shingles(b, 3));
     expect(sim).toBeGreaterThan(0.6);
     expect(sim).toBeLessThan(0.8);
-    const at = (threshold: number) =>
-      screenBatch(tmpDir('codeclm-dedupe-'), items([a, b]), {
-        dedupe: { ...near, threshold },
-        seed: 42,
-        decontaminate: false,
-      }).keep.length;
-    expect(at(0.8)).toBe(2);
-    expect(at(0.6)).toBe(1);
+    const at = async (threshold: number) =>
+      (
+        await screenBatch(tmpDir('codeclm-dedupe-'), items([a, b]), {
+          dedupe: { ...near, threshold },
+          seed: 42,
+          decontaminate: false,
+        })
+      ).keep.length;
+    expect(await at(0.8)).toBe(2);
+    expect(await at(0.6)).toBe(1);
   });
 
-  test('the same run seed gives the same survivors', () => {
+  test('the same run seed gives the same survivors', async () => {
     const rand = prng(3);
     const texts = base.flatMap((t) => [t, paraphrase(t, rand), paraphrase(t, rand)]);
     const run = () =>
       screenBatch(tmpDir('codeclm-dedupe-'), items(texts), { dedupe: near, seed: 42, decontaminate: false });
-    expect(run()).toEqual(run());
+    expect(await run()).toEqual(await run());
   });
 
   test('a retried screening returns the stored decision; concurrent batches never both keep a text', async () => {

@@ -50,7 +50,7 @@ async function plannedRun(
   const outDir = tmpDir(`codeclm-plan-${name}-`);
   // As `run` does: the plan is made and written before the workflow starts.
   const { plan } = makePlan({ seedsFile, config, runId });
-  writeRunPlan(outDir, plan);
+  await writeRunPlan(outDir, plan);
   await w.client.workflow.execute(codeclmRun, {
     workflowId: runId,
     taskQueue: w.taskQueue,

@@ -18,8 +18,12 @@ beforeAll(async () => {
 
 describe('report.html in headless Chromium', () => {
   const out = tmpDir('codeclm-render-');
-  const files = writeRunOutputs(out, fixtureReport());
-  const url = pathToFileURL(files.reportHtml).href;
+  let files: Awaited<ReturnType<typeof writeRunOutputs>>;
+  let url: string;
+  beforeAll(async () => {
+    files = await writeRunOutputs(out, fixtureReport());
+    url = pathToFileURL(files.reportHtml).href;
+  });
 
   test('the page loads and its DOM holds every chart as an <svg> with drawn shapes', () => {
     const r = runHeadless(chromium, ['--dump-dom', url]);

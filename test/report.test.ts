@@ -72,7 +72,10 @@ describe('report arithmetic', () => {
 describe('report files', () => {
   const out = tmpDir('codeclm-report-');
   const report = fixtureReport();
-  const files = writeRunOutputs(out, report);
+  let files: Awaited<ReturnType<typeof writeRunOutputs>>;
+  beforeAll(async () => {
+    files = await writeRunOutputs(out, report);
+  });
   const read = (f: string) => fs.readFileSync(path.join(out, f), 'utf8');
 
   test('report.json holds the new sections', () => {
@@ -148,17 +151,17 @@ describe('report files', () => {
     expect(body).not.toContain('Test data, not model output');
   });
 
-  test("a user's own README.md in the out dir is left alone; codeclm's own card is refreshed", () => {
+  test("a user's own README.md in the out dir is left alone; codeclm's own card is refreshed", async () => {
     const dir = tmpDir('codeclm-report-');
     fs.writeFileSync(path.join(dir, 'README.md'), '# my notes\n');
-    expect(writeRunOutputs(dir, report).card).toBeUndefined();
+    expect((await writeRunOutputs(dir, report)).card).toBeUndefined();
     expect(fs.readFileSync(path.join(dir, 'README.md'), 'utf8')).toBe('# my notes\n');
-    expect(writeRunOutputs(out, report).card).toBe(path.join(out, 'README.md'));
+    expect((await writeRunOutputs(out, report)).card).toBe(path.join(out, 'README.md'));
   });
 
-  test('without prices there is no cost, and the report says how to get one', () => {
+  test('without prices there is no cost, and the report says how to get one', async () => {
     const dir = tmpDir('codeclm-report-');
-    writeRunOutputs(dir, fixtureReport({ prices: false }));
+    await writeRunOutputs(dir, fixtureReport({ prices: false }));
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')).usage.cost).toBeNull();
     expect(fs.readFileSync(path.join(dir, 'report.md'), 'utf8')).toContain('pricePerMTokIn');
   });

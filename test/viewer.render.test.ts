@@ -3,7 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ViewerRow } from '../src/viewer/rows';
 import { rowsOf } from '../src/viewer/rows';
-import { judgementFile, judgementsDir } from '../src/viewer/store';
+import { judgementFile } from '../src/viewer/store';
 import { writeViewer } from '../src/viewer/write';
 import { fixtureJudgements } from './viewer.fixture';
 import { pngSize, runHeadless, testBrowser } from './helpers/browser';
@@ -30,7 +30,7 @@ beforeAll(async () => {
     fs.writeFileSync(file, JSON.stringify(j));
   }
   rows = judgements.flatMap(rowsOf);
-  url = pathToFileURL(writeViewer(out, judgementsDir(out), { runId: 'render-20k' }).file).href;
+  url = pathToFileURL((await writeViewer(out, { runId: 'render-20k' })).file).href;
 }, 20 * 60_000);
 
 function dom(hash: string): string {

@@ -34,14 +34,14 @@ function recordOf(j: Judgement): DatasetRecord {
   };
 }
 
-test('every judged iteration of every instruction, kept or dropped, becomes one row of the page', () => {
+test('every judged iteration of every instruction, kept or dropped, becomes one row of the page', async () => {
   const out = tmpDir('codeclm-viewer-');
   const judgements = fixtureJudgements(1200);
   for (const j of judgements) {
     fs.mkdirSync(path.dirname(judgementFile(out, j.id)), { recursive: true });
     fs.writeFileSync(judgementFile(out, j.id), JSON.stringify(j));
   }
-  const { file, facets } = writeViewer(out, judgementsDir(out), { runId: 'unit' });
+  const { file, facets } = await writeViewer(out, { runId: 'unit' });
   const html = fs.readFileSync(file, 'utf8');
   const rows = embeddedRows(html);
   const expected = [...judgements].sort((a, b) => (a.id < b.id ? -1 : 1)).flatMap(rowsOf);
@@ -59,7 +59,7 @@ test('every judged iteration of every instruction, kept or dropped, becomes one 
   expect(html).not.toMatch(/<(script|link|img)[^>]+(src|href)=/);
 });
 
-test('text that looks like markup stays text: an answer cannot close the data block or inject HTML', () => {
+test('text that looks like markup stays text: an answer cannot close the data block or inject HTML', async () => {
   const out = tmpDir('codeclm-viewer-');
   const [j] = fixtureJudgements(1);
   const nasty = 'Use </script><script>alert(1)</script> and <!-- a comment';
@@ -67,18 +67,18 @@ test('text that looks like markup stays text: an answer cannot close the data bl
   j!.iterations[0]!.instruction = '<b>bold?</b>';
   fs.mkdirSync(path.dirname(judgementFile(out, j!.id)), { recursive: true });
   fs.writeFileSync(judgementFile(out, j!.id), JSON.stringify(j));
-  const html = fs.readFileSync(writeViewer(out, judgementsDir(out), { runId: 'x' }).file, 'utf8');
+  const html = fs.readFileSync((await writeViewer(out, { runId: 'x' })).file, 'utf8');
   expect(html).not.toContain('</script><script>alert(1)');
   expect(embeddedRows(html)[0]!.as).toBe(nasty);
   expect(embeddedRows(html)[0]!.q).toBe('<b>bold?</b>');
 });
 
-test('a judgement file that is not one names the file', () => {
+test('a judgement file that is not one names the file', async () => {
   const out = tmpDir('codeclm-viewer-');
   const bad = judgementFile(out, 'r1-e00000-i0000');
   fs.mkdirSync(path.dirname(bad), { recursive: true });
   fs.writeFileSync(bad, JSON.stringify({ id: 'r1-e00000-i0000', iterations: [] }));
-  expect(() => writeViewer(out, judgementsDir(out), { runId: 'x' })).toThrow(bad);
+  await expect(writeViewer(out, { runId: 'x' })).rejects.toThrow(bad);
   expect(fs.existsSync(path.join(out, 'viewer.html'))).toBe(false);
 });
 

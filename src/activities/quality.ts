@@ -1,21 +1,21 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { MethodConfig } from '../schemas/config';
 import { buildBenchmarkIndex } from '../quality/benchmarks';
 import { screenBatch, Indexer, type ScreenItem, type ScreenResult } from '../quality/screen';
 import { dedupeSettings, ngramOf, type RemovalReason } from '../quality/settings';
 import {
-  fileLines,
-  qualityPaths,
+  IndexFiles,
+  qualityKeys,
   readDecision,
   storedTexts,
   withLock,
   writeDecision,
 } from '../quality/store';
-import { readJson, writeJsonAtomic } from '../store/files';
 import { publishedVersions } from '../schedule/activities';
 import { versionsDir } from '../schedule/changes';
+import { openStore } from '../store/open';
+import { joinLocation } from '../store/store';
+import { prefetchRemoteInputs } from '../seeds/load';
 import { InputError } from '../util/errors';
 
 /**
@@ -54,27 +54,24 @@ export interface ScreenOutput {
 }
 
 /** Adds the instructions of a schedule's earlier versions (kept pairs and decoded instructions). */
-function seedFromVersions(
-  outDir: string,
+async function seedFromVersions(
   indexer: Indexer,
   schedule: { outDir: string; version: string },
-): number {
+): Promise<number> {
   let n = 0;
-  for (const v of publishedVersions(schedule.outDir).filter((x) => x < schedule.version)) {
-    const dir = path.join(versionsDir(schedule.outDir), v);
+  for (const v of (await publishedVersions(schedule.outDir)).filter((x) => x < schedule.version)) {
+    const dir = openStore(joinLocation(versionsDir(schedule.outDir), v));
     // Instructions as decoded (before Self-Rubrics changed them): a refresh decodes these again.
-    for (const rec of storedTexts(dir)) {
+    for await (const rec of storedTexts(dir)) {
       if (rec.id.includes('/')) continue; // seeded there from an older version: added from its own dir
-      indexer.add({ id: `${v}/${rec.id}`, text: rec.text });
+      await indexer.add({ id: `${v}/${rec.id}`, text: rec.text });
       n++;
     }
     // Instructions as kept in the dataset.
-    const dataset = path.join(dir, 'dataset.jsonl');
-    if (!fs.existsSync(dataset)) continue;
-    for (const line of fileLines(dataset)) {
+    for await (const line of dir.lines('dataset.jsonl')) {
       if (!line.trim()) continue;
       const rec = JSON.parse(line) as { id: string; instruction: string };
-      indexer.add({ id: `${v}/${rec.id}:kept`, text: rec.instruction });
+      await indexer.add({ id: `${v}/${rec.id}:kept`, text: rec.instruction });
       n++;
     }
   }
@@ -84,16 +81,18 @@ function seedFromVersions(
 export function createQualityActivities() {
   return {
     async prepareQuality(input: PrepareQualityInput): Promise<PrepareQualityResult> {
-      const p = qualityPaths(input.outDir);
-      const done = readJson<PrepareQualityResult>(p.prepared);
+      const p = qualityKeys;
+      const store = openStore(input.outDir);
+      const done = await store.readJson<PrepareQualityResult>(p.prepared);
       if (done) return done;
       // Nothing is screened before this finishes, so a retry can start from scratch.
       for (const dir of ['exact', 'bands', 'texts', 'bench', 'decisions'])
-        fs.rmSync(path.join(p.root, dir), { recursive: true, force: true });
+        await store.removeAll(`${p.root}/${dir}`);
       let benchmarkItems = 0;
       if (input.benchmarks?.length) {
         try {
-          const manifest = buildBenchmarkIndex(input.outDir, input.benchmarks, ngramOf(input.method));
+          await prefetchRemoteInputs(input.benchmarks);
+          const manifest = await buildBenchmarkIndex(store, input.benchmarks, ngramOf(input.method));
           benchmarkItems = manifest.files.reduce((a, f) => a + f.items, 0);
         } catch (err) {
           if (err instanceof InputError) throw ApplicationFailure.nonRetryable(err.message, 'InputError');
@@ -102,28 +101,30 @@ export function createQualityActivities() {
       }
       const dedupe = dedupeSettings(input.method);
       let previousInstructions = 0;
-      if (input.schedule && dedupe.mode !== 'off')
-        previousInstructions = seedFromVersions(
-          input.outDir,
-          new Indexer(input.outDir, dedupe, input.method.runSeed),
+      if (input.schedule && dedupe.mode !== 'off') {
+        const files = new IndexFiles(store);
+        previousInstructions = await seedFromVersions(
+          new Indexer(files, dedupe, input.method.runSeed),
           input.schedule,
         );
+        await files.flush();
+      }
       const result = { benchmarkItems, previousInstructions };
-      writeJsonAtomic(p.prepared, result);
+      await store.writeJson(p.prepared, result);
       return result;
     },
 
     async screenInstructions(input: ScreenInput): Promise<ScreenOutput> {
-      const p = qualityPaths(input.outDir);
-      const decided = await withLock(p.lock, () => {
-        const existing = readDecision<ScreenResult>(input.outDir, input.batch);
+      const store = openStore(input.outDir);
+      const decided = await withLock(store, qualityKeys.lock, async () => {
+        const existing = await readDecision<ScreenResult>(store, input.batch);
         if (existing) return existing;
-        const result = screenBatch(input.outDir, input.items, {
+        const result = await screenBatch(store, input.items, {
           dedupe: dedupeSettings(input.method),
           seed: input.method.runSeed,
           decontaminate: input.decontaminate,
         });
-        writeDecision(input.outDir, input.batch, result);
+        await writeDecision(store, input.batch, result);
         return result;
       });
       return { keep: decided.keep, removed: decided.removed.map((r) => ({ id: r.id, reason: r.reason })) };

@@ -2,8 +2,8 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Metadata } from '../schemas/records';
 import type { Failure } from '../schemas/run';
-import { runPaths } from '../store/runDir';
-import { readJson, writeJsonAtomic } from '../store/files';
+import { runKeys, runPaths } from '../store/runDir';
+import { openStore } from '../store/open';
 import { hash32 } from '../util/random';
 
 /**
@@ -21,18 +21,19 @@ export function createRunStateActivities() {
   return {
     async readPoolEntry(input: { outDir: string; entry: number }): Promise<{ metadata: Metadata }> {
       // No cache: the file is small, read a few times per entry; a worker keeps no per-run state.
-      const pool = readJson<{ entries: { metadata: Metadata }[] }>(runPaths(input.outDir).pool);
+      const store = openStore(input.outDir);
+      const pool = await store.readJson<{ entries: { metadata: Metadata }[] }>(runKeys.pool);
       const entry = pool?.entries[input.entry];
       if (!entry)
         throw ApplicationFailure.nonRetryable(
-          `no pool entry ${input.entry} in ${runPaths(input.outDir).pool}`,
+          `no pool entry ${input.entry} in ${store.where(runKeys.pool)}`,
           'InputError',
         );
       return { metadata: entry.metadata };
     },
 
     async saveFailure(input: { outDir: string; id: string; failure: Failure }): Promise<void> {
-      writeJsonAtomic(failureFile(input.outDir, input.id), { id: input.id, ...input.failure });
+      await openStore(input.outDir).writeJson(failureFile('', input.id), { id: input.id, ...input.failure });
     },
   };
 }

@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import {
   datasetRecordSchema,
   judgementSchema,
@@ -7,8 +6,9 @@ import {
   type Metadata,
 } from '../schemas/records';
 import type { RunProgress } from '../schemas/run';
-import { runPaths } from '../store/runDir';
-import { listJsonFiles, readJson, writeFileAtomic, writeJsonAtomic } from '../store/files';
+import { runKeys } from '../store/runDir';
+import { openStore } from '../store/open';
+import { readAllJson, type Store } from '../store/store';
 import { buildReport } from '../report/build';
 import { writeRunOutputs } from '../report/write';
 import { computeCost, pricesOf } from '../report/cost';
@@ -17,18 +17,26 @@ import { collectRemovals } from '../report/removed';
 import type { ResolvedConfig } from '../schemas/config';
 import { readRunPlan } from '../plan/compare';
 import { recordRunHistory } from '../plan/make';
-import { judgementFile, judgementsDir } from '../viewer/store';
+import { judgementFile } from '../viewer/store';
 import { writeViewer } from '../viewer/write';
 
-function saveJudgementFile(outDir: string, judgement: Judgement): void {
+async function saveJudgementFile(store: Store, judgement: Judgement): Promise<void> {
   const parsed = judgementSchema.parse(judgement);
-  writeJsonAtomic(judgementFile(outDir, parsed.id), parsed);
+  await store.writeJson(judgementFile('', parsed.id), parsed);
+}
+
+/** The kept records of a run (one object each), sorted by record id. */
+export async function keptRecords(store: Store): Promise<DatasetRecord[]> {
+  return (await readAllJson<unknown>(store, runKeys.records))
+    .map((r) => datasetRecordSchema.parse(r))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 /**
- * The dataset sink. A kept pair is one file named by its record id, so a retried or replayed write
- * replaces itself instead of adding a second record; dataset.jsonl is assembled from those files
- * at the end (and can be assembled again at any time with the same result).
+ * The dataset sink. A kept pair is one object (a file, or an S3 object) named by its record id, so
+ * a retried or replayed write replaces itself instead of adding a second record; dataset.jsonl is
+ * assembled from those objects at the end, streamed (a multipart upload on S3), and can be
+ * assembled again at any time with the same result.
  */
 export function createSinkActivities() {
   return {
@@ -38,13 +46,14 @@ export function createSinkActivities() {
      */
     async saveRecord(input: { outDir: string; record: DatasetRecord; judgement?: Judgement }): Promise<void> {
       const record = datasetRecordSchema.parse(input.record);
-      if (input.judgement) saveJudgementFile(input.outDir, input.judgement);
-      writeJsonAtomic(runPaths(input.outDir).recordFile(record.id), record);
+      const store = openStore(input.outDir);
+      if (input.judgement) await saveJudgementFile(store, input.judgement);
+      await store.writeJson(runKeys.recordFile(record.id), record);
     },
 
     /** The judged iterations of an instruction that was not kept (one file per id: retries replace it). */
     async saveJudgement(input: { outDir: string; judgement: Judgement }): Promise<void> {
-      saveJudgementFile(input.outDir, input.judgement);
+      await saveJudgementFile(openStore(input.outDir), input.judgement);
     },
 
     /**
@@ -52,15 +61,10 @@ export function createSinkActivities() {
      * exact-duplicate instruction removal across concurrent workers.
      */
     async claim(input: { outDir: string; key: string; owner: string }): Promise<boolean> {
-      const file = runPaths(input.outDir).claimFile(input.key);
-      fs.mkdirSync(runPaths(input.outDir).claims, { recursive: true });
-      try {
-        fs.writeFileSync(file, JSON.stringify({ owner: input.owner }), { flag: 'wx' });
-        return true;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        return readJson<{ owner: string }>(file)?.owner === input.owner;
-      }
+      const store = openStore(input.outDir);
+      const key = runKeys.claimFile(input.key);
+      if (await store.createIfAbsent(key, JSON.stringify({ owner: input.owner }))) return true;
+      return (await store.readJson<{ owner: string }>(key))?.owner === input.owner;
     },
 
     /** `config` (optional, for older callers) adds models, parameters and cost to the report and card. */
@@ -68,19 +72,21 @@ export function createSinkActivities() {
       progress: RunProgress;
       config?: ResolvedConfig;
     }): Promise<{ dataset: string; kept: number }> {
-      const paths = runPaths(input.progress.outDir);
-      const records = listJsonFiles(paths.records)
-        .map((f) => datasetRecordSchema.parse(readJson(f)))
-        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      writeFileAtomic(
-        paths.dataset,
-        records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''),
+      const store = openStore(input.progress.outDir);
+      const records = await keptRecords(store);
+      await store.writeStream(
+        runKeys.dataset,
+        (async function* () {
+          for (const r of records) yield `${JSON.stringify(r)}\n`;
+        })(),
       );
-      const seedMetadata: Metadata[] = listJsonFiles(paths.encoded).map(
-        (f) => readJson<{ metadata: Metadata }>(f)!.metadata,
-      );
+      const seedMetadata: Metadata[] = (
+        await readAllJson<{ metadata: Metadata }>(store, runKeys.encoded)
+      ).map((e) => e.metadata);
       const pool =
-        readJson<{ entries: { metadata: Metadata }[] }>(paths.pool)?.entries.map((e) => e.metadata) ?? [];
+        (await store.readJson<{ entries: { metadata: Metadata }[] }>(runKeys.pool))?.entries.map(
+          (e) => e.metadata,
+        ) ?? [];
       const report = buildReport({
         progress: input.progress,
         records,
@@ -88,19 +94,17 @@ export function createSinkActivities() {
         pool,
         config: input.config ? describeConfig(input.config) : undefined,
         cost: input.config ? computeCost(input.progress.usage, pricesOf(input.config)) : null,
-        plan: readRunPlan(input.progress.outDir, input.progress.runId),
+        plan: await readRunPlan(store, input.progress.runId),
         // Duplicates and contaminated instructions removed after decode; writes removed.jsonl.
-        removed: collectRemovals(input.progress.outDir, input.progress.counters),
+        removed: await collectRemovals(store, input.progress.counters),
       });
       // This machine's run history, which `codeclm plan` measures later plans on.
-      if (input.config) recordRunHistory(input.progress, input.config);
+      if (input.config) await recordRunHistory(input.progress, input.config, undefined, store);
       // report.json, report.md + charts/*.svg, report.html and the dataset card README.md.
-      writeRunOutputs(input.progress.outDir, report);
+      await writeRunOutputs(store, report);
       // viewer.html: every judged instruction, streamed from .work/judgements in bounded memory.
-      writeViewer(input.progress.outDir, judgementsDir(input.progress.outDir), {
-        runId: input.progress.runId,
-      });
-      return { dataset: paths.dataset, kept: records.length };
+      await writeViewer(store, { runId: input.progress.runId });
+      return { dataset: store.where(runKeys.dataset), kept: records.length };
     },
   };
 }

@@ -1,11 +1,11 @@
-import fs from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
 import { log as activityLog } from '@temporalio/activity';
 import type { LimitsConfig, MethodConfig, ResolvedRole } from '../schemas/config';
 import type { Metadata, Rubric, Seed, Usage } from '../schemas/records';
 import { seedSchema } from '../schemas/records';
-import { runPaths } from '../store/runDir';
-import { readJson, writeFileAtomic, writeJsonAtomic } from '../store/files';
+import { runKeys } from '../store/runDir';
+import { openStore } from '../store/open';
+
 import { encodeTask } from '../tasks/encode';
 import { decodeTask } from '../tasks/decode';
 import { rubricsTask } from '../tasks/rubrics';
@@ -14,9 +14,10 @@ import { answerStrongTask, answerTargetTask } from '../tasks/answer';
 import { judgeTask, type JudgeOutput } from '../tasks/judge';
 import { TaskOutputError, type Note, type StructuredTask, type TextTask } from '../tasks/task';
 import { LlmFailure } from '../llm/types';
-import { loadSeeds } from '../seeds/load';
+import { forgetRemoteInputs, loadSeeds, prefetchRemoteInputs } from '../seeds/load';
 import { callStructured, callText, type ActivityDeps, type LlmCallInput } from './deps';
 import { allocate, mixAndMatch } from './pool';
+import { mapLimit, type Store } from '../store/store';
 
 // --- Output bounds (issue 8, security/deployment) ---------------------------------------------
 // Every LLM text that leaves an activity becomes a Temporal payload (2 MB hard limit per payload,
@@ -173,19 +174,18 @@ export interface JudgeInput extends OutputBound {
   label: string;
 }
 
-// Seeds are read from the run's own normalised copy; cache parsed files per worker process.
-const seedCache = new Map<string, { mtimeMs: number; seeds: Seed[] }>();
-function runSeeds(outDir: string): Seed[] {
-  const file = runPaths(outDir).seeds;
-  const { mtimeMs } = fs.statSync(file);
-  const hit = seedCache.get(file);
-  if (hit && hit.mtimeMs === mtimeMs) return hit.seeds;
-  const seeds = fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => seedSchema.parse(JSON.parse(l)));
-  seedCache.set(file, { mtimeMs, seeds });
+// Seeds are read from the run's own normalised copy; cache parsed files per worker process, checked
+// against the snapshot's modification tag (one HEAD request on S3, not a download per seed).
+const seedCache = new Map<string, { tag: string; seeds: Seed[] }>();
+async function runSeeds(store: Store): Promise<Seed[]> {
+  const where = store.where(runKeys.seeds);
+  const st = await store.stat(runKeys.seeds);
+  if (!st) throw ApplicationFailure.nonRetryable(`no seed snapshot at ${where}`, 'InputError');
+  const hit = seedCache.get(where);
+  if (hit && hit.tag === st.tag) return hit.seeds;
+  const seeds: Seed[] = [];
+  for await (const l of store.lines(runKeys.seeds)) if (l.trim()) seeds.push(seedSchema.parse(JSON.parse(l)));
+  seedCache.set(where, { tag: st.tag, seeds });
   if (seedCache.size > 16) seedCache.delete(seedCache.keys().next().value!);
   return seeds;
 }
@@ -194,11 +194,12 @@ export function createStageActivities(deps: ActivityDeps) {
   return {
     /** Snapshot the seed file into the run dir once; later attempts and replays reuse the snapshot. */
     async prepareSeeds(input: PrepareSeedsInput): Promise<SeedsInfo> {
-      const paths = runPaths(input.outDir);
-      const existing = readJson<SeedsInfo>(paths.seedsInfo);
-      if (existing && fs.existsSync(paths.seeds)) return existing;
+      const store = openStore(input.outDir);
+      const existing = await store.readJson<SeedsInfo>(runKeys.seedsInfo);
+      if (existing && (await store.exists(runKeys.seeds))) return existing;
       let loaded;
       try {
+        await prefetchRemoteInputs([input.seedsFile]);
         loaded = loadSeeds(input.seedsFile, {
           field: input.field,
           skipInvalid: input.skipInvalid,
@@ -207,8 +208,10 @@ export function createStageActivities(deps: ActivityDeps) {
       } catch (err) {
         // Bad input will not get better by retrying.
         throw ApplicationFailure.nonRetryable((err as Error).message, 'InputError');
+      } finally {
+        forgetRemoteInputs([input.seedsFile]);
       }
-      writeFileAtomic(paths.seeds, loaded.seeds.map((s) => JSON.stringify(s)).join('\n') + '\n');
+      await store.write(runKeys.seeds, loaded.seeds.map((s) => JSON.stringify(s)).join('\n') + '\n');
       const info: SeedsInfo = {
         count: loaded.seeds.length,
         format: loaded.format,
@@ -216,16 +219,16 @@ export function createStageActivities(deps: ActivityDeps) {
         warnings: loaded.warnings,
         skipped: loaded.skipped,
       };
-      writeJsonAtomic(paths.seedsInfo, info);
+      await store.writeJson(runKeys.seedsInfo, info);
       return info;
     },
 
     async encodeSeed(input: EncodeInput): Promise<EncodeResult> {
-      const paths = runPaths(input.outDir);
-      const file = paths.encodedFile(input.index);
-      const done = readJson<EncodeResult>(file);
+      const store = openStore(input.outDir);
+      const file = runKeys.encodedFile(input.index);
+      const done = await store.readJson<EncodeResult>(file);
       if (done) return { ...done, usage: {} };
-      const seed = runSeeds(input.outDir)[input.index];
+      const seed = (await runSeeds(store))[input.index];
       if (!seed) throw ApplicationFailure.nonRetryable(`no seed at index ${input.index}`, 'InputError');
       const { value, usage } = await runStructured(
         deps,
@@ -235,21 +238,24 @@ export function createStageActivities(deps: ActivityDeps) {
       );
       const result: EncodeResult = { seedId: seed.id, metadata: value, usage };
       checkOutput(input, `metadata for seed ${seed.id}`, JSON.stringify(result.metadata).length);
-      writeJsonAtomic(file, { seedId: result.seedId, metadata: result.metadata });
+      await store.writeJson(file, { seedId: result.seedId, metadata: result.metadata });
       return result;
     },
 
     /** Writes pool.json; entries read their metadata from it, so only the size travels back. */
     async buildPool(input: PoolInput): Promise<{ size: number }> {
-      const paths = runPaths(input.outDir);
-      const encoded: Metadata[] = [];
-      for (let i = 0; i < input.seeds; i++) {
-        const e = readJson<{ metadata: Metadata }>(paths.encodedFile(i));
-        if (e && e.metadata.skills.length > 0) encoded.push(e.metadata);
-      }
+      const store = openStore(input.outDir);
+      // Deterministic keys, read a few at a time: no listing, and seed order kept.
+      const indexes = Array.from({ length: input.seeds }, (_, i) => i);
+      const read = await mapLimit(indexes, 16, (i) =>
+        store.readJson<{ metadata: Metadata }>(runKeys.encodedFile(i)),
+      );
+      const encoded: Metadata[] = read
+        .filter((e) => !!e && e.metadata.skills.length > 0)
+        .map((e) => e!.metadata);
       const pool = mixAndMatch(encoded, input.method);
       const entries = allocate(pool, input.instructions);
-      writeJsonAtomic(paths.pool, { entries });
+      await store.writeJson(runKeys.pool, { entries });
       return { size: entries.length };
     },
 
@@ -266,8 +272,9 @@ export function createStageActivities(deps: ActivityDeps) {
 
     /** Rubrics are written once per pool entry and reused by every instruction and top-up batch. */
     async writeRubrics(input: RubricsInput): Promise<{ rubrics: Rubric[]; usage: Usage }> {
-      const file = runPaths(input.outDir).rubricsFile(input.entry);
-      const done = readJson<Rubric[]>(file);
+      const store = openStore(input.outDir);
+      const file = runKeys.rubricsFile(input.entry);
+      const done = await store.readJson<Rubric[]>(file);
       if (done) return { rubrics: done, usage: {} };
       const { value, usage } = await runStructured(
         deps,
@@ -281,7 +288,7 @@ export function createStageActivities(deps: ActivityDeps) {
       );
       const rubrics = value.rubrics;
       checkOutput(input, `rubrics for pool entry ${input.entry}`, JSON.stringify(rubrics).length);
-      writeJsonAtomic(file, rubrics);
+      await store.writeJson(file, rubrics);
       return { rubrics, usage };
     },
 

@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { flag, intOpt, requireStr, str, UsageError, type Command, type ParsedArgs } from './command';
@@ -8,8 +7,10 @@ import { usageTotals, type DatasetRecord, type Usage } from '../schemas/records'
 import { dialectLines } from '../report/dialects';
 import { progressQuery, pauseSignal, resumeSignal, type codeclmRun } from '../workflows/pipeline';
 import { failureMessage } from '../util/failure';
-import { runPaths } from '../store/runDir';
-import { listJsonFiles, readJson, writeFileAtomic } from '../store/files';
+import { runKeys } from '../store/runDir';
+import { openStore } from '../store/open';
+import { keptRecords } from '../activities/sink';
+import { writeFileAtomic } from '../store/files';
 import { createWorker } from '../worker';
 import { loadConfig } from '../config/load';
 import { roleNames, type ResolvedConfig, type RoleName } from '../schemas/config';
@@ -17,9 +18,9 @@ import { connectWorker, temporalTarget } from '../temporal/connection';
 import { embeddedPort } from './runtime';
 import { onShutdownSignal } from '../temporal/logging';
 import { pendingRetries, retryLine, type RetrySummary } from './retries';
-
 import { batchLines, runBatches } from '../batch/status';
 import type { BatcherView } from '../batch/protocol';
+
 /** The commands that talk to an existing run: status, wait, pause, resume, cancel, export, worker. */
 
 function runIdArg(args: ParsedArgs, command: Command): string {
@@ -70,9 +71,9 @@ export interface StatusView {
   error?: string;
   /** Running runs: activities retrying now, per stage (src/cli/retries.ts). */
   retries?: RetrySummary;
-}
   /** Running runs in batch mode: each role's batcher and its open batches (src/batch/status.ts). */
   batches?: BatcherView[];
+}
 
 export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Promise<StatusView> {
   const desc = await handle.describe();
@@ -88,9 +89,11 @@ export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Prom
   } else {
     await handle.result().catch((err: unknown) => (error = failureMessage(err)));
     const report = outDir
-      ? readJson<{ counts: RunProgress['counters']; usage: { per_stage_role: RunProgress['usage'] } }>(
-          runPaths(outDir).reportJson,
-        )
+      ? await openStore(outDir)
+          .readJson<{ counts: RunProgress['counters']; usage: { per_stage_role: RunProgress['usage'] } }>(
+            runKeys.reportJson,
+          )
+          .catch(() => undefined)
       : undefined;
     if (report) progress = { counters: report.counts, usage: report.usage.per_stage_role };
   }
@@ -127,10 +130,10 @@ export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Prom
   }
   if (state === 'running')
     view.retries = await pendingRetries(handle.client, handle.workflowId).catch(() => undefined);
+  if (state === 'running') view.batches = await runBatches(handle.client, handle.workflowId);
   return view;
 }
 
-  if (state === 'running') view.batches = await runBatches(handle.client, handle.workflowId);
 export const statusCommand: Command = {
   name: 'status',
   summary: 'state and counters of a run',
@@ -169,10 +172,10 @@ export const statusCommand: Command = {
           lines.push(`    ${k.padEnd(16)} ${u.calls} calls, ${u.promptTokens}+${u.completionTokens} tokens`);
         for (const line of dialectLines(per_stage)) lines.push(`  ${line}`);
       }
+      for (const line of batchLines(view.batches ?? [])) lines.push(`  ${line}`);
       process.stdout.write(`${lines.join('\n')}\n`);
     }
   },
-      for (const line of batchLines(view.batches ?? [])) lines.push(`  ${line}`);
 };
 
 export const waitCommand: Command = {
@@ -263,19 +266,18 @@ const formats = {
   jsonl: (r: DatasetRecord) => r,
 };
 
-/** Kept pairs of a run: dataset.jsonl when written, else what the run has kept so far. */
-export function readKept(outDir: string): DatasetRecord[] {
-  const paths = runPaths(outDir);
-  if (fs.existsSync(paths.dataset)) {
-    return fs
-      .readFileSync(paths.dataset, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as DatasetRecord);
+/**
+ * Kept pairs of a run, from its store (an out dir or s3://...): dataset.jsonl when written, else
+ * what the run has kept so far (its record objects).
+ */
+export async function readKept(outDir: string): Promise<DatasetRecord[]> {
+  const store = openStore(outDir);
+  if (await store.exists(runKeys.dataset)) {
+    const records: DatasetRecord[] = [];
+    for await (const l of store.lines(runKeys.dataset)) if (l) records.push(JSON.parse(l) as DatasetRecord);
+    return records;
   }
-  return listJsonFiles(paths.records)
-    .map((f) => readJson<DatasetRecord>(f)!)
-    .sort((a, b) => a.id.localeCompare(b.id));
+  return keptRecords(store);
 }
 
 export const exportCommand: Command = {
@@ -299,7 +301,7 @@ export const exportCommand: Command = {
       async (h) => (await h.describe()).memo?.outDir as string | undefined,
     );
     if (!outDir) throw new Error(`run ${args.positionals[0]} has no out dir recorded`);
-    const records = readKept(outDir);
+    const records = await readKept(outDir);
     const convert = formats[format as keyof typeof formats];
     writeFileAtomic(
       out,

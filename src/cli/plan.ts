@@ -73,9 +73,9 @@ export function planBeforeStart(
  * plan.json in the run's out dir, before the workflow starts (client side: the history it reads is
  * this machine's). A plan that cannot be made never stops the run; the report then has no comparison.
  */
-export function writePlanForRun(input: RunInput): void {
+export async function writePlanForRun(input: RunInput): Promise<void> {
   try {
-    writeRunPlan(input.outDir, planBeforeStart(input.seedsFile, input.config, input, { quiet: true }));
+    await writeRunPlan(input.outDir, planBeforeStart(input.seedsFile, input.config, input, { quiet: true }));
   } catch (err) {
     process.stderr.write(`codeclm: warning: no plan.json for this run: ${(err as Error).message}\n`);
   }

@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { flag, intOpt, requireStr, str, type Command, type ParsedArgs } from './command';
 import { loadConfig } from '../config/load';
-import { loadSeeds } from '../seeds/load';
+import { loadSeeds, prefetchRemoteInputs } from '../seeds/load';
+import { isS3Location, joinLocation, resolveLocation } from '../store/store';
 import type { ResolvedConfig } from '../schemas/config';
 import type { RunInput, RunProgress, RunResult } from '../schemas/run';
 import { codeclmRun, progressQuery } from '../workflows/pipeline';
@@ -73,8 +74,10 @@ export function prepareRunInput(
   runId: string,
   idCheck: RunIdCheck = { command: command.name, what: '--run-id' },
 ): RunInput {
-  const seedsFile = path.resolve(requireStr(args, 'seeds', command));
-  const outDir = path.resolve(requireStr(args, 'out', command));
+  // A path, or an s3://bucket/key (fetched by prefetchRunInputs before this runs).
+  const seedsFile = resolveLocation(requireStr(args, 'seeds', command));
+  // A directory, or s3://bucket/prefix (src/store): only the URL travels, never credentials.
+  const outDir = resolveLocation(requireStr(args, 'out', command));
   const size = intOpt(args, 'size', command);
   const configFile = str(args, 'config');
   const config: ResolvedConfig = loadConfig(configFile, process.env, { size });
@@ -86,7 +89,7 @@ export function prepareRunInput(
   if (seeds.seeds.length === 0) throw new InputError(`${seedsFile}: no usable seed instructions`);
   // Every workflow id the run derives must fit the cluster's id limit; say so now, not mid-run.
   checkRunIdLength(runId, seeds.seeds.length, config, idCheck);
-  if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory())
+  if (!isS3Location(outDir) && fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory())
     throw new InputError(`--out ${outDir} exists and is not a directory`);
   const decontaminate = benchmarkFiles(args, command);
   return {
@@ -110,7 +113,7 @@ export function benchmarkFiles(args: ParsedArgs, command: Command): string[] {
   if (!Array.isArray(given) || given.length === 0) return [];
   // `schedule create ID` has two positionals of its own.
   const own = command.name === 'schedule' ? 2 : 0;
-  const files = [...given, ...args.positionals.slice(own)].map((f) => path.resolve(f));
+  const files = [...given, ...args.positionals.slice(own)].map((f) => resolveLocation(f));
   for (const file of files) {
     const loaded = loadSeeds(file, { skipInvalid: true, maxSeedChars: Number.MAX_SAFE_INTEGER });
     if (loaded.seeds.length === 0)
@@ -124,8 +127,23 @@ export function newRunId(): string {
   return `run-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
 }
 
+/**
+ * `--seeds s3://...` and `--decontaminate s3://...`: fetched (with this process's own AWS
+ * environment) before the synchronous validation reads them.
+ */
+export async function prefetchRunInputs(args: ParsedArgs): Promise<void> {
+  const given = args.values.decontaminate;
+  const values = [args.values.seeds, ...(Array.isArray(given) ? given : []), ...args.positionals];
+  try {
+    await prefetchRemoteInputs(values.filter((v): v is string => typeof v === 'string' && isS3Location(v)));
+  } catch (err) {
+    throw err instanceof InputError ? err : new InputError((err as Error).message);
+  }
+}
+
 async function runMain(args: ParsedArgs): Promise<number> {
   const runId = checkUserId(str(args, 'run-id') ?? newRunId(), 'run-id', 'run');
+  await prefetchRunInputs(args);
   const prepared = prepareRunInput(args, runCommand, runId);
   if (flag(args, 'dry-run')) {
     const config = plannedConfig(prepared.config, !!str(args, 'config'));
@@ -142,7 +160,7 @@ async function runMain(args: ParsedArgs): Promise<number> {
   let stopSignals = () => undefined as void;
   try {
     // The plan, made before the first call, is what the report compares the run with.
-    writePlanForRun(input);
+    await writePlanForRun(input);
     const handle = await startOrAttach(session.client, input);
     if (flag(args, 'detach') && !daemon) {
       process.stdout.write(flag(args, 'json') ? `${JSON.stringify({ run_id: runId })}\n` : `${runId}\n`);
@@ -228,7 +246,7 @@ function printResult(result: RunResult, json: boolean): void {
       `run ${result.runId} completed in ${result.wallSeconds.toFixed(1)} s`,
       `  kept ${c.kept} pairs (dropped ${c.dropped}, failed ${c.failed}) from ${c.seeds} seeds`,
       `  dataset: ${result.dataset}`,
-      `  report:  ${path.join(result.outDir, 'report.md')} (and report.json)`,
+      `  report:  ${joinLocation(result.outDir, 'report.md')} (and report.json)`,
       '',
     ].join('\n'),
   );

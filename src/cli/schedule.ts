@@ -7,7 +7,7 @@ import {
 } from '@temporalio/client';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { flag, str, UsageError, type Command, type ParsedArgs } from './command';
-import { prepareRunInput, runOptions } from './run';
+import { prefetchRunInputs, prepareRunInput, runOptions } from './run';
 import { SCHEDULE_TIME_SUFFIX } from './ids';
 import { controlClient } from './runtime';
 import { wantsSimulator } from './offline';
@@ -202,6 +202,7 @@ async function createSchedule(args: ParsedArgs): Promise<number> {
     : undefined;
 
   // Same validation as `codeclm run`: bad config or seeds exit 2 before anything is created.
+  await prefetchRunInputs(args);
   const run = prepareRunInput(args, scheduleCommand, id, {
     command: 'schedule create',
     what: 'the schedule ID',

@@ -1,5 +1,5 @@
-import fs from 'node:fs';
 import path from 'node:path';
+import type { Store } from '../store/store';
 import type { Usage } from '../schemas/records';
 import type { Plan } from './estimate';
 import { stages } from './figures';
@@ -10,10 +10,12 @@ export function planFile(outDir: string): string {
 }
 
 /** The plan written for this run, or undefined (no plan, another run's, or unreadable). */
-export function readRunPlan(outDir: string, runId: string): Plan | undefined {
+export async function readRunPlan(store: Store, runId: string): Promise<Plan | undefined> {
   try {
-    const plan = JSON.parse(fs.readFileSync(planFile(outDir), 'utf8')) as Plan;
-    return plan.version === 1 && plan.run_id === runId && plan.stages && plan.total ? plan : undefined;
+    const plan = await store.readJson<Plan>(planFile(''));
+    return plan && plan.version === 1 && plan.run_id === runId && plan.stages && plan.total
+      ? plan
+      : undefined;
   } catch {
     return undefined;
   }

@@ -1,9 +1,9 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type { ResolvedConfig } from '../schemas/config';
 import type { RunProgress } from '../schemas/run';
 import { loadSeeds } from '../seeds/load';
-import { runPaths } from '../store/runDir';
+import { runKeys } from '../store/runDir';
+import { openStore } from '../store/open';
+import { resolveLocation, type Store } from '../store/store';
 import { InputError } from '../util/errors';
 import { estimatePlan, type Plan } from './estimate';
 import { BENCH_FIGURES, type Figures } from './figures';
@@ -35,7 +35,7 @@ export function seedStats(
   return {
     count: loaded.seeds.length,
     chars: loaded.seeds.reduce((a, s) => a + s.instruction.length, 0),
-    file: path.resolve(seedsFile),
+    file: resolveLocation(seedsFile),
     warnings: [...loaded.warnings, ...loaded.skipped.map((s) => `skipped ${s.origin}: ${s.reason}`)],
   };
 }
@@ -62,44 +62,41 @@ export function makePlan(opts: {
  * Writes plan.json for a run about to start. Attaching to a run that already has its plan keeps
  * that plan (it was made before the run's first call, which is what the report compares with).
  */
-export function writeRunPlan(outDir: string, plan: Plan): void {
-  const file = planFile(outDir);
+export async function writeRunPlan(out: string | Store, plan: Plan): Promise<void> {
+  const store = typeof out === 'string' ? openStore(out) : out;
+  const key = planFile('');
   try {
-    const existing = JSON.parse(fs.readFileSync(file, 'utf8')) as Plan;
-    if (existing.run_id === plan.run_id) return;
+    const existing = await store.readJson<Plan>(key);
+    if (existing?.run_id === plan.run_id) return;
   } catch {
-    // none yet, or unreadable: write it
+    // unreadable: write it
   }
-  fs.mkdirSync(outDir, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(plan, null, 2)}\n`);
-  fs.renameSync(tmp, file);
+  await store.writeJson(key, plan);
 }
 
 /**
  * Adds a finished run to this machine's history (finalize calls it), so later plans measure on it.
  * Only runs that completed: a cancelled run's keep rates and calls are cut short.
  */
-export function recordRunHistory(progress: RunProgress, config: ResolvedConfig, file = historyFile()): void {
+export async function recordRunHistory(
+  progress: RunProgress,
+  config: ResolvedConfig,
+  file = historyFile(),
+  store: Store = openStore(progress.outDir),
+): Promise<void> {
   if (progress.state !== 'running' && progress.state !== 'paused') return;
-  const paths = runPaths(progress.outDir);
   let chars = 0;
-  try {
-    for (const line of fs.readFileSync(paths.seeds, 'utf8').split('\n')) {
-      if (line.trim())
-        chars += String((JSON.parse(line) as { instruction?: unknown }).instruction ?? '').length;
-    }
-  } catch {
-    return; // no seed snapshot: nothing sound to learn from
+  let seen = false;
+  for await (const line of store.lines(runKeys.seeds)) {
+    seen = true;
+    if (line.trim())
+      chars += String((JSON.parse(line) as { instruction?: unknown }).instruction ?? '').length;
   }
-  let rubricEntries = 0;
-  try {
-    rubricEntries = fs
-      .readdirSync(path.join(paths.work, 'rubrics'))
-      .filter((f) => f.endsWith('.json')).length;
-  } catch {
-    rubricEntries = 0;
-  }
+  if (!seen) return; // no seed snapshot: nothing sound to learn from
+  // One object per pool entry that got rubrics (a listing at the end of a run, not per item).
+  const rubricEntries = (await store.list(`${runKeys.work}/rubrics`)).filter((f) =>
+    f.endsWith('.json'),
+  ).length;
   const c = progress.counters;
   appendHistory(
     {

@@ -1,8 +1,8 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { loadSeeds } from '../seeds/load';
-import { readJson, writeJsonAtomic } from '../store/files';
-import { appendLine, qualityPaths } from './store';
+import type { Store } from '../store/store';
+import { openStore } from '../store/open';
+import { IndexFiles, qualityKeys } from './store';
 import { key64, ngrams, normalise, words } from './text';
 
 /**
@@ -30,10 +30,15 @@ export interface BenchItem {
   text: string;
 }
 
-export function buildBenchmarkIndex(outDir: string, files: string[], ngram: number): BenchManifest {
-  const p = qualityPaths(outDir);
-  fs.rmSync(p.benchDir, { recursive: true, force: true });
-  fs.mkdirSync(p.benchDir, { recursive: true });
+export async function buildBenchmarkIndex(
+  out: string | Store,
+  files: string[],
+  ngram: number,
+): Promise<BenchManifest> {
+  const store = typeof out === 'string' ? openStore(out) : out;
+  const p = qualityKeys;
+  await store.removeAll(p.benchDir);
+  const index = new IndexFiles(store);
   const shortLengths = new Set<number>();
   const manifest: BenchManifest = { ngram, shortLengths: [], files: [] };
   let n = 0;
@@ -52,29 +57,35 @@ export function buildBenchmarkIndex(outDir: string, files: string[], ngram: numb
         grams = [normalise(seed.instruction)];
         shortLengths.add(count);
       }
-      const index = n++;
+      const item = n++;
       items.push(
         JSON.stringify({ file: path.basename(file), path: file, id: seed.id, text: seed.instruction }),
       );
       for (const gram of new Set(grams)) {
         const k = key64(gram);
-        appendLine(p.bench(k), `${k} ${index}`);
+        await index.append(p.bench(k), `${k} ${item}`);
       }
     }
     manifest.files.push({ file, items: seeds.length - tooShort, tooShort });
   }
-  fs.writeFileSync(p.benchItems, items.join('\n') + (items.length ? '\n' : ''));
+  await index.flush();
+  await store.write(p.benchItems, items.join('\n') + (items.length ? '\n' : ''));
   manifest.shortLengths = [...shortLengths].sort((a, b) => a - b);
-  writeJsonAtomic(p.benchManifest, manifest);
+  await store.writeJson(p.benchManifest, manifest);
   return manifest;
 }
 
-export function readBenchManifest(outDir: string): BenchManifest | undefined {
-  return readJson<BenchManifest>(qualityPaths(outDir).benchManifest);
+/** The manifest, read once per screening (through its IndexFiles) or from a store. */
+export async function readBenchManifest(from: IndexFiles | Store): Promise<BenchManifest | undefined> {
+  if (from instanceof IndexFiles) {
+    const lines = await from.lines(qualityKeys.benchManifest);
+    return lines.length ? (JSON.parse(lines.join('\n')) as BenchManifest) : undefined;
+  }
+  return from.readJson<BenchManifest>(qualityKeys.benchManifest);
 }
 
-/** Benchmark item number `index` (items are few: a hit reads the items file). */
-export function readBenchItem(outDir: string, index: number): BenchItem | undefined {
-  const line = fs.readFileSync(qualityPaths(outDir).benchItems, 'utf8').split('\n')[index];
+/** Benchmark item number `index` (items are few: a hit reads the items file, once per screening). */
+export async function readBenchItem(files: IndexFiles, index: number): Promise<BenchItem | undefined> {
+  const line = (await files.lines(qualityKeys.benchItems))[index];
   return line ? (JSON.parse(line) as BenchItem) : undefined;
 }

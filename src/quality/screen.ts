@@ -1,8 +1,10 @@
 import { bandKeys, bandsFor, salts, signature, type MinHashParams } from './minhash';
 import type { DedupeSettings, Removal } from './settings';
-import { appendLine, lookup, qualityPaths, textOf } from './store';
+import { IndexFiles, qualityKeys, textOf } from './store';
 import { exactKey, jaccard, key64, ngrams, normalise, shingles, words } from './text';
 import { readBenchManifest, readBenchItem } from './benchmarks';
+import type { Store } from '../store/store';
+import { openStore } from '../store/open';
 
 /**
  * Screening of one decode batch, right after decode and before any answer or judge call: each
@@ -44,7 +46,7 @@ export class Indexer {
   private readonly salt: number[];
 
   constructor(
-    private readonly outDir: string,
+    private readonly files: IndexFiles,
     private readonly dedupe: DedupeSettings,
     seed: number,
   ) {
@@ -57,29 +59,32 @@ export class Indexer {
   }
 
   /** Adds a kept instruction to the index. */
-  add(item: ScreenItem): void {
-    const p = qualityPaths(this.outDir);
+  async add(item: ScreenItem): Promise<void> {
+    const p = qualityKeys;
     const ek = exactKey(item.text);
-    appendLine(p.exact(ek), `${ek} ${item.id}`);
-    appendLine(p.texts(item.id), JSON.stringify({ id: item.id, text: item.text }));
+    await this.files.append(p.exact(ek), `${ek} ${item.id}`);
+    await this.files.append(p.texts(item.id), JSON.stringify({ id: item.id, text: item.text }));
     if (this.dedupe.mode === 'near')
-      for (const [b, k] of this.bands(item.text).entries()) appendLine(p.band(b, k), `${k} ${item.id}`);
+      for (const [b, k] of this.bands(item.text).entries())
+        await this.files.append(p.band(b, k), `${k} ${item.id}`);
   }
 
   /** The kept instruction this one repeats, if any. */
-  duplicateOf(item: ScreenItem): Removal | undefined {
-    const p = qualityPaths(this.outDir);
+  async duplicateOf(item: ScreenItem): Promise<Removal | undefined> {
+    const p = qualityKeys;
     const ek = exactKey(item.text);
-    const exact = lookup(p.exact(ek), ek).find((id) => id !== item.id);
+    const exact = (await this.files.lookup(p.exact(ek), ek)).find((id) => id !== item.id);
     if (exact) return { id: item.id, reason: 'exact-duplicate', text: item.text, of: exact };
     if (this.dedupe.mode !== 'near') return undefined;
     const candidates = new Set<string>();
-    for (const [b, k] of this.bands(item.text).entries())
-      for (const id of lookup(p.band(b, k), k)) if (id !== item.id) candidates.add(id);
+    const bands = this.bands(item.text);
+    // The band shards are independent reads: fetch them together (one round trip on S3).
+    const hits = await Promise.all(bands.map((k, b) => this.files.lookup(p.band(b, k), k)));
+    for (const ids of hits) for (const id of ids) if (id !== item.id) candidates.add(id);
     const mine = shingles(item.text, this.dedupe.shingle);
     let best: { id: string; similarity: number } | undefined;
     for (const id of [...candidates].sort()) {
-      const other = textOf(this.outDir, id);
+      const other = await textOf(this.files, id);
       if (other === undefined) continue;
       const similarity = jaccard(mine, shingles(other, this.dedupe.shingle));
       if (similarity >= this.dedupe.threshold && (!best || similarity > best.similarity))
@@ -97,18 +102,22 @@ export class Indexer {
 }
 
 /** The first benchmark item this instruction shares an n-gram with, if any. */
-export function contamination(outDir: string, item: ScreenItem): Removal | undefined {
-  const manifest = readBenchManifest(outDir);
+export async function contamination(
+  from: IndexFiles | string,
+  item: ScreenItem,
+): Promise<Removal | undefined> {
+  const files = typeof from === 'string' ? new IndexFiles(openStore(from)) : from;
+  const manifest = await readBenchManifest(files);
   if (!manifest) return undefined;
-  const p = qualityPaths(outDir);
+  const p = qualityKeys;
   const padded = ` ${normalise(item.text)} `;
   const lengths = [manifest.ngram, ...manifest.shortLengths.filter((l) => l < manifest.ngram)];
   for (const n of lengths) {
     if (words(item.text).length < n) continue;
     for (const gram of ngrams(item.text, n)) {
       const k = key64(gram);
-      for (const ref of lookup(p.bench(k), k)) {
-        const bench = readBenchItem(outDir, Number(ref));
+      for (const ref of await files.lookup(p.bench(k), k)) {
+        const bench = await readBenchItem(files, Number(ref));
         // A hash match is confirmed on the texts themselves.
         if (bench && ` ${normalise(bench.text)} `.includes(` ${gram} `) && padded.includes(` ${gram} `))
           return {
@@ -123,20 +132,30 @@ export function contamination(outDir: string, item: ScreenItem): Removal | undef
   return undefined;
 }
 
-/** Screens a batch; the caller holds the run's quality lock. */
-export function screenBatch(outDir: string, items: ScreenItem[], opts: ScreenOptions): ScreenResult {
-  const indexer = opts.dedupe.mode === 'off' ? undefined : new Indexer(outDir, opts.dedupe, opts.seed);
+/**
+ * Screens a batch against the index in `out` (an out dir or its store) and adds the survivors to it;
+ * the caller holds the run's quality lock.
+ */
+export async function screenBatch(
+  out: string | Store,
+  items: ScreenItem[],
+  opts: ScreenOptions,
+): Promise<ScreenResult> {
+  const files = new IndexFiles(typeof out === 'string' ? openStore(out) : out);
+  const indexer = opts.dedupe.mode === 'off' ? undefined : new Indexer(files, opts.dedupe, opts.seed);
   const keep: string[] = [];
   const removed: Removal[] = [];
   for (const item of items) {
     const removal =
-      (opts.decontaminate ? contamination(outDir, item) : undefined) ?? indexer?.duplicateOf(item);
+      (opts.decontaminate ? await contamination(files, item) : undefined) ??
+      (await indexer?.duplicateOf(item));
     if (removal) {
       removed.push(removal);
       continue;
     }
-    indexer?.add(item);
+    await indexer?.add(item);
     keep.push(item.id);
   }
+  await files.flush();
   return { keep, removed };
 }

@@ -1,11 +1,12 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import { readJson, writeJsonAtomic } from '../store/files';
+import { mapLimit, type Store } from '../store/store';
+import { openStore } from '../store/open';
 import { hash32 } from '../util/random';
 
 /**
- * The quality index of a run, on disk under `<out>/.work/quality/` so that no workflow history and
- * no worker's memory holds it (bounded memory at any run size):
+ * The quality index of a run, in the run's store under `<out>/.work/quality/` (a local directory or
+ * s3://...) so that no workflow history and no worker's memory holds it (bounded memory at any run
+ * size):
  *
  *   exact/<xx>.txt         "<exact key> <id>" per kept instruction, sharded by key
  *   bands/<band>/<xx>.txt  "<bucket key> <id>" per kept instruction and LSH band, sharded by key
@@ -15,7 +16,9 @@ import { hash32 } from '../util/random';
  *   decisions/<batch>.json the decision of each screened decode batch (a retry reads it back)
  *   lock                   one screening at a time per run (across workers: first come, first kept)
  *
- * Lines are appended; a retried screening that crashed half-way may append a line twice, which
+ * A screening reads the shards it needs once (IndexFiles), adds lines in memory and writes back the
+ * shards it changed, whole (objects cannot be appended to); the lock makes that read-modify-write
+ * safe. A retried screening that crashed half-way may find its own lines already there, which
  * lookups tolerate (an id matching itself is ignored, repeated candidates are checked once).
  */
 export function qualityPaths(outDir: string) {
@@ -37,110 +40,99 @@ export function qualityPaths(outDir: string) {
   };
 }
 
+/** The same layout as store keys (relative to the out dir). */
+export const qualityKeys = qualityPaths('');
+
 function shard(id: string): string {
   return (hash32(id) % 256).toString(16).padStart(2, '0');
 }
 
-export function appendLine(file: string, line: string): void {
-  try {
-    fs.appendFileSync(file, `${line}\n`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.appendFileSync(file, `${line}\n`);
+const WRITE_CONCURRENCY = 16;
+
+/**
+ * The index shards one screening touches: each read once from the store, lines added in memory,
+ * and the changed shards written back by flush().
+ */
+export class IndexFiles {
+  private readonly cache = new Map<string, Promise<string[]>>();
+  private readonly dirty = new Set<string>();
+
+  constructor(readonly store: Store) {}
+
+  lines(key: string): Promise<string[]> {
+    let hit = this.cache.get(key);
+    if (!hit) {
+      hit = this.store.read(key).then((t) => (t ? t.split('\n').filter(Boolean) : []));
+      this.cache.set(key, hit);
+    }
+    return hit;
+  }
+
+  /** Values stored under `k` in a "<key> <value>" shard. */
+  async lookup(key: string, k: string): Promise<string[]> {
+    const prefix = `${k} `;
+    return (await this.lines(key)).filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length));
+  }
+
+  async append(key: string, line: string): Promise<void> {
+    (await this.lines(key)).push(line);
+    this.dirty.add(key);
+  }
+
+  async flush(): Promise<void> {
+    const keys = [...this.dirty].sort();
+    await mapLimit(keys, WRITE_CONCURRENCY, async (key) =>
+      this.store.write(key, `${(await this.lines(key)).join('\n')}\n`),
+    );
+    this.dirty.clear();
   }
 }
 
-function readLines(file: string): string[] {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-}
-
-/** Values stored under `key` in a "<key> <value>" shard file. */
-export function lookup(file: string, key: string): string[] {
-  const prefix = `${key} `;
-  return readLines(file)
-    .filter((l) => l.startsWith(prefix))
-    .map((l) => l.slice(prefix.length));
-}
-
-export function textOf(outDir: string, id: string): string | undefined {
-  for (const line of readLines(qualityPaths(outDir).texts(id))) {
-    if (!line) continue;
+export async function textOf(files: IndexFiles, id: string): Promise<string | undefined> {
+  for (const line of await files.lines(qualityKeys.texts(id))) {
     const rec = JSON.parse(line) as { id: string; text: string };
     if (rec.id === id) return rec.text;
   }
   return undefined;
 }
 
-/** Every stored {id, text} of a run's index (the instructions it kept), shard by shard. */
-export function* storedTexts(outDir: string): Generator<{ id: string; text: string }> {
-  const dir = qualityPaths(outDir).textsDir;
-  if (!fs.existsSync(dir)) return;
-  for (const f of fs.readdirSync(dir).sort()) {
-    for (const line of readLines(path.join(dir, f)))
+/** Every stored {id, text} of an index (the instructions it kept), shard by shard. */
+export async function* storedTexts(out: Store | string): AsyncGenerator<{ id: string; text: string }> {
+  const store = typeof out === 'string' ? openStore(out) : out;
+  for (const key of await store.list(qualityKeys.textsDir)) {
+    for await (const line of store.lines(key))
       if (line) yield JSON.parse(line) as { id: string; text: string };
   }
 }
 
-/** The lines of a file, read in 1 MiB chunks: a large dataset.jsonl never sits whole in memory. */
-export function* fileLines(file: string): Generator<string> {
-  const fd = fs.openSync(file, 'r');
-  const buf = Buffer.alloc(1 << 20);
-  let rest = '';
-  try {
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      const parts = (rest + buf.toString('utf8', 0, n)).split('\n');
-      rest = parts.pop()!;
-      yield* parts;
-    }
-    if (rest) yield rest;
-  } finally {
-    fs.closeSync(fd);
-  }
+export function readDecision<T>(store: Store, batch: string): Promise<T | undefined> {
+  return store.readJson<T>(qualityKeys.decision(batch));
 }
 
-export function readDecision<T>(outDir: string, batch: string): T | undefined {
-  return readJson<T>(qualityPaths(outDir).decision(batch));
-}
-
-export function writeDecision(outDir: string, batch: string, decision: unknown): void {
-  writeJsonAtomic(qualityPaths(outDir).decision(batch), decision);
+export function writeDecision(store: Store, batch: string, decision: unknown): Promise<void> {
+  return store.writeJson(qualityKeys.decision(batch), decision);
 }
 
 const STALE_LOCK_MS = 60_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * Runs `fn` holding the run's quality lock (a file created exclusively), so screenings of concurrent
- * batches, on any worker, see each other's instructions. A lock left by a killed worker is taken
- * over once it is a minute old (a screening holds it for milliseconds).
+ * Runs `fn` holding the run's quality lock (an object created exclusively: a file opened with O_EXCL,
+ * or a conditional PUT on S3), so screenings of concurrent batches, on any worker, see each other's
+ * instructions. A lock left by a killed worker is taken over once it is a minute old (a screening
+ * holds it for well under a second).
  */
-export async function withLock<T>(file: string, fn: () => T): Promise<T> {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  for (;;) {
-    try {
-      fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      try {
-        if (Date.now() - fs.statSync(file).mtimeMs > STALE_LOCK_MS) fs.rmSync(file, { force: true });
-      } catch {
-        // released meanwhile
-      }
-      await sleep(2 + Math.floor(Math.random() * 8));
-    }
+export async function withLock<T>(store: Store, key: string, fn: () => Promise<T>): Promise<T> {
+  const me = `${process.pid}:${Math.random().toString(36).slice(2)}`;
+  for (let wait = 2; ; wait = Math.min(wait * 2, 200)) {
+    if (await store.createIfAbsent(key, me)) break;
+    const st = await store.stat(key);
+    if (st && Date.now() - st.modifiedMs > STALE_LOCK_MS) await store.remove(key);
+    await sleep(wait + Math.floor(Math.random() * wait));
   }
   try {
-    return fn();
+    return await fn();
   } finally {
-    fs.rmSync(file, { force: true });
+    await store.remove(key);
   }
 }

@@ -1,10 +1,9 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Counters } from '../schemas/run';
 import type { Removal, RemovalReason } from '../quality/settings';
-import { qualityPaths } from '../quality/store';
+import { qualityKeys } from '../quality/store';
 import { readBenchManifest } from '../quality/benchmarks';
-import { readJson } from '../store/files';
+import type { Store } from '../store/store';
 import { table } from './markdown';
 
 /**
@@ -36,43 +35,39 @@ export function removedCounts(c: Counters): Record<RemovalReason, number> {
 }
 
 /** Reads the screening decisions in batch order, writes removed.jsonl, returns the section. */
-export function collectRemovals(outDir: string, counters: Counters): RemovedSection {
+export async function collectRemovals(store: Store, counters: Counters): Promise<RemovedSection> {
   const by_reason = removedCounts(counters);
   const total = Object.values(by_reason).reduce((a, b) => a + b, 0);
-  const dir = qualityPaths(outDir).decisionsDir;
   const examples: Removal[] = [];
   const shown: Record<string, number> = {};
-  const file = path.join(outDir, 'removed.jsonl');
-  // Streamed to a temp file and renamed: the list can be long, the examples are few.
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'w');
+  const batches = (await store.list(qualityKeys.decisionsDir)).filter((f) => f.endsWith('.json'));
   let listed = 0;
-  try {
-    const batches = fs.existsSync(dir)
-      ? fs
-          .readdirSync(dir)
-          .filter((f) => f.endsWith('.json'))
-          .sort()
-      : [];
+  // Streamed (a multipart upload on S3): the list can be long, the examples are few.
+  async function* lines(): AsyncGenerator<string> {
     for (const b of batches) {
-      const decision = readJson<{ removed: Removal[] }>(path.join(dir, b));
+      const decision = await store.readJson<{ removed: Removal[] }>(b);
       for (const r of decision?.removed ?? []) {
-        fs.writeSync(fd, `${JSON.stringify(r)}\n`);
         listed++;
         if ((shown[r.reason] ?? 0) < EXAMPLES) {
           shown[r.reason] = (shown[r.reason] ?? 0) + 1;
           examples.push(r);
         }
+        yield `${JSON.stringify(r)}\n`;
       }
     }
-  } finally {
-    fs.closeSync(fd);
   }
-  if (listed) fs.renameSync(tmp, file);
-  else fs.rmSync(tmp, { force: true });
-  const manifest = readBenchManifest(outDir);
+  const key = 'removed.jsonl';
+  if (batches.length) await store.writeStream(key, lines());
+  if (!listed) await store.remove(key);
+  const manifest = await readBenchManifest(store);
   const benchmarks = manifest?.files.map((f) => ({ file: f.file, items: f.items }));
-  return { total, by_reason, examples, file: listed ? file : null, ...(benchmarks ? { benchmarks } : {}) };
+  return {
+    total,
+    by_reason,
+    examples,
+    file: listed ? store.where(key) : null,
+    ...(benchmarks ? { benchmarks } : {}),
+  };
 }
 
 const REASON_LABEL: Record<RemovalReason, string> = {

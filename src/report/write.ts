@@ -1,6 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../store/files';
+import { openStore } from '../store/open';
+import type { Store } from '../store/store';
 import { renderReportMarkdown, type ChartLinks, type Report } from './build';
 import { renderDatasetCard } from './card';
 import { reportCharts } from './charts';
@@ -20,41 +19,37 @@ export interface RunOutputFiles {
 
 /**
  * Writes a run's human outputs next to dataset.jsonl: report.json, report.md (with its charts as
- * charts/*.svg), the self-contained report.html and the dataset card README.md. Each file is written
- * atomically, so the activity can be retried at any point.
+ * charts/*.svg), the self-contained report.html and the dataset card README.md, in the run's store
+ * (`out`: an out dir or s3:// location, or its Store). Each file is written whole (atomically), so
+ * the activity can be retried at any point. The returned names are paths or s3:// URLs.
  */
-export function writeRunOutputs(outDir: string, report: Report): RunOutputFiles {
+export async function writeRunOutputs(out: string | Store, report: Report): Promise<RunOutputFiles> {
+  const store = typeof out === 'string' ? openStore(out) : out;
   const charts = reportCharts(report);
   const links: ChartLinks = {};
   const chartFiles: string[] = [];
   for (const chart of charts) {
-    const file = path.join(outDir, 'charts', chart.file);
-    writeFileAtomic(file, `${chart.svg}\n`);
-    links[chart.key] = `charts/${chart.file}`;
-    chartFiles.push(file);
+    const key = `charts/${chart.file}`;
+    await store.write(key, `${chart.svg}\n`);
+    links[chart.key] = key;
+    chartFiles.push(store.where(key));
   }
   const files: RunOutputFiles = {
-    reportJson: path.join(outDir, 'report.json'),
-    reportMd: path.join(outDir, 'report.md'),
-    reportHtml: path.join(outDir, 'report.html'),
+    reportJson: store.where('report.json'),
+    reportMd: store.where('report.md'),
+    reportHtml: store.where('report.html'),
     charts: chartFiles,
   };
-  writeJsonAtomic(files.reportJson, report);
-  writeFileAtomic(files.reportMd, renderReportMarkdown(report, links));
-  writeFileAtomic(files.reportHtml, renderReportHtml(report, charts));
-  const card = path.join(outDir, 'README.md');
-  let existing: string | undefined;
-  try {
-    existing = fs.readFileSync(card, 'utf8');
-  } catch {
-    existing = undefined;
-  }
+  await store.writeJson('report.json', report);
+  await store.write('report.md', renderReportMarkdown(report, links));
+  await store.write('report.html', renderReportHtml(report, charts));
+  const existing = await store.read('README.md');
   if (existing === undefined || existing.includes(CARD_MARKER)) {
     const text = renderDatasetCard(report);
     // The marker goes right after the YAML header: the Hub needs the header first.
     const end = text.indexOf('\n---\n', 4) + 5;
-    writeFileAtomic(card, `${text.slice(0, end)}${CARD_MARKER}\n${text.slice(end)}`);
-    files.card = card;
+    await store.write('README.md', `${text.slice(0, end)}${CARD_MARKER}\n${text.slice(end)}`);
+    files.card = store.where('README.md');
   }
   return files;
 }

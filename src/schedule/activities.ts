@@ -2,7 +2,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { readJson, writeFileAtomic, writeJsonAtomic } from '../store/files';
+import { openStore } from '../store/open';
+import { baseName, isS3Location, joinLocation } from '../store/store';
 import {
   compareVersions,
   readVersion,
@@ -18,7 +19,9 @@ import {
  *   DIR/latest -> versions/<newest>            symlink, replaced atomically (rename of a temp symlink)
  *   DIR/LATEST                                 the newest version's name, for filesystems without symlinks
  *
- * A version directory is never reused: its name carries the workflow run's own id.
+ * DIR may be s3://bucket/prefix: versions are then key prefixes and LATEST is the pointer (object
+ * storage has no symlinks). A version directory is never reused: its name carries the workflow
+ * run's own id.
  */
 export const CHANGES_FILE = 'changes.json';
 const VERSION_NAME = /^[0-9]{8}T[0-9]{6}(\.[0-9]{3})?Z-[A-Za-z0-9]+$/;
@@ -48,26 +51,26 @@ function checkName(version: string): void {
 }
 
 /** Published versions (those with changes.json), oldest first. */
-export function publishedVersions(outDir: string): string[] {
-  const dir = versionsDir(outDir);
-  if (!fs.existsSync(dir)) return [];
-  return fs
-    .readdirSync(dir)
-    .filter((v) => VERSION_NAME.test(v) && fs.existsSync(path.join(dir, v, CHANGES_FILE)))
-    .sort();
+export async function publishedVersions(outDir: string): Promise<string[]> {
+  const store = openStore(versionsDir(outDir));
+  const names = (await store.listDirs('')).filter((v) => VERSION_NAME.test(v));
+  const published: string[] = [];
+  for (const v of names) if (await store.exists(`${v}/${CHANGES_FILE}`)) published.push(v);
+  return published.sort();
 }
 
-export function latestVersion(outDir: string): string | undefined {
-  try {
-    const v = fs.readFileSync(path.join(outDir, 'LATEST'), 'utf8').trim();
-    return v || undefined;
-  } catch {
-    return undefined;
-  }
+export async function latestVersion(outDir: string): Promise<string | undefined> {
+  const v = (await openStore(outDir).read('LATEST'))?.trim();
+  return v || undefined;
 }
 
-/** Points DIR/latest at versions/<version> (atomic symlink swap) and writes DIR/LATEST. */
-export function pointLatest(outDir: string, version: string): void {
+/** Points DIR/latest at versions/<version> (atomic symlink swap, local only) and writes DIR/LATEST. */
+export async function pointLatest(outDir: string, version: string): Promise<void> {
+  if (!isS3Location(outDir)) linkLatest(outDir, version);
+  await openStore(outDir).write('LATEST', `${version}\n`);
+}
+
+function linkLatest(outDir: string, version: string): void {
   const link = path.join(outDir, 'latest');
   const tmp = path.join(outDir, `.latest.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
   try {
@@ -79,17 +82,17 @@ export function pointLatest(outDir: string, version: string): void {
     // No symlinks here (some network or Windows filesystems): LATEST is the pointer then.
     if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EINVAL'].includes(code ?? '')) throw err;
   }
-  writeFileAtomic(path.join(outDir, 'LATEST'), `${version}\n`);
 }
 
 export function createScheduleActivities() {
   return {
     async prepareVersion(input: PrepareVersionInput): Promise<{ versionDir: string }> {
       checkName(input.version);
-      const versionDir = path.join(versionsDir(input.outDir), input.version);
-      fs.mkdirSync(versionDir, { recursive: true });
-      const owner = path.join(versionDir, '.version.json');
-      const existing = readJson<{ workflowId: string }>(owner);
+      const versionDir = joinLocation(versionsDir(input.outDir), input.version);
+      if (!isS3Location(versionDir)) fs.mkdirSync(versionDir, { recursive: true });
+      const store = openStore(versionDir);
+      const owner = '.version.json';
+      const existing = await store.readJson<{ workflowId: string }>(owner);
       if (existing && existing.workflowId !== input.workflowId) {
         throw ApplicationFailure.nonRetryable(
           `version dir ${versionDir} belongs to ${existing.workflowId}; refusing to overwrite it`,
@@ -97,7 +100,7 @@ export function createScheduleActivities() {
         );
       }
       if (!existing)
-        writeJsonAtomic(owner, {
+        await store.writeJson(owner, {
           workflowId: input.workflowId,
           version: input.version,
           createdAt: new Date().toISOString(),
@@ -112,30 +115,31 @@ export function createScheduleActivities() {
      */
     async publishVersion(input: PublishVersionInput): Promise<PublishResult> {
       checkName(input.version);
-      const versionDir = path.join(versionsDir(input.outDir), input.version);
-      const changesFile = path.join(versionDir, CHANGES_FILE);
-      let changes = readJson<VersionChanges>(changesFile);
+      const versionDir = joinLocation(versionsDir(input.outDir), input.version);
+      const store = openStore(versionDir);
+      let changes = await store.readJson<VersionChanges>(CHANGES_FILE);
       if (!changes) {
-        const previous = publishedVersions(input.outDir)
-          .filter((v) => v < input.version)
-          .pop();
-        const prevContent = previous ? readVersion(path.join(versionsDir(input.outDir), previous)) : null;
-        changes = compareVersions(input.version, readVersion(versionDir), previous ?? null, prevContent);
-        const reportJson = path.join(versionDir, 'report.json');
-        const report = readJson<Record<string, unknown>>(reportJson);
-        if (report) writeJsonAtomic(reportJson, { ...report, changes });
-        const reportMd = path.join(versionDir, 'report.md');
-        const md = fs.existsSync(reportMd)
-          ? fs.readFileSync(reportMd, 'utf8')
-          : `# codeclm version ${input.version}\n`;
+        const previous = (await publishedVersions(input.outDir)).filter((v) => v < input.version).pop();
+        const prevContent = previous
+          ? await readVersion(joinLocation(versionsDir(input.outDir), previous))
+          : null;
+        changes = compareVersions(
+          input.version,
+          await readVersion(versionDir),
+          previous ?? null,
+          prevContent,
+        );
+        const report = await store.readJson<Record<string, unknown>>('report.json');
+        if (report) await store.writeJson('report.json', { ...report, changes });
+        const md = (await store.read('report.md')) ?? `# codeclm version ${baseName(versionDir)}\n`;
         if (!md.includes('## Changes since the previous version'))
-          writeFileAtomic(reportMd, `${md.trimEnd()}\n${renderChangesMarkdown(changes)}`);
+          await store.write('report.md', `${md.trimEnd()}\n${renderChangesMarkdown(changes)}`);
         // Written last: its presence marks the version as published (publishedVersions).
-        writeJsonAtomic(changesFile, changes);
+        await store.writeJson(CHANGES_FILE, changes);
       }
-      const current = latestVersion(input.outDir);
+      const current = await latestVersion(input.outDir);
       const isLatest = !current || current <= input.version;
-      if (isLatest) pointLatest(input.outDir, input.version);
+      if (isLatest) await pointLatest(input.outDir, input.version);
       const { previous, seeds, pairs, metadata } = changes;
       return { versionDir, latest: isLatest, changes: { previous, seeds, pairs, metadata } };
     },

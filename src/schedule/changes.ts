@@ -1,9 +1,8 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import type { DatasetRecord, Metadata, Seed } from '../schemas/records';
-import { runPaths } from '../store/runDir';
-import { listJsonFiles, readJson } from '../store/files';
+import { runKeys } from '../store/runDir';
+import { openStore } from '../store/open';
+import { joinLocation, readAllJson, type Store } from '../store/store';
 import { distribution, jensenShannon } from '../report/build';
 import { table } from '../report/markdown';
 
@@ -45,13 +44,8 @@ export function textHash(text: string): string {
   return crypto.createHash('sha256').update(norm).digest('hex').slice(0, 32);
 }
 
-function readLines<T>(file: string): T[] {
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as T);
+async function* readLines<T>(store: Store, key: string): AsyncGenerator<T> {
+  for await (const l of store.lines(key)) if (l.trim()) yield JSON.parse(l) as T;
 }
 
 export interface VersionContent {
@@ -60,14 +54,17 @@ export interface VersionContent {
   pairs: Set<string>;
 }
 
-export function readVersion(dir: string): VersionContent {
-  const paths = runPaths(dir);
+/** A version's seeds, seed metadata and pairs, from its directory (a path or s3:// location). */
+export async function readVersion(dir: string): Promise<VersionContent> {
+  const store = openStore(dir);
   const seeds = new Map<string, string>();
-  for (const s of readLines<Seed>(paths.seeds)) seeds.set(textHash(s.instruction), s.instruction);
-  const metadata = listJsonFiles(paths.encoded)
-    .map((f) => readJson<{ metadata: Metadata }>(f)?.metadata)
+  for await (const s of readLines<Seed>(store, runKeys.seeds))
+    seeds.set(textHash(s.instruction), s.instruction);
+  const metadata = (await readAllJson<{ metadata: Metadata }>(store, runKeys.encoded))
+    .map((e) => e?.metadata)
     .filter((m): m is Metadata => !!m);
-  const pairs = new Set(readLines<DatasetRecord>(paths.dataset).map((r) => textHash(r.instruction)));
+  const pairs = new Set<string>();
+  for await (const r of readLines<DatasetRecord>(store, runKeys.dataset)) pairs.add(textHash(r.instruction));
   return { seeds, metadata, pairs };
 }
 
@@ -190,5 +187,5 @@ export function renderChangesMarkdown(c: VersionChanges): string {
 }
 
 export function versionsDir(outDir: string): string {
-  return path.join(outDir, 'versions');
+  return joinLocation(outDir, 'versions');
 }

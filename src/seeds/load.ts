@@ -5,6 +5,8 @@ import type { Seed } from '../schemas/records';
 import { InputError } from '../util/errors';
 import { extractSeed } from './fields';
 import { readRecords, type SeedFormat } from './formats';
+import { isS3Location, resolveLocation } from '../store/store';
+import { readLocationText } from '../store/open';
 
 export { DEFAULT_MAX_SEED_CHARS };
 
@@ -66,11 +68,41 @@ function checkSize(file: string): void {
   }
 }
 
+/**
+ * Input files given as s3:// URLs (`--seeds s3://...`, `--decontaminate s3://...`), fetched before
+ * the (synchronous) loaders run: loadSeeds reads them from here, by URL, and names the URL in errors.
+ */
+const remoteInputs = new Map<string, string>();
+
+export async function prefetchRemoteInputs(locations: (string | undefined)[]): Promise<void> {
+  for (const location of locations) {
+    if (!location || !isS3Location(location) || remoteInputs.has(resolveLocation(location))) continue;
+    let text: string;
+    try {
+      text = await readLocationText(location);
+    } catch (err) {
+      throw new InputError(`cannot read ${location}: ${(err as Error).message}`);
+    }
+    if (Buffer.byteLength(text) > MAX_SEED_FILE_BYTES)
+      throw new InputError(`seed file ${location} is over ${MAX_SEED_FILE_BYTES / 1048576} MiB`);
+    remoteInputs.set(resolveLocation(location), text.replace(/^\uFEFF/, ''));
+  }
+}
+
+/** Drops fetched inputs (a long-running worker must not keep every run's seed file). */
+export function forgetRemoteInputs(locations: (string | undefined)[]): void {
+  for (const location of locations)
+    if (location && isS3Location(location)) remoteInputs.delete(resolveLocation(location));
+}
+
 export function loadSeeds(file: string, opts: LoadSeedsOptions = {}): LoadedSeeds {
   const maxChars = opts.maxSeedChars ?? DEFAULT_MAX_SEED_CHARS;
   const field = opts.field?.trim() || undefined;
-  checkSize(file);
-  const text = readText(file, 'seed file');
+  const remote = isS3Location(file) ? remoteInputs.get(resolveLocation(file)) : undefined;
+  if (remote === undefined && isS3Location(file))
+    throw new Error(`${file}: an s3:// input must be fetched first (prefetchRemoteInputs)`);
+  if (remote === undefined) checkSize(file);
+  const text = remote ?? readText(file, 'seed file');
   if (!text.trim())
     throw new InputError(
       `seed file ${file} is empty; expected one seed instruction per line (JSONL, CSV, TSV, text) or a JSON array`,

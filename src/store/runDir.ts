@@ -28,3 +28,9 @@ export function runPaths(outDir: string) {
   };
 }
 export type RunPaths = ReturnType<typeof runPaths>;
+
+/**
+ * The same layout as store keys (relative to the out dir's root, `/`-separated), for reading and
+ * writing through a Store (src/store/store.ts): local directory or s3://bucket/prefix alike.
+ */
+export const runKeys: RunPaths = runPaths('');

@@ -1,0 +1,33 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { LocalStore } from '../src/store/local';
+import { openStore } from '../src/store/open';
+import { joinLocation, parseS3Location, resolveLocation } from '../src/store/store';
+import { tmpDir } from './helpers/env';
+import { storeContract } from './helpers/storeContract';
+
+storeContract('local directory', () => new LocalStore(tmpDir('codeclm-store-')));
+
+test('the local store keeps the out dir layout: a key is a path under the directory, nothing else', async () => {
+  const dir = tmpDir('codeclm-store-');
+  const s = openStore(dir);
+  expect(s).toBeInstanceOf(LocalStore);
+  await s.writeJson('.work/records/ab/r1.json', { id: 'r1' });
+  expect(JSON.parse(fs.readFileSync(path.join(dir, '.work/records/ab/r1.json'), 'utf8'))).toEqual({
+    id: 'r1',
+  });
+  // No temp files left beside it.
+  expect(fs.readdirSync(path.join(dir, '.work/records/ab'))).toEqual(['r1.json']);
+  expect(s.where('dataset.jsonl')).toBe(path.join(dir, 'dataset.jsonl'));
+});
+
+test('s3:// locations: bucket and prefix parsed, bad ones refused with the reason', () => {
+  expect(parseS3Location('s3://my-bucket/runs/a/')).toEqual({ bucket: 'my-bucket', prefix: 'runs/a' });
+  expect(parseS3Location('s3://my-bucket')).toEqual({ bucket: 'my-bucket', prefix: '' });
+  expect(resolveLocation('s3://my-bucket/runs//a/')).toBe('s3://my-bucket/runs//a');
+  expect(() => parseS3Location('s3://My_Bucket/x')).toThrow('bad bucket name "My_Bucket"');
+  expect(() => parseS3Location('s3://bucket/../x')).toThrow('"." and ".."');
+  expect(joinLocation('s3://b/p', 'versions', 'v1')).toBe('s3://b/p/versions/v1');
+  expect(joinLocation('/tmp/out', 'versions')).toBe('/tmp/out/versions');
+  expect(resolveLocation('rel/dir')).toBe(path.resolve('rel/dir'));
+});
