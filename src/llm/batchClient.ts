@@ -8,6 +8,7 @@ import type {
   ChatCompletionCreateParamsNonStreaming,
 } from 'openai/resources/chat/completions';
 import type { ResolvedRole, RoleName } from '../schemas/config';
+import type { Usage } from '../schemas/records';
 import { batchSdk, fileText, parseLines } from '../batch/provider';
 import {
   BATCH_REQUEST_FAILED,
@@ -35,7 +36,7 @@ import {
 export type BatchSend = (
   params: ChatCompletionCreateParamsNonStreaming,
   signal?: AbortSignal,
-) => Promise<ChatCompletion>;
+) => Promise<{ completion: ChatCompletion; replayed: boolean }>;
 
 const TICK_MS = Number(process.env.CODECLM_BATCH_TICK_MS ?? 1000);
 const QUERY_CHUNK = 5000;
@@ -188,6 +189,12 @@ function mainQueue(taskQueue: string, role: RoleName): string {
   return taskQueue.endsWith(suffix) ? taskQueue.slice(0, -suffix.length) : taskQueue;
 }
 
+function priorBatchCalls(ctx: Context): number {
+  const usage = (ctx.info.heartbeatDetails as { usage?: Usage } | undefined)?.usage;
+  if (!usage || typeof usage !== 'object') return 0;
+  return Object.values(usage).reduce((n, c) => n + (c?.batchCalls ?? 0), 0);
+}
+
 export function requestId(workflowId: string, runId: string, activityId: string, index: number): string {
   return crypto
     .createHash('sha256')
@@ -210,6 +217,10 @@ export function createBatchSend(role: RoleName, cfg: ResolvedRole, env: NodeJS.P
     }
     const index = callIndex.get(ctx) ?? 0;
     callIndex.set(ctx, index + 1);
+    // A retried activity asks for its requests again in the same order (same ids, same answers):
+    // the first ones were counted by earlier attempts (their batch calls are in the heartbeat
+    // details this attempt started with), so they are replays, not new calls.
+    const replayed = index < priorBatchCalls(ctx);
     const info = ctx.info;
     const wf = info.workflowExecution ?? { workflowId: info.activityId, runId: '' };
     const id = requestId(wf.workflowId, wf.runId, info.activityId, index);
@@ -224,6 +235,11 @@ export function createBatchSend(role: RoleName, cfg: ResolvedRole, env: NodeJS.P
     link.client = ctx.client;
     link.taskQueue = mainQueue(info.taskQueue, role);
     const line = JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: params });
-    return link.ask({ id, line }, signal);
+    try {
+      return { completion: await link.ask({ id, line }, signal), replayed };
+    } catch (err) {
+      if (err instanceof APIError) Object.assign(err, { replayed });
+      throw err;
+    }
   };
 }

@@ -123,19 +123,21 @@ export function createLlmClient(
         ...(temperature !== undefined ? { temperature } : {}),
         ...extra,
       };
-      const res = viaBatch
-        ? await viaBatch(params, opts.signal)
-        : await sdk.chat.completions.create(params, { signal: opts.signal });
+      const batched = viaBatch ? await viaBatch(params, opts.signal) : undefined;
+      const res = batched?.completion ?? (await sdk.chat.completions.create(params, { signal: opts.signal }));
       const choice = res.choices[0];
       const content = choice?.message?.content ?? '';
-      usage.calls++;
       // Servers that do not report usage get the same ~4 chars/token estimate the simulator uses.
       const promptTokens =
         res.usage?.prompt_tokens ?? Math.ceil(messages.reduce((n, m) => n + m.content.length, 0) / 4);
       const completionTokens = res.usage?.completion_tokens ?? Math.ceil(content.length / 4);
-      usage.promptTokens += promptTokens;
-      usage.completionTokens += completionTokens;
-      if (viaBatch) {
+      // A batch answer an earlier attempt of this activity already counted is not counted again.
+      if (!batched?.replayed) {
+        usage.calls++;
+        usage.promptTokens += promptTokens;
+        usage.completionTokens += completionTokens;
+      }
+      if (batched && !batched.replayed) {
         usage.batchCalls = (usage.batchCalls ?? 0) + 1;
         usage.batchPromptTokens = (usage.batchPromptTokens ?? 0) + promptTokens;
         usage.batchCompletionTokens = (usage.batchCompletionTokens ?? 0) + completionTokens;
@@ -149,7 +151,10 @@ export function createLlmClient(
       // The server answered (an HTTP error status), or the request timed out while the server was
       // still working on it (it finishes, and bills, what it started): the provider served it.
       if ((err instanceof APIError && typeof err.status === 'number') || isTimeout(err, timedOut)) {
-        usage.calls++;
+        if (!(err as { replayed?: boolean }).replayed) {
+          usage.calls++;
+          if (viaBatch) usage.batchCalls = (usage.batchCalls ?? 0) + 1;
+        }
         opts.onUsage?.(usage);
       }
       const failure = classifyLlmError(err, { ...ctx, timedOut }, opts.signal);
