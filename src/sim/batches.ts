@@ -1,6 +1,24 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HttpError } from './errors';
+import { readCreateRequest, readInputLines } from './batchInput';
+import {
+  batchObject,
+  processingOrder,
+  resultLines,
+  type BatchObject,
+  type BatchRecord,
+  type BatchStats,
+  type FileRecord,
+  type FileStats,
+  type LineAnswer,
+  type LineFailure,
+  type SimBatchOptions,
+} from './batchRecord';
+import { page } from './listPage';
+
+export { MAX_BATCH_FILE_BYTES } from './batchInput';
+export type { BatchStats, FileStats, LineAnswer, LineFailure, SimBatchOptions } from './batchRecord';
 import { hash32, unit } from './prng';
 
 /**
@@ -14,126 +32,10 @@ import { hash32, unit } from './prng';
  * function of its timestamps, so a simulator restarted with the same state dir carries on where
  * it stopped.
  */
-export const BATCH_ENDPOINT = '/v1/chat/completions';
-export const MAX_BATCH_REQUESTS = 50_000;
-export const MAX_BATCH_FILE_BYTES = 200 * 1024 * 1024;
 const FILE_PURPOSES = ['assistants', 'batch', 'fine-tune', 'vision', 'user_data', 'evals'];
 const MAX_LISTED_ERRORS = 100;
 const DAY_MS = 24 * 3600 * 1000;
 const TERMINAL = new Set(['failed', 'completed', 'expired', 'cancelled']);
-
-export interface LineFailure {
-  customId: string;
-  /** HTTP status of the line's response (default 500). */
-  status?: number;
-  code?: string;
-  message?: string;
-}
-
-export interface SimBatchOptions {
-  /** How long a batch stays in_progress before finalizing, ms (default 1000). */
-  completionDelayMs?: number;
-  /** How long validating and finalizing (and cancelling) take, ms (default 100 each). */
-  validatingMs?: number;
-  finalizingMs?: number;
-  cancellingMs?: number;
-  /** What the simulator's "24h" completion window lasts, ms (default 24 h): past it, a batch expires. */
-  windowMs?: number;
-  /** Share of lines answered with an error (HTTP 500 server_error), drawn per (batch, custom_id). */
-  failureRate?: number;
-  /** Lines failed by custom_id: each entry fails the next line with that custom_id once. */
-  failLines?: (string | LineFailure)[];
-  /** The next N batches created expire when they would have finished, half their lines done. */
-  expire?: number;
-  /** The next N batches created fail validation. */
-  failValidation?: number;
-}
-
-/** The answer to one request line: a status and the JSON body the online endpoint would send. */
-export interface LineAnswer {
-  status: number;
-  body: unknown;
-  promptTokens: number;
-  completionTokens: number;
-}
-
-export interface BatchStats {
-  batchesCreated: number;
-  /** Batches by their current status. */
-  byStatus: Record<string, number>;
-  /** Lines answered 200 in output files. */
-  requests: number;
-  /** Lines in error files (answered with an error, failed, expired or cancelled). */
-  failedRequests: number;
-  promptTokens: number;
-  completionTokens: number;
-}
-
-export interface FileStats {
-  uploaded: number;
-  bytes: number;
-}
-
-interface FileRecord {
-  id: string;
-  object: 'file';
-  bytes: number;
-  created_at: number;
-  filename: string;
-  purpose: string;
-  status: 'processed';
-  status_details: null;
-  expires_at: number | null;
-}
-
-type BatchStatus =
-  | 'validating'
-  | 'failed'
-  | 'in_progress'
-  | 'finalizing'
-  | 'completed'
-  | 'expired'
-  | 'cancelling'
-  | 'cancelled';
-
-interface BatchError {
-  code: string;
-  message: string;
-  param: string | null;
-  line: number | null;
-}
-
-interface BatchRecord {
-  id: string;
-  endpoint: string;
-  input_file_id: string;
-  completion_window: string;
-  metadata: Record<string, string> | null;
-  status: BatchStatus;
-  createdMs: number;
-  /** Timestamps (ms) of the states reached. */
-  at: Partial<
-    Record<
-      'in_progress' | 'finalizing' | 'completed' | 'failed' | 'expired' | 'cancelling' | 'cancelled',
-      number
-    >
-  >;
-  /** How it ends if left alone (decided at creation from the on-demand knobs). */
-  fate: 'complete' | 'expire' | 'fail_validation';
-  errors: BatchError[] | null;
-  model: string | null;
-  total: number;
-  /** Custom ids in input order (set by validation). */
-  customIds: string[];
-  /** Lines that will be answered with an error, by input index (set by validation). */
-  lineFailures: Record<number, { status: number; code: string | null; message: string; type: string }>;
-  /** Lines done when the batch stopped early (cancelled or expired). */
-  doneAtStop?: number;
-  output_file_id: string | null;
-  error_file_id: string | null;
-  counts: { completed: number; failed: number };
-  usage: { input: number; output: number } | null;
-}
 
 interface PersistedState {
   version: 1;
@@ -157,8 +59,6 @@ export interface BatchStoreOptions extends SimBatchOptions {
   precheck: (body: unknown) => { status: number; body: unknown } | undefined;
   now?: () => number;
 }
-
-const secs = (ms: number | undefined) => (ms === undefined ? null : Math.floor(ms / 1000));
 
 function emptyBatchStats(): BatchStats {
   return {
@@ -351,25 +251,9 @@ export class BatchStore {
   // --- batches ----------------------------------------------------------------------------------
 
   createBatch(body: unknown): unknown {
-    if (!body || typeof body !== 'object' || Array.isArray(body))
-      throw new HttpError(400, 'request body must be a JSON object');
-    const b = body as Record<string, unknown>;
+    const b = readCreateRequest(body);
     const bad = (message: string, param: string) =>
       new HttpError(400, message, 'invalid_request_error', null, param);
-    if (typeof b.input_file_id !== 'string' || !b.input_file_id)
-      throw bad("Missing required parameter: 'input_file_id'.", 'input_file_id');
-    if (typeof b.endpoint !== 'string') throw bad("Missing required parameter: 'endpoint'.", 'endpoint');
-    if (b.endpoint !== BATCH_ENDPOINT)
-      throw bad(
-        `Invalid value for 'endpoint': '${b.endpoint}'. The simulator serves batches for '${BATCH_ENDPOINT}' only.`,
-        'endpoint',
-      );
-    if (b.completion_window !== '24h')
-      throw bad(
-        `Invalid value for 'completion_window': ${JSON.stringify(b.completion_window)}. Supported values are: '24h'.`,
-        'completion_window',
-      );
-    const metadata = readMetadata(b.metadata);
     const file = this.state.files.find((f) => f.id === b.input_file_id && !this.state.deleted.includes(f.id));
     if (!file)
       throw new HttpError(
@@ -395,7 +279,7 @@ export class BatchStore {
       endpoint: b.endpoint,
       input_file_id: file.id,
       completion_window: '24h',
-      metadata,
+      metadata: b.metadata,
       status: 'validating',
       createdMs: this.now(),
       at: {},
@@ -575,103 +459,24 @@ export class BatchStore {
 
   /** Reads the input file: the batch fails on a malformed file, else goes in progress. */
   private validate(batch: BatchRecord, at: number): void {
-    const content = this.contents.get(batch.input_file_id);
-    const errors: BatchError[] = [];
-    const customIds: string[] = [];
-    const models = new Set<string>();
-    const bodies: unknown[] = [];
+    const read = readInputLines(this.contents.get(batch.input_file_id), batch.input_file_id, batch.endpoint);
+    const errors = 'errors' in read ? read.errors : [];
     if (batch.fate === 'fail_validation')
-      errors.push({
+      errors.unshift({
         code: 'simulated_validation_failure',
         message: 'The simulator was asked to fail this batch at validation (on demand).',
         param: null,
         line: null,
       });
-    if (!content)
-      errors.push({
-        code: 'file_not_found',
-        message: `Input file ${batch.input_file_id} is gone.`,
-        param: 'input_file_id',
-        line: null,
-      });
-    else if (content.length > MAX_BATCH_FILE_BYTES)
-      errors.push({
-        code: 'file_too_large',
-        message: `The input file is ${content.length} bytes; a batch takes at most ${MAX_BATCH_FILE_BYTES}.`,
-        param: 'input_file_id',
-        line: null,
-      });
-    else {
-      const lines = content.toString('utf8').split('\n');
-      const seen = new Set<string>();
-      lines.forEach((text, i) => {
-        const line = i + 1;
-        if (!text.trim()) return;
-        const err = (code: string, message: string, param: string | null = null) =>
-          errors.push({ code, message, param, line });
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          return err('invalid_json_line', `Line ${line} is not valid JSON.`);
-        }
-        if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
-          return err('invalid_request', `Line ${line} is not a JSON object.`);
-        const l = parsed as Record<string, unknown>;
-        if (typeof l.custom_id !== 'string' || !l.custom_id)
-          return err('missing_required_parameter', `Line ${line} has no custom_id.`, 'custom_id');
-        if (seen.has(l.custom_id))
-          return err(
-            'duplicate_custom_id',
-            `The custom_id '${l.custom_id}' on line ${line} is not unique in this batch.`,
-            'custom_id',
-          );
-        seen.add(l.custom_id);
-        if (l.method !== 'POST')
-          return err('invalid_method', `Line ${line}: method must be 'POST'.`, 'method');
-        if (l.url !== batch.endpoint)
-          return err(
-            'mismatched_endpoint',
-            `Line ${line}: url '${String(l.url)}' does not match the batch's endpoint '${batch.endpoint}'.`,
-            'url',
-          );
-        if (!l.body || typeof l.body !== 'object' || Array.isArray(l.body))
-          return err('invalid_request', `Line ${line}: body must be a JSON object.`, 'body');
-        const model = (l.body as Record<string, unknown>).model;
-        if (typeof model !== 'string' || !model)
-          return err('missing_required_parameter', `Line ${line}: body.model is required.`, 'body.model');
-        models.add(model);
-        if (models.size > 1)
-          return err(
-            'mismatched_model',
-            `Line ${line}: model '${model}' differs from the rest of the file; a batch's requests must all use one model.`,
-            'body.model',
-          );
-        customIds.push(l.custom_id);
-        bodies.push(l.body);
-      });
-      if (!errors.length && customIds.length === 0)
-        errors.push({
-          code: 'empty_file',
-          message: 'The input file has no requests.',
-          param: 'input_file_id',
-          line: null,
-        });
-      if (customIds.length > MAX_BATCH_REQUESTS)
-        errors.push({
-          code: 'too_many_requests',
-          message: `The input file has ${customIds.length} requests; a batch takes at most ${MAX_BATCH_REQUESTS}.`,
-          param: 'input_file_id',
-          line: null,
-        });
-    }
     if (errors.length) {
       batch.errors = errors.slice(0, MAX_LISTED_ERRORS);
       batch.status = 'failed';
       batch.at.failed = at;
       return;
     }
-    batch.model = [...models][0] ?? null;
+    if ('errors' in read) return;
+    const { model, customIds, bodies } = read;
+    batch.model = model;
     batch.total = customIds.length;
     batch.customIds = customIds;
     // Which lines will fail is fixed now, so the request counts can show them as they happen.
@@ -730,57 +535,12 @@ export class BatchStore {
       const l = JSON.parse(text) as { custom_id: string; body: unknown };
       bodyOf.set(l.custom_id, l.body);
     }
-    const order = processingOrder(this.opts.seed, batch);
-    const output: string[] = [];
-    const errorsOut: string[] = [];
-    let input_tokens = 0;
-    let output_tokens = 0;
-    order.forEach((i, k) => {
-      const customId = batch.customIds[i]!;
-      const lineId = `batch_req_${hash32(this.opts.seed, batch.id, customId).toString(16).padStart(8, '0')}${i.toString(16)}`;
-      const requestId = `req_${hash32(this.opts.seed, 'request', batch.id, customId).toString(16).padStart(8, '0')}`;
-      if (k >= done) {
-        const code = status === 'expired' ? 'batch_expired' : 'batch_cancelled';
-        const message =
-          status === 'expired'
-            ? 'This request could not be executed before the completion window expired.'
-            : 'This request was not executed because the batch was cancelled.';
-        errorsOut.push(
-          JSON.stringify({ id: lineId, custom_id: customId, response: null, error: { code, message } }),
-        );
-        return;
-      }
-      const failure = batch.lineFailures[i];
-      if (failure) {
-        errorsOut.push(
-          JSON.stringify({
-            id: lineId,
-            custom_id: customId,
-            response: {
-              status_code: failure.status,
-              request_id: requestId,
-              body: {
-                error: { message: failure.message, type: failure.type, param: null, code: failure.code },
-              },
-            },
-            error: null,
-          }),
-        );
-        return;
-      }
-      const answer = this.opts.answer(bodyOf.get(customId), `chatcmpl-${lineId}`);
-      const line = JSON.stringify({
-        id: lineId,
-        custom_id: customId,
-        response: { status_code: answer.status, request_id: requestId, body: answer.body },
-        error: null,
-      });
-      if (answer.status === 200) {
-        output.push(line);
-        input_tokens += answer.promptTokens;
-        output_tokens += answer.completionTokens;
-      } else errorsOut.push(line);
-    });
+    const {
+      output,
+      errors: errorsOut,
+      input_tokens,
+      output_tokens,
+    } = resultLines(this.opts.seed, batch, done, status, bodyOf, this.opts.answer);
     if (this.state.deleted.includes(batch.input_file_id))
       if (!this.state.batches.some((b) => b.input_file_id === batch.input_file_id && !TERMINAL.has(b.status)))
         this.dropFile(batch.input_file_id);
@@ -805,8 +565,8 @@ export class BatchStore {
       ).id;
   }
 
-  /** The Batch object as the API returns it. */
-  private view(batch: BatchRecord): { id: string } & Record<string, unknown> {
+  /** The Batch object as the API returns it, with the request counts as of now. */
+  private view(batch: BatchRecord): BatchObject {
     let counts = batch.counts;
     if (batch.status === 'in_progress' || batch.status === 'finalizing' || batch.status === 'cancelling') {
       const done =
@@ -819,105 +579,6 @@ export class BatchStore {
       const failed = order.filter((i) => batch.lineFailures[i]).length;
       counts = { completed: done - failed, failed };
     }
-    return {
-      id: batch.id,
-      object: 'batch',
-      endpoint: batch.endpoint,
-      model: batch.model,
-      errors: batch.errors ? { object: 'list', data: batch.errors } : null,
-      input_file_id: batch.input_file_id,
-      completion_window: batch.completion_window,
-      status: batch.status,
-      output_file_id: batch.output_file_id,
-      error_file_id: batch.error_file_id,
-      created_at: secs(batch.createdMs),
-      in_progress_at: secs(batch.at.in_progress),
-      expires_at: secs(batch.createdMs + this.windowMs),
-      finalizing_at: secs(batch.at.finalizing),
-      completed_at: secs(batch.at.completed),
-      failed_at: secs(batch.at.failed),
-      expired_at: secs(batch.at.expired),
-      cancelling_at: secs(batch.at.cancelling),
-      cancelled_at: secs(batch.at.cancelled),
-      request_counts: { total: batch.total, completed: counts.completed, failed: counts.failed },
-      usage: batch.usage
-        ? {
-            input_tokens: batch.usage.input,
-            input_tokens_details: { cached_tokens: 0 },
-            output_tokens: batch.usage.output,
-            output_tokens_details: { reasoning_tokens: 0 },
-            total_tokens: batch.usage.input + batch.usage.output,
-          }
-        : null,
-      metadata: batch.metadata,
-    };
+    return batchObject(batch, this.windowMs, counts);
   }
-}
-
-/**
- * The order the lines of a batch run in (and are written to its output file): fixed by seed,
- * batch and custom_id, and not the input order, as the API says of its output files.
- */
-function processingOrder(seed: number, batch: BatchRecord): number[] {
-  return batch.customIds
-    .map((id, i) => ({ i, key: hash32(seed, 'order', batch.id, id) }))
-    .sort((a, b) => a.key - b.key || a.i - b.i)
-    .map((x) => x.i);
-}
-
-function readMetadata(raw: unknown): Record<string, string> | null {
-  if (raw === undefined || raw === null) return null;
-  const bad = (message: string) => new HttpError(400, message, 'invalid_request_error', null, 'metadata');
-  if (typeof raw !== 'object' || Array.isArray(raw))
-    throw bad("Invalid type for 'metadata': expected an object.");
-  const entries = Object.entries(raw as Record<string, unknown>);
-  if (entries.length > 16) throw bad(`Invalid 'metadata': at most 16 keys, got ${entries.length}.`);
-  for (const [k, v] of entries) {
-    if (k.length > 64)
-      throw bad(`Invalid 'metadata': key '${k.slice(0, 20)}...' is longer than 64 characters.`);
-    if (typeof v !== 'string') throw bad(`Invalid 'metadata.${k}': expected a string.`);
-    if (v.length > 512) throw bad(`Invalid 'metadata.${k}': longer than 512 characters.`);
-  }
-  return raw as Record<string, string>;
-}
-
-/** A cursor page ({object: "list", data, first_id, last_id, has_more}) after `after`, `limit` long. */
-function page<T extends { id: string }>(
-  items: T[],
-  query: URLSearchParams,
-  defaultLimit: number,
-  max: number,
-): unknown {
-  const limitText = query.get('limit');
-  const limit = limitText === null ? defaultLimit : Number(limitText);
-  if (!Number.isInteger(limit) || limit < 1 || limit > max)
-    throw new HttpError(
-      400,
-      `'limit' must be an integer from 1 to ${max}, got '${limitText}'`,
-      'invalid_request_error',
-      null,
-      'limit',
-    );
-  const after = query.get('after');
-  let start = 0;
-  if (after) {
-    const i = items.findIndex((x) => x.id === after);
-    if (i < 0)
-      throw new HttpError(
-        400,
-        `'after': no object with id '${after}' in this list`,
-        'invalid_request_error',
-        null,
-        'after',
-      );
-    start = i + 1;
-  }
-  const data = items.slice(start, start + limit);
-  return {
-    object: 'list',
-    data,
-    first_id: data[0]?.id ?? null,
-    last_id: data.at(-1)?.id ?? null,
-    has_more: start + limit < items.length,
-  };
 }
