@@ -13,16 +13,20 @@ import { chaosSeeds, checkDataset, startRunDetached } from '../src/chaos/harness
 import { describeControlScenarios } from './helpers/controlScenarios';
 import { sleep, until } from './helpers/control';
 import { tmpDir, uniqueQueue } from './helpers/env';
+import { mirrorPrefix, putObject, s3ClientOf } from './helpers/objects';
 
 /**
  * A real Temporal cluster (issue 13), started by the project's own scripts (src/cluster, the
  * native recipe of temporal-docker/README.md): PostgreSQL on a private port, schema by
- * temporal-sql-tool, the Temporal server built from its Go module with the compose recipe's dynamic
- * config. The first start on a machine builds the server (minutes; CI does that in its own step).
+ * temporal-sql-tool, the Temporal server built from its Go module as four service processes
+ * (history, matching, frontend, worker) with the compose recipe's dynamic config, and MinIO for run
+ * data. The first start on a machine builds the server and MinIO (minutes; CI does that in its own
+ * steps).
  *
  * On it: the control scenarios of the dev server (pause, resume, cancel, budget), the id limit, and
- * a generation by two `codeclm worker` processes that survives a SIGKILLed worker and a SIGKILLed
- * and restarted history service with no record lost or duplicated.
+ * a generation by two `codeclm worker` processes that share no directory (seeds and --out on S3)
+ * and survives a SIGKILLed worker and a SIGKILLed and restarted history service with no record
+ * lost or duplicated.
  */
 const bin = path.join(__dirname, '..', 'bin', 'codeclm.js');
 let cluster: Cluster;
@@ -143,12 +147,18 @@ describe('a generation on the cluster with 2 codeclm worker processes', () => {
   });
 
   test(
-    'survives a SIGKILLed worker and a SIGKILLed, restarted history service: nothing lost, no duplicates, longest run id',
+    'out on S3: survives a SIGKILLed worker and a SIGKILLed, restarted history service: nothing lost, no duplicates, longest run id',
     async () => {
+      const minio = cluster.minio!;
+      const s3 = s3ClientOf(minio);
+      // Only the test's own bookkeeping is local: the workers get seeds, and write every file of
+      // the run, through the bucket.
       const dir = tmpDir('codeclm-cluster-run-');
-      const outDir = path.join(dir, 'out'); // one local out dir shared by both workers (S3 comes later)
-      const seedsFile = path.join(dir, 'seeds.jsonl');
-      fs.writeFileSync(seedsFile, chaosSeeds(40));
+      const prefix = `runs/${path.basename(dir)}`;
+      const seedsKey = `${prefix}/seeds.jsonl`;
+      await putObject(s3, minio.bucket, seedsKey, chaosSeeds(40));
+      const seedsFile = `s3://${minio.bucket}/${seedsKey}`;
+      const outDir = `s3://${minio.bucket}/${prefix}/out`;
       const role = (model: string) => ({ baseURL: sim.url, model, apiKeyEnv: 'CODECLM_CLUSTER_TEST_KEY' });
       const configFile = path.join(dir, 'config.json');
       fs.writeFileSync(
@@ -167,6 +177,7 @@ describe('a generation on the cluster with 2 codeclm worker processes', () => {
       );
       const env: NodeJS.ProcessEnv = {
         ...process.env,
+        ...minio.clientEnv(),
         TEMPORAL_ADDRESS: cluster.address,
         TEMPORAL_NAMESPACE: cluster.namespace,
         CODECLM_TASK_QUEUE: uniqueQueue('cluster-run'),
@@ -174,14 +185,24 @@ describe('a generation on the cluster with 2 codeclm worker processes', () => {
         CODECLM_LOG_LEVEL: 'ERROR',
       };
       delete env.CODECLM_ENCRYPTION_KEY;
+      delete env.AWS_ENDPOINT_URL;
+      delete env.AWS_PROFILE;
 
       // The longest run id `run` accepts for this run: every derived workflow id then has 255 or fewer.
       const { max } = maxRunIdLength(40, loadConfig(configFile, env));
-      const prefix = `cluster-${Date.now()}-`;
-      const runId = prefix + 'x'.repeat(max - prefix.length);
+      const idPrefix = `cluster-${Date.now()}-`;
+      const runId = idPrefix + 'x'.repeat(max - idPrefix.length);
       expect(runId.length).toBe(max);
 
-      workers = [0, 1].map((i) => new WorkerProcess(path.join(dir, `worker-${i}`), env, configFile));
+      // Each worker in its own directory (working dir, CODECLM_HOME, LLM cache), with its own copy
+      // of the config: nothing of the run is shared between them but the cluster and the bucket.
+      workers = [0, 1].map((i) => {
+        const home = path.join(dir, `worker-${i}`);
+        fs.mkdirSync(home, { recursive: true });
+        const own = path.join(home, 'config.json');
+        fs.copyFileSync(configFile, own);
+        return new WorkerProcess(home, env, own);
+      });
       for (const w of workers) w.start();
       await startRunDetached({ seedsFile, outDir, configFile, runId, env });
 
@@ -191,7 +212,7 @@ describe('a generation on the cluster with 2 codeclm worker processes', () => {
         try {
           return await client.withDeadline(Date.now() + 5000, () => handle.query(progressQuery));
         } catch {
-          return undefined; // the server is restarting
+          return undefined; // the history service is restarting
         }
       };
       let unplannedRestarts = 0;
@@ -213,7 +234,7 @@ describe('a generation on the cluster with 2 codeclm worker processes', () => {
         const killed = workers[0]!;
         killed.child.kill('SIGKILL');
         await killed.exited;
-        await sleep(3000);
+        await sleep(2000);
 
         // The history service (shards, workflow state, timers) dies hard and comes back; frontend,
         // matching and the worker service keep running.
@@ -234,16 +255,26 @@ describe('a generation on the cluster with 2 codeclm worker processes', () => {
         );
         expect(status).toBe('COMPLETED');
         const result = await handle.result();
-        // The chaos harness's check: records vs dataset.jsonl vs the run's counters. Instructions
-        // removed as duplicates are counted among `instructions` (kept + dropped + failed + removed).
+        expect(result.outDir).toBe(outDir);
+        // The run's objects, copied out of the bucket: the chaos harness's check (records vs
+        // dataset.jsonl vs the run's counters) then reads them as it reads a local --out.
+        const mirror = path.join(dir, 'out-mirror');
+        expect(await mirrorPrefix(s3, minio.bucket, `${prefix}/out`, mirror)).toBeGreaterThan(0);
+        for (const file of ['dataset.jsonl', 'report.json', 'report.md'])
+          expect([file, fs.existsSync(path.join(mirror, file))]).toEqual([file, true]);
+        // Instructions removed as duplicates are counted among `instructions` (kept + dropped +
+        // failed + removed).
         const c = result.counters;
         const removed = c.duplicatesRemoved + (c.nearDuplicatesRemoved ?? 0) + (c.contaminatedRemoved ?? 0);
-        const check = checkDataset(outDir, { ...c, dropped: c.dropped + removed });
+        const check = checkDataset(mirror, { ...c, dropped: c.dropped + removed });
         expect(check.details).toEqual([]);
         expect(check.lost).toBe(0);
         expect(check.duplicates).toBe(0);
         expect(check.kept).toBe(result.counters.kept);
         expect(result.counters.kept).toBeGreaterThanOrEqual(5);
+        // No run data in the workers' directories: only each one's config, log, home and LLM cache.
+        const own = ['.codeclm', 'config.json', 'llm-cache', 'worker.log'];
+        for (const w of workers) expect(fs.readdirSync(w.dir).filter((n) => !own.includes(n))).toEqual([]);
         // Both workers did real LLM work, each in its own cache.
         expect(workers[0]!.cachedAnswers()).toBeGreaterThan(0);
         expect(workers[1]!.cachedAnswers()).toBeGreaterThan(0);
