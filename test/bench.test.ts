@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { runInProcess } from '../bench/baseline';
 import { benchConfig, runBench } from '../bench/bench';
+import { batchModeConfig, compareCost, costRow, renderCost, type CostReport } from '../bench/cost';
 import { ensureCuratorVenv } from '../bench/peers';
 import { busiestMinute, compareRows, recordRequests, type SaturationRow } from '../bench/saturation';
 import { renderBench } from '../src/cli/bench';
@@ -47,6 +48,64 @@ test('the in-process baseline runs the pipeline stages end to end and writes the
   const calls = Object.values(result.usage).reduce((n, c) => n + c.calls, 0);
   expect(limits.snapshot().reduce((n, b) => n + b.admitted, 0)).toBe(calls);
   expect(sim.stats().requests).toBe(calls);
+});
+
+test("cost: per kept pair at the simulator's prices, online vs batch, printed side by side", async () => {
+  const base = sim.url.replace(/\/v1$/, '');
+  await fetch(`${base}/_sim/reset`, { method: 'POST', body: '{}' });
+  for (const content of ['Say hi.', 'Name three rivers.'])
+    await fetch(`${sim.url}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'sim-strong', messages: [{ role: 'user', content }] }),
+    });
+  const stats = sim.stats();
+  expect(stats.cost.online).toBeGreaterThan(0);
+  const online = costRow({ counters: { kept: 2 } as never, wallSeconds: 10 }, stats);
+  expect(online).toMatchObject({ keptPairs: 2, onlineRequests: 2, batchRequests: 0, batchesCreated: 0 });
+  expect(online.costPerKeptPairUsd).toBeCloseTo(stats.cost.total / 2, 6);
+  expect(online.atOnlinePricesUsd).toBeCloseTo(stats.cost.online, 6);
+  // The same tokens answered in batches instead: half the price, the same "at online prices".
+  const inBatch = {
+    ...stats,
+    requests: 0,
+    byStatus: {},
+    promptTokens: 0,
+    completionTokens: 0,
+    batch: {
+      ...stats.batch,
+      batchesCreated: 1,
+      requests: 2,
+      promptTokens: stats.promptTokens,
+      completionTokens: stats.completionTokens,
+    },
+    cost: { online: 0, batch: stats.cost.online / 2, total: stats.cost.online / 2 },
+  };
+  const batch = costRow({ counters: { kept: 2 } as never, wallSeconds: 25 }, inBatch);
+  expect(batch.atOnlinePricesUsd).toBeCloseTo(online.atOnlinePricesUsd, 6);
+  expect(compareCost(online, batch)).toEqual({ costPerKeptPair: 0.5, wallSeconds: 2.5 });
+  const report: CostReport = {
+    simLatencyMs: 1000,
+    batchDelayMs: 5000,
+    size: 2,
+    prices: stats.prices,
+    batchStages: 'answer and judge in batch',
+    online,
+    batch,
+    batchOverOnline: compareCost(online, batch),
+    sameKeptPairs: true,
+    note: '',
+  };
+  const text = renderCost(report).join('\n');
+  expect(text).toMatch(/online\s+2\s+\$0\.\d+/);
+  expect(text).toMatch(/batch\s+2\s+\$0\.\d+.*2 in 1\s+25 s/);
+  expect(text).toMatch(/batch \/ online: cost per kept pair 0\.5, wall time 2\.5/);
+  expect(renderBench({ cost: report })).toContain('batch / online');
+  // The batch side's config: answers and judging in batch, the strong role's other stages online.
+  const config = batchModeConfig(benchConfig(sim.url, { size: 2, concurrency: 2, poolSize: 2 }));
+  expect(config.roles.target).toMatchObject({ mode: 'batch' });
+  expect(config.roles.judge).toMatchObject({ mode: 'batch' });
+  expect(config.roles.strong).toMatchObject({ mode: 'online', stageModes: { answer: 'batch' } });
 });
 
 test('CPU readers: /proc for another process, cpuUsage for this one', () => {

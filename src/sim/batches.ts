@@ -16,10 +16,10 @@ import {
   type SimBatchOptions,
 } from './batchRecord';
 import { page } from './listPage';
+import { hash32, unit } from './prng';
 
 export { MAX_BATCH_FILE_BYTES } from './batchInput';
 export type { BatchStats, FileStats, LineAnswer, LineFailure, SimBatchOptions } from './batchRecord';
-import { hash32, unit } from './prng';
 
 /**
  * The simulator's Files and Batch API (OpenAI's shapes): uploaded JSONL files of requests, batches
