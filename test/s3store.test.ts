@@ -11,6 +11,15 @@ import { openStore } from '../src/store/open';
 import { S3Store } from '../src/store/s3';
 import { runKeys } from '../src/store/runDir';
 import { startTestMinio, type TestMinio } from './helpers/s3minio';
+import { startSimulator } from '../src/sim/server';
+import { CacheStore } from '../src/cache/store';
+import { openCache, resolveCacheSettings } from '../src/cache/settings';
+import { withCache } from '../src/llm/cached';
+import { createLlmClient } from '../src/llm/client';
+import { answerStrongTask } from '../src/tasks/answer';
+import { cacheSchema } from '../src/schemas/config';
+import { simConfig } from './helpers/pipeline';
+import { tmpDir } from './helpers/env';
 import { storeContract } from './helpers/storeContract';
 
 /**
@@ -207,4 +216,63 @@ test('seeds from an s3:// URL load like a file; a bad line is named by the URL a
   await expect(prefetchRemoteInputs([`${dir}/missing.jsonl`])).rejects.toThrow(
     `cannot read ${dir}/missing.jsonl: ${dir}/missing.jsonl: no such object`,
   );
+});
+
+test('the LLM cache in object storage: a result paid for on one machine is a hit on another', async () => {
+  const sim = await startSimulator({ port: 0, seed: 5 });
+  const shared = location('llm-cache');
+  try {
+    const cfg = { ...simConfig(sim.url).roles.strong, baseURL: sim.url };
+    // Two worker machines: each its own local cache directory, both the same cache.store.
+    const machine = () => {
+      const settings = resolveCacheSettings({
+        CODECLM_CACHE: tmpDir('codeclm-cache-'),
+        CODECLM_CACHE_STORE: shared,
+      });
+      expect(settings.store).toBe(shared);
+      const cache = openCache(settings)!;
+      return { cache, client: withCache(createLlmClient('strong', cfg, {}), 'strong', cfg, cache) };
+    };
+    const a = machine();
+    const b = machine();
+    const first = await a.client.text(answerStrongTask, { instruction: 'Say hello' }, { temperature: 0.7 });
+    expect(sim.requests()).toHaveLength(1);
+    const onB = await b.client.text(answerStrongTask, { instruction: 'Say hello' }, { temperature: 0.7 });
+    expect(onB.value).toBe(first.value);
+    expect(onB.usage.cacheHits).toBe(1);
+    expect(sim.requests()).toHaveLength(1);
+    // B keeps a local copy: the next hit costs no request to the bucket either.
+    expect(b.cache.stats().entries).toBe(1);
+    // What changed is paid for once, wherever it is asked first.
+    await b.client.text(answerStrongTask, { instruction: 'Say goodbye' }, { temperature: 0.7 });
+    await a.client.text(answerStrongTask, { instruction: 'Say goodbye' }, { temperature: 0.7 });
+    expect(sim.requests()).toHaveLength(2);
+    const objects = await openStore(shared).list('');
+    expect(objects).toHaveLength(2);
+    for (const k of objects) expect(k).toMatch(/^[0-9a-f]{2}\/[0-9a-f]{2}\/[0-9a-f]{64}\.json$/);
+  } finally {
+    await sim.close();
+  }
+});
+
+test('a shared cache tier that cannot be used (no such bucket) is a miss, never a failed call', async () => {
+  const sim = await startSimulator({ port: 0, seed: 5 });
+  try {
+    const cfg = { ...simConfig(sim.url).roles.strong, baseURL: sim.url };
+    const dead = openStore('s3://codeclm-no-such-bucket/llm-cache');
+    const cache = new CacheStore(tmpDir('codeclm-cache-'), { shared: dead });
+    const client = withCache(createLlmClient('strong', cfg, {}), 'strong', cfg, cache);
+    const r = await client.text(answerStrongTask, { instruction: 'Say hello' }, { temperature: 0.7 });
+    expect(r.value).toBeTruthy();
+    expect(sim.requests()).toHaveLength(1);
+    // Kept locally all the same.
+    expect(cache.stats().entries).toBe(1);
+  } finally {
+    await sim.close();
+  }
+});
+
+test('cache.store in a config: an s3:// location is checked up front', () => {
+  expect(cacheSchema.parse({ store: 's3://team-cache/llm' }).store).toBe('s3://team-cache/llm');
+  expect(() => cacheSchema.parse({ store: 's3://Bad_Bucket' })).toThrow('expected s3://bucket/prefix');
 });

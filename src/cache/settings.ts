@@ -2,6 +2,8 @@ import path from 'node:path';
 import { readConfigFile } from '../config/read';
 import { cacheSchema, type CacheConfig } from '../schemas/config';
 import { CacheStore } from './store';
+import { openStore } from '../store/open';
+import { resolveLocation } from '../store/store';
 
 /**
  * Where the LLM cache lives and whether it is on, for one worker process.
@@ -11,6 +13,11 @@ import { CacheStore } from './store';
  * - CODECLM_CACHE_MAX_MB sizes it (least recently used entries evicted first).
  * - A config file's `cache` section ({enabled, dir, maxMegabytes}) applies where a worker is built
  *   with it; "off" anywhere wins.
+ * - CODECLM_CACHE_STORE=s3://bucket/prefix (or the config's `cache.store`) adds a shared tier in
+ *   object storage (or a shared directory): a local miss is looked up there, and every new result
+ *   is written there too, so a worker on another machine pays only for what changed. The local
+ *   directory stays in front of it (hits cost no request). Credentials come from each worker's
+ *   own AWS environment, like the run store's.
  * - Default: on, in `.codeclm/cache` (under CODECLM_HOME). Under jest (JEST_WORKER_ID set) the default
  *   is off, so that tests never share answers through a directory they did not choose; tests that
  *   want the cache pass a directory.
@@ -19,6 +26,8 @@ export interface CacheSettings {
   enabled: boolean;
   dir: string;
   maxMegabytes?: number;
+  /** The shared tier's location (s3://bucket/prefix or a directory), if any. */
+  store?: string;
 }
 
 const OFF = ['off', '0', 'false', 'no', 'disabled'];
@@ -44,9 +53,11 @@ export function resolveCacheSettings(
     raw === undefined &&
     (section === undefined || (section !== false && section.dir === undefined));
   const enabled = !envOff && section !== false && (section ? section.enabled !== false : true) && !underJest;
+  const storeRaw = env.CODECLM_CACHE_STORE?.trim() || (section ? section.store : undefined);
   return {
     enabled,
     dir,
+    ...(storeRaw ? { store: resolveLocation(storeRaw) } : {}),
     maxMegabytes:
       maxMegabytes !== undefined && Number.isFinite(maxMegabytes) && maxMegabytes > 0
         ? maxMegabytes
@@ -62,6 +73,11 @@ export function cacheSectionOf(configFile: string | undefined): CacheConfig | un
   return section === undefined ? undefined : cacheSchema.parse(section);
 }
 
-export function openCache(settings: CacheSettings): CacheStore | undefined {
-  return settings.enabled ? new CacheStore(settings.dir, { maxMegabytes: settings.maxMegabytes }) : undefined;
+export function openCache(
+  settings: CacheSettings,
+  env: NodeJS.ProcessEnv = process.env,
+): CacheStore | undefined {
+  if (!settings.enabled) return undefined;
+  const shared = settings.store ? openStore(settings.store, env) : undefined;
+  return new CacheStore(settings.dir, { maxMegabytes: settings.maxMegabytes, shared });
 }

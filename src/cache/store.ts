@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Store } from '../store/store';
 
 /**
  * A content-addressed, on-disk cache of successful LLM results: one JSON file per key under a
@@ -8,6 +9,11 @@ import path from 'node:path';
  * several workers on one machine can share a directory: a reader sees a whole entry or none. A hit
  * refreshes the entry's mtime, and when the directory grows over its size limit the entries with the
  * oldest mtime are evicted first (least recently used, approximately).
+ *
+ * With a shared tier (`shared`: an s3://bucket/prefix store, or a shared directory), lookup() falls
+ * back to it on a local miss (and keeps a local copy) and keep() writes every new entry to it too,
+ * with the same key layout, so workers on other machines find each other's results. The shared tier
+ * is not evicted here: give the bucket a lifecycle rule (expire after N days) to bound it.
  */
 export interface CacheEntry<T = unknown> {
   /** Format version of the entry file. */
@@ -52,15 +58,54 @@ export class CacheStore {
   private writes = 0;
   private evicting = false;
 
-  constructor(dir: string, opts: { maxMegabytes?: number } = {}) {
+  readonly shared?: Store;
+
+  constructor(dir: string, opts: { maxMegabytes?: number; shared?: Store } = {}) {
     this.dir = path.resolve(dir);
+    this.shared = opts.shared;
     this.maxBytes =
       opts.maxMegabytes && opts.maxMegabytes > 0 ? Math.floor(opts.maxMegabytes * 1024 * 1024) : null;
   }
 
   fileOf(key: string): string {
+    return path.join(this.dir, CacheStore.relative(key));
+  }
+
+  /** `ab/cd/<key>.json`: the entry's place below the directory, and its key in the shared tier. */
+  static relative(key: string): string {
     if (!/^[0-9a-f]{64}$/.test(key)) throw new Error(`not a cache key: ${key}`);
-    return path.join(this.dir, key.slice(0, 2), key.slice(2, 4), `${key}.json`);
+    return `${key.slice(0, 2)}/${key.slice(2, 4)}/${key}.json`;
+  }
+
+  /** The entry from the local directory, else from the shared tier (then kept locally too). */
+  async lookup<T>(key: string): Promise<CacheEntry<T> | undefined> {
+    const local = this.get<T>(key);
+    if (local || !this.shared) return local;
+    let text: string | undefined;
+    try {
+      text = await this.shared.read(CacheStore.relative(key));
+    } catch {
+      return undefined; // an unreachable shared tier is a miss, never a failed call
+    }
+    if (text === undefined) return undefined;
+    try {
+      const entry = JSON.parse(text) as CacheEntry<T>;
+      if (entry.v !== 1 || entry.key !== key) return undefined;
+      try {
+        this.putLocal(key, entry);
+      } catch {
+        // no local copy (full or read-only disk): the entry read is still good
+      }
+      return entry;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** put() and, with a shared tier, the same entry written there (awaited; errors are the caller's). */
+  async keep<T>(key: string, value: T, about: CacheEntry['about'] = {}): Promise<void> {
+    const entry = this.put(key, value, about);
+    if (this.shared) await this.shared.write(CacheStore.relative(key), JSON.stringify(entry));
   }
 
   get<T>(key: string): CacheEntry<T> | undefined {
@@ -86,9 +131,19 @@ export class CacheStore {
     }
   }
 
-  put<T>(key: string, value: T, about: CacheEntry['about'] = {}): void {
-    const file = this.fileOf(key);
+  put<T>(key: string, value: T, about: CacheEntry['about'] = {}): CacheEntry<T> {
     const entry: CacheEntry<T> = { v: 1, key, about, value, createdAt: new Date().toISOString() };
+    try {
+      this.putLocal(key, entry);
+    } catch (err) {
+      // A full or read-only local disk: the shared tier (if any) still gets the entry.
+      if (!this.shared) throw err;
+    }
+    return entry;
+  }
+
+  private putLocal(key: string, entry: CacheEntry): void {
+    const file = this.fileOf(key);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(entry));

@@ -39,8 +39,11 @@ export const runCommand: Command = {
   usage:
     'run --seeds FILE --out DIR [--config FILE] [--size N] [--run-id ID] [--detach] [--field NAME] [--skip-invalid] [--decontaminate FILE...] [--no-check] [--worker] [--json]',
   details: [
-    '--seeds FILE      JSONL, JSON array, CSV or text; the instruction field is detected (or --field NAME)',
-    '--out DIR         where dataset.jsonl, report.json and report.md are written',
+    '--seeds FILE      JSONL, JSON array, CSV or text; the instruction field is detected (or --field NAME);',
+    '                  a path or an s3://bucket/key object',
+    '--out DIR         where dataset.jsonl, report.json and report.md are written: a directory, or',
+    '                  s3://bucket/prefix (S3-compatible storage, configured by the AWS SDK env vars:',
+    '                  AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_REGION, the default credential chain)',
     '--config FILE     codeclm.config.json or .yaml (roles, method parameters, limits)',
     '--size N          target number of kept pairs (overrides limits.size)',
     '--run-id ID       a run id of your own; running again with the same id attaches to that run',

@@ -49,9 +49,10 @@ const hitUsage = (): UsageCell => ({ calls: 0, promptTokens: 0, completionTokens
 
 export function withCache(inner: LlmClient, role: RoleName, cfg: ResolvedRole, store: CacheStore): LlmClient {
   const about = (task: { name: string }) => ({ role, model: cfg.model, task: task.name });
-  const safePut = (key: string, value: unknown, task: { name: string }) => {
+  const safePut = async (key: string, value: unknown, task: { name: string }) => {
     try {
-      store.put(key, value, about(task));
+      // Locally, and in the shared tier (cache.store) when there is one.
+      await store.keep(key, value, about(task));
     } catch {
       // A full or read-only disk must not fail a call that succeeded: the result just is not kept.
     }
@@ -66,23 +67,23 @@ export function withCache(inner: LlmClient, role: RoleName, cfg: ResolvedRole, s
       opts: CallOptions = {},
     ): Promise<LlmResult<O>> {
       const key = llmCacheKey(role, cfg, 'structured', task, slots, opts);
-      const hit = store.get<unknown>(key);
+      const hit = await store.lookup<unknown>(key);
       if (hit) {
         const parsed = task.output.safeParse(hit.value);
         if (parsed.success) return { value: parsed.data, usage: hitUsage() };
       }
       const result = await inner.structured(task, slots, opts);
-      safePut(key, result.value, task);
+      await safePut(key, result.value, task);
       return result;
     },
 
     async text(task: TextPrompt, slots: Slots, opts: CallOptions = {}): Promise<LlmResult<string>> {
       const key = llmCacheKey(role, cfg, 'text', task, slots, opts);
-      const hit = store.get<unknown>(key);
+      const hit = await store.lookup<unknown>(key);
       if (hit && typeof hit.value === 'string' && hit.value.trim())
         return { value: hit.value, usage: hitUsage() };
       const result = await inner.text(task, slots, opts);
-      safePut(key, result.value, task);
+      await safePut(key, result.value, task);
       return result;
     },
   };

@@ -191,6 +191,18 @@ export const cacheSchema = z
     dir: z.string().min(1).optional(),
     /** Evict least recently used entries when the directory grows over this size. */
     maxMegabytes: z.number().positive().optional(),
+    /**
+     * A shared tier every worker machine reads and writes (`s3://bucket/prefix`, or a directory on a
+     * shared filesystem): looked up on a local miss, written on every new result. CODECLM_CACHE_STORE
+     * overrides it.
+     */
+    store: z
+      .string()
+      .min(1)
+      .refine((s) => !s.startsWith('s3:') || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(s), {
+        message: 'expected s3://bucket/prefix (or a directory)',
+      })
+      .optional(),
   })
   .strict();
 export type CacheConfig = z.infer<typeof cacheSchema>;
