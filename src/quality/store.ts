@@ -124,7 +124,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  */
 export async function withLock<T>(store: Store, key: string, fn: () => Promise<T>): Promise<T> {
   const me = `${process.pid}:${Math.random().toString(36).slice(2)}`;
-  for (let wait = 2; ; wait = Math.min(wait * 2, 200)) {
+  for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
     if (await store.createIfAbsent(key, me)) break;
     const st = await store.stat(key);
     if (st && Date.now() - st.modifiedMs > STALE_LOCK_MS) await store.remove(key);
