@@ -68,7 +68,7 @@ const FULL: Sizes = {
   sat: { rpm: 600, size: 600, concurrency: 192, poolSize: 40, warmupS: 20, measureS: 120 },
   over: { size: 120, concurrency: 24, poolSize: 12 },
   ceil: { size: 160, concurrency: 32, poolSize: 16 },
-  cost: { size: 40, concurrency: 24, poolSize: 12, batchDelayMs: 5000 },
+  cost: { size: 24, concurrency: 24, poolSize: 12, batchDelayMs: 3000 },
 };
 const QUICK: Sizes = {
   sat: { rpm: 600, size: 300, concurrency: 64, poolSize: 20, warmupS: 8, measureS: 25 },

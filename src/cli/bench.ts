@@ -18,7 +18,7 @@ export const benchCommand: Command = {
     'ceiling     zero latency: LLM calls/s through Temporal, server and worker CPU seconds per 1,000 calls, the pool beside it',
     'efficiency  LLM calls and tokens per kept pair, per stage',
     "cost        the same run online and with answers and judging through the Batch API, at the simulator's prices (batch half): cost per kept pair and wall time of each",
-    '--quick     a ~2 minute version (smaller runs, shorter windows); the full run takes about 8 minutes',
+    '--quick     a ~3 minute version (smaller runs, shorter windows); the full run takes about 11 minutes',
     '--json      print one JSON object {saturation, overhead, ceiling, efficiency} on stdout (progress on stderr)',
     '--untuned   the "before" configuration: no client-side limiter or adaptive concurrency, workflows bundled at worker start',
     "--peers     also replay the saturation run's requests through Curator (bespokelabs-curator, pinned, installed into a venv under the codeclm cache on first use; needs python3) on a fresh simulator, both rows side by side",
