@@ -19,6 +19,7 @@ import { createLlmClient } from '../src/llm/client';
 import { answerStrongTask } from '../src/tasks/answer';
 import { cacheSchema } from '../src/schemas/config';
 import { simConfig } from './helpers/pipeline';
+import { createScheduleActivities, publishedVersions } from '../src/schedule/activities';
 import { tmpDir } from './helpers/env';
 import { storeContract } from './helpers/storeContract';
 
@@ -275,4 +276,45 @@ test('a shared cache tier that cannot be used (no such bucket) is a miss, never 
 test('cache.store in a config: an s3:// location is checked up front', () => {
   expect(cacheSchema.parse({ store: 's3://team-cache/llm' }).store).toBe('s3://team-cache/llm');
   expect(() => cacheSchema.parse({ store: 's3://Bad_Bucket' })).toThrow('expected s3://bucket/prefix');
+});
+
+test("a schedule's versions in object storage: version prefixes, changes against the previous one, LATEST", async () => {
+  const out = location('schedule');
+  const acts = createScheduleActivities();
+  const v1 = '20260101T030000Z-aaa';
+  const v2 = '20260102T030000Z-bbb';
+  const fill = async (versionDir: string, seeds: string[], pairs: string[]) => {
+    const s = openStore(versionDir);
+    await s.write(
+      runKeys.seeds,
+      seeds.map((t, i) => `${JSON.stringify({ id: String(i), instruction: t })}\n`).join(''),
+    );
+    await s.write(
+      runKeys.dataset,
+      pairs.map((t) => `${JSON.stringify({ id: t, instruction: t })}\n`).join(''),
+    );
+    await s.writeJson('report.json', { run: 'x' });
+  };
+  const first = await acts.prepareVersion({ outDir: out, version: v1, workflowId: 'wf-1' });
+  expect(first.versionDir).toBe(`${out}/versions/${v1}`);
+  await fill(first.versionDir, ['seed a', 'seed b'], ['pair a']);
+  const p1 = await acts.publishVersion({ outDir: out, version: v1, workflowId: 'wf-1' });
+  expect(p1.latest).toBe(true);
+  expect(p1.changes.previous).toBeNull();
+
+  const second = await acts.prepareVersion({ outDir: out, version: v2, workflowId: 'wf-2' });
+  await fill(second.versionDir, ['seed a', 'seed b', 'seed c'], ['pair a', 'pair c']);
+  const p2 = await acts.publishVersion({ outDir: out, version: v2, workflowId: 'wf-2' });
+  expect(p2.changes.previous).toBe(v1);
+  expect(p2.changes.seeds).toEqual(expect.objectContaining({ added: 1, removed: 0, unchanged: 2 }));
+  expect(p2.changes.pairs).toEqual(expect.objectContaining({ added: 1, unchanged: 1 }));
+  expect(await publishedVersions(out)).toEqual([v1, v2]);
+  expect((await openStore(out).read('LATEST'))?.trim()).toBe(v2);
+  expect(await openStore(second.versionDir).readJson('report.json')).toEqual(
+    expect.objectContaining({ changes: expect.objectContaining({ previous: v1 }) }),
+  );
+  // A version prefix belongs to its workflow: another one is refused.
+  await expect(acts.prepareVersion({ outDir: out, version: v1, workflowId: 'wf-other' })).rejects.toThrow(
+    'belongs to wf-1',
+  );
 });
