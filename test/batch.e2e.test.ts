@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { codeclmRun } from '../src/workflows/pipeline';
+import { codeclmRun, pauseSignal, resumeSignal } from '../src/workflows/pipeline';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../src/sim/server';
 import type { DatasetRecord } from '../src/schemas/records';
 import type { Report } from '../src/report/build';
 import type { ResolvedConfig, ResolvedRole } from '../src/schemas/config';
-import { runBatches } from '../src/batch/status';
+import { batchLines, runBatches } from '../src/batch/status';
 import { simConfig, startTestWorker, type TestWorker } from './helpers/pipeline';
 import { tmpDir } from './helpers/env';
 
@@ -15,7 +15,7 @@ import { tmpDir } from './helpers/env';
  * and expired lines are resubmitted; cancelling the run cancels its open batch at the provider.
  */
 const examples = path.join(__dirname, '..', 'examples', 'seeds.jsonl');
-const FAST = { completionDelayMs: 300, validatingMs: 50, finalizingMs: 50, cancellingMs: 50 };
+const FAST = { completionDelayMs: 200, validatingMs: 50, finalizingMs: 50, cancellingMs: 50 };
 let w: TestWorker;
 const sims: Simulator[] = [];
 
@@ -26,6 +26,7 @@ async function sim(batch: SimulatorOptions['batch'] = {}): Promise<Simulator> {
 }
 
 beforeAll(async () => {
+  process.env.CODECLM_BATCH_TICK_MS = '200';
   w = await startTestWorker('batch', { cache: false });
 });
 afterAll(async () => {
@@ -61,7 +62,7 @@ function batchConfig(url: string): ResolvedConfig {
 }
 
 function config(url: string): ResolvedConfig {
-  const c = simConfig(url, { limits: { size: 12, concurrency: 16 }, method: { poolSize: 12 } });
+  const c = simConfig(url, { limits: { size: 8, concurrency: 16 }, method: { poolSize: 8 } });
   for (const r of Object.values(c.roles)) {
     r.pricePerMTokIn = 1;
     r.pricePerMTokOut = 4;
@@ -134,25 +135,43 @@ test('failed and expired lines go into new batches; the run loses nothing', asyn
   expect(report.counts.failed).toBe(0);
 }, 240_000);
 
-test('status shows the open batch; cancelling the run cancels it at the provider', async () => {
+test('pause holds new batches; status shows the open batch; cancel cancels it at the provider', async () => {
   const s = await sim({ completionDelayMs: 120_000 });
   const runId = `batch-cancel-${Date.now()}`;
-  const handle = await start(runId, tmpDir('codeclm-batch-cancel-'), batchConfig(s.url));
+  const cfg = batchConfig(s.url);
+  cfg.roles.target.batch = { ...batchSettings, maxWaitSeconds: 15 };
+  const handle = await start(runId, tmpDir('codeclm-batch-cancel-'), cfg);
+  const views = () => runBatches(w.client.workflow, runId);
+  const target = async () => (await views()).find((v) => v.role === 'target');
   const until = async (what: string, ok: () => boolean | Promise<boolean>) => {
-    for (let i = 0; i < 600 && !(await ok()); i++) await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 600 && !(await ok()); i++) await new Promise((r) => setTimeout(r, 100));
     if (!(await ok())) throw new Error(`timed out waiting for ${what}`);
   };
-  await until('a batch in progress', () => (s.stats().batch.byStatus.in_progress ?? 0) > 0);
-  await until('status to show it', async () =>
-    (await runBatches(w.client.workflow, runId)).some((v) => v.open.some((b) => b.status === 'in_progress')),
+
+  // The first target answers are gathering (15 s before their batch is written): pause the run.
+  await until('target requests gathering', async () => ((await target())?.pending ?? 0) > 0);
+  expect((await target())!.created).toBe(0);
+  await handle.signal(pauseSignal, 'test pause');
+  await until('the batcher to see the pause', async () => (await target())!.paused);
+  await new Promise((r) => setTimeout(r, 5000));
+  expect((await target())!.created).toBe(0);
+  expect((await target())!.pending).toBeGreaterThan(0);
+  await handle.signal(resumeSignal);
+
+  await until('a target batch in progress', async () =>
+    ((await target())?.open ?? []).some((b) => b.status === 'in_progress'),
   );
-  const views = await runBatches(w.client.workflow, runId);
-  const open = views.flatMap((v) => v.open);
-  expect(open[0]!.batchId).toMatch(/^batch_/);
-  expect(open[0]!.total).toBeGreaterThan(0);
+  const open = (await target())!.open[0]!;
+  expect(open.batchId).toMatch(/^batch_/);
+  expect(open.total).toBeGreaterThan(0);
+  expect(open.completed).toBe(0);
+  expect(open.nextPollSeconds).toBeLessThanOrEqual(1);
+  expect(batchLines(await views()).join('\n')).toContain(
+    `${open.batchId} in_progress: 0 completed, 0 failed of ${open.total}`,
+  );
   await handle.cancel();
-  await until('the batch cancelled at the provider', () => {
+  await until('the batches cancelled at the provider', () => {
     const by = s.stats().batch.byStatus;
     return (by.in_progress ?? 0) === 0 && (by.cancelled ?? 0) + (by.cancelling ?? 0) > 0;
   });
-}, 120_000);
+}, 180_000);

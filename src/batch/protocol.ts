@@ -79,9 +79,12 @@ export interface BatcherView {
   open: OpenBatchView[];
 }
 
-/** The batcher of a run's role. */
+/**
+ * The batcher of a run's role: `<run>/b-<role>`, no longer than the run's entry ids
+ * (`<run>/rN-eNNNNN`), so the id-length check made at `run` (src/workflows/ids.ts) covers it.
+ */
 export function batcherWorkflowId(runWorkflowId: string, role: RoleName): string {
-  return `${runWorkflowId}/batch-${role}`;
+  return `${runWorkflowId}/b-${role}`;
 }
 
 /**

@@ -38,7 +38,10 @@ export type BatchSend = (
   signal?: AbortSignal,
 ) => Promise<{ completion: ChatCompletion; replayed: boolean }>;
 
-const TICK_MS = Number(process.env.CODECLM_BATCH_TICK_MS ?? 1000);
+/** How often a process asks its batchers for outcomes (CODECLM_BATCH_TICK_MS, default 1 s). */
+const tickMs = () => Number(process.env.CODECLM_BATCH_TICK_MS ?? 1000);
+/** Consecutive failed ticks after which the waiting calls fail (retryably) with the error. */
+const FAILED_TICKS = 30;
 const QUERY_CHUNK = 5000;
 const FILES_KEPT = 8;
 
@@ -54,6 +57,7 @@ class BatcherLink {
   private readonly waiting = new Map<string, Waiter>();
   private readonly toSend: BatchRequest[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private failedTicks = 0;
   client!: Client;
   taskQueue!: string;
 
@@ -90,7 +94,7 @@ class BatcherLink {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.tick().finally(() => {
-        if (this.waiting.size) this.schedule(TICK_MS);
+        if (this.waiting.size) this.schedule(tickMs());
       });
     }, ms);
     this.timer.unref?.();
@@ -121,8 +125,18 @@ class BatcherLink {
           .query<Record<string, OutcomeView>, [string[]]>(OUTCOMES_QUERY, chunk);
         for (const id of chunk) await this.deliver(id, views[id]);
       }
-    } catch {
-      // The batcher is starting, moving to another worker or continuing-as-new: next tick.
+      this.failedTicks = 0;
+    } catch (err) {
+      // The batcher is starting, moving to another worker or continuing-as-new: next tick. An
+      // error that lasts fails the waiting calls (retryably, so it shows in `status` as retries).
+      if (++this.failedTicks < FAILED_TICKS) return;
+      this.failedTicks = 0;
+      const failure = ApplicationFailure.retryable(
+        `role ${this.role}: batcher ${this.workflowId} unreachable: ${(err as Error).message}`,
+        'LlmBatcherUnreachable',
+      );
+      for (const w of [...this.waiting.values()]) w.reject(failure);
+      this.toSend.length = 0;
     }
   }
 

@@ -1,0 +1,141 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import OpenAI from 'openai';
+import { Client, Connection } from '@temporalio/client';
+import { codeclmRun } from '../src/workflows/pipeline';
+import { startSimulator, type Simulator } from '../src/sim/server';
+import type { DatasetRecord } from '../src/schemas/records';
+import type { Report } from '../src/report/build';
+import type { ResolvedConfig } from '../src/schemas/config';
+import { batcherWorkflowId } from '../src/batch/protocol';
+import { KEY_METADATA } from '../src/batch/provider';
+import { simConfig } from './helpers/pipeline';
+import { testAddress, tmpDir, uniqueQueue } from './helpers/env';
+
+/**
+ * Batch mode survives crashes (issue 14): a `codeclm worker` process SIGKILLed and the provider
+ * (the simulator, its state on disk) restarted while a batch is open; the run completes, each batch
+ * was created exactly once at the provider (one batch per key, and the simulator's own count equals
+ * the batches the batchers made), and nothing is lost (every instruction accounted for, none failed).
+ */
+const ROOT = path.join(__dirname, '..');
+const examples = path.join(ROOT, 'examples', 'seeds.jsonl');
+const dir = tmpDir('codeclm-batch-crash-');
+const taskQueue = uniqueQueue('batch-crash');
+const SIM = { completionDelayMs: 2500, validatingMs: 50, finalizingMs: 50, cancellingMs: 50 };
+let client: Client;
+let worker: ChildProcess | undefined;
+let sim: Simulator | undefined;
+
+function startWorker(n: number): Promise<ChildProcess> {
+  const log = path.join(dir, `worker-${n}.log`);
+  const out = fs.openSync(log, 'a');
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'codeclm.js'), 'worker'], {
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: testAddress(),
+      CODECLM_TASK_QUEUE: taskQueue,
+      CODECLM_CACHE: 'off',
+      CODECLM_HOME: path.join(dir, 'home'),
+    },
+    stdio: ['ignore', out, out],
+  });
+  fs.closeSync(out);
+  return until(
+    `worker ${n} ready`,
+    () => fs.readFileSync(log, 'utf8').includes('to stop gracefully'),
+    60_000,
+  ).then(() => child);
+}
+
+async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  client = new Client({ connection: await Connection.connect({ address: testAddress() }) });
+});
+afterAll(async () => {
+  worker?.kill('SIGKILL');
+  await sim?.close();
+  await client?.connection.close();
+});
+
+test('worker SIGKILLed and provider restarted with a batch open: each batch created once, nothing lost', async () => {
+  const stateDir = path.join(dir, 'sim-state');
+  sim = await startSimulator({ port: 0, seed: 7, stateDir, batch: SIM });
+  const port = Number(new URL(sim.url).port);
+  const base = simConfig(sim.url, { limits: { size: 8, concurrency: 16 }, method: { poolSize: 8 } });
+  const settings = {
+    maxRequests: 200,
+    maxBytes: 1_000_000,
+    maxWaitSeconds: 0.5,
+    completionWindow: '24h' as const,
+    marginHours: 2,
+    maxResubmits: 3,
+    pollSeconds: 0.5,
+    maxPollSeconds: 1,
+    runCheckSeconds: 1,
+  };
+  const config: ResolvedConfig = {
+    ...base,
+    roles: {
+      strong: { ...base.roles.strong, stageModes: { answer: 'batch' }, batch: settings },
+      target: { ...base.roles.target, mode: 'batch', batch: settings },
+      judge: { ...base.roles.judge, mode: 'batch', batch: settings },
+    },
+    limits: { ...base.limits, llmActivityTimeoutMinutes: 30 },
+  };
+  worker = await startWorker(1);
+  const runId = `batch-crash-${Date.now()}`;
+  const outDir = path.join(dir, 'out');
+  const handle = await client.workflow.start(codeclmRun, {
+    workflowId: runId,
+    taskQueue,
+    args: [{ runId, seedsFile: examples, outDir, skipInvalid: false, config, taskQueue }],
+  });
+
+  await until('a batch in progress', () => (sim!.stats().batch.byStatus.in_progress ?? 0) > 0, 120_000);
+  worker.kill('SIGKILL');
+  await sim.close();
+  sim = await startSimulator({ port, seed: 7, stateDir, batch: SIM });
+  worker = await startWorker(2);
+
+  await handle.result();
+  const records = fs
+    .readFileSync(path.join(outDir, 'dataset.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as DatasetRecord);
+  const report = JSON.parse(fs.readFileSync(path.join(outDir, 'report.json'), 'utf8')) as Report;
+  const c = report.counts;
+  expect(records.length).toBe(c.kept);
+  expect(new Set(records.map((r) => r.id)).size).toBe(records.length);
+  expect(c.failed).toBe(0);
+  expect(c.kept + c.dropped + c.failed).toBe(c.instructions);
+
+  // Exactly once at the provider: one batch per key, and as many as the batchers created.
+  const batches: OpenAI.Batches.Batch[] = [];
+  const sdk = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
+  for await (const b of sdk.batches.list({ limit: 100 })) batches.push(b);
+  const keys = batches.map((b) => b.metadata?.[KEY_METADATA]);
+  expect(new Set(keys).size).toBe(keys.length);
+  expect(sim.stats().batch.batchesCreated).toBe(batches.length);
+  let created = 0;
+  for (const role of ['target', 'judge', 'strong'] as const) {
+    const r = await client.workflow
+      .getHandle(batcherWorkflowId(runId, role))
+      .result()
+      .catch(() => ({ created: 0 }));
+    created += (r as { created: number }).created;
+  }
+  expect(created).toBe(batches.length);
+  // The lines the provider answered are the ones the run counted (none applied twice).
+  const batchCalls = Object.values(report.usage.per_stage_role).reduce((n, u) => n + (u.batchCalls ?? 0), 0);
+  expect(sim.stats().batch.requests).toBe(batchCalls);
+}, 300_000);
