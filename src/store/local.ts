@@ -77,7 +77,9 @@ export class LocalStore implements Store {
     const out: string[] = [];
     for (const entry of await fs.promises.readdir(root, { recursive: true, withFileTypes: true })) {
       if (!entry.isFile() || entry.name.endsWith('.tmp')) continue;
-      const rel = path.relative(this.location, path.join(entry.parentPath, entry.name));
+      // parentPath from Node 20.12 (and 18.20); `path` before it.
+      const parent = entry.parentPath ?? (entry as unknown as { path: string }).path;
+      const rel = path.relative(this.location, path.join(parent, entry.name));
       out.push(rel.split(path.sep).join('/'));
     }
     return out.sort();
