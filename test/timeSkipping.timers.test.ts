@@ -1,46 +1,23 @@
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { codeclmRun, codeclmScheduledRun } from '../src/workflows';
-import {
-  fakeRunInput,
-  startFakeWorker,
-  startTimeSkipping,
-  transient,
-  type FakeWorker,
-} from './helpers/timeSkipping';
+import type { codeclmScheduledRun } from '../src/workflows';
+import { fakeRunInput, transient, useTimeSkipping } from './helpers/timeSkipping';
 
 /**
  * What the workflows do over time: retry back-offs and refreshes a day apart. On the time-skipping
  * test server the server's clock jumps over every wait, so minutes and days of workflow time pass
  * in a second of the test's.
  */
-let env: TestWorkflowEnvironment;
-let w: FakeWorker | undefined;
-
-beforeAll(async () => {
-  env = await startTimeSkipping();
-});
-afterEach(async () => {
-  await w?.stop();
-  w = undefined;
-});
-afterAll(async () => {
-  await env?.teardown();
-});
+const ts = useTimeSkipping();
 
 test('an LLM call failing transiently is retried with doubling back-off until it answers, and its pair is kept', async () => {
   // The target's answer to one instruction fails six times: 1+2+4+8+16+32 s of back-off.
   const flaky = (input: unknown) =>
     (input as { label?: string }).label?.startsWith('target answer r1-e00000-i0000');
-  w = await startFakeWorker(env, {
+  const w = await ts.startWorker({
     fault: (activity, attempt, input) =>
       activity === 'answer' && flaky(input) && attempt <= 6 ? transient() : undefined,
   });
   const runId = 'ts-retry-backoff';
-  const handle = await env.client.workflow.start<typeof codeclmRun>('codeclmRun', {
-    workflowId: runId,
-    taskQueue: w.taskQueue,
-    args: [fakeRunInput(runId, w.taskQueue, { limits: { size: 4 } })],
-  });
+  const handle = await ts.startRun(w, runId, { limits: { size: 4 } });
   const realStart = Date.now();
   const result = await handle.result();
   const realSeconds = (Date.now() - realStart) / 1000;
@@ -54,18 +31,14 @@ test('an LLM call failing transiently is retried with doubling back-off until it
 });
 
 test('with a retry limit, a call that never answers fails its item after the back-off and the run goes on', async () => {
-  w = await startFakeWorker(env, {
+  const w = await ts.startWorker({
     fault: (activity, _attempt, input) =>
       activity === 'judge' && (input as { label: string }).label.includes('r1-e00001-i0000')
         ? transient('the judge is down')
         : undefined,
   });
   const runId = 'ts-retry-limit';
-  const handle = await env.client.workflow.start<typeof codeclmRun>('codeclmRun', {
-    workflowId: runId,
-    taskQueue: w.taskQueue,
-    args: [fakeRunInput(runId, w.taskQueue, { limits: { size: 4, topUpRounds: 0, llmMaxAttempts: 3 } })],
-  });
+  const handle = await ts.startRun(w, runId, { limits: { size: 4, topUpRounds: 0, llmMaxAttempts: 3 } });
   const result = await handle.result();
   expect(result.counters.kept).toBe(3);
   expect(result.counters.failed).toBe(1);
@@ -85,12 +58,12 @@ test('with a retry limit, a call that never answers fails its item after the bac
 });
 
 test('refreshes started a day apart publish versions named by their start, a day apart and in order', async () => {
-  w = await startFakeWorker(env, { pool: 2 });
+  const w = await ts.startWorker({ pool: 2 });
   const refresh = async (workflowId: string) => {
-    const base = fakeRunInput(workflowId, w!.taskQueue, { limits: { size: 2 } });
-    return env.client.workflow.execute<typeof codeclmScheduledRun>('codeclmScheduledRun', {
+    const base = fakeRunInput(workflowId, w.taskQueue, { limits: { size: 2 } });
+    return ts.env.client.workflow.execute<typeof codeclmScheduledRun>('codeclmScheduledRun', {
       workflowId,
-      taskQueue: w!.taskQueue,
+      taskQueue: w.taskQueue,
       args: [
         {
           scheduleId: 'nightly',
@@ -98,13 +71,13 @@ test('refreshes started a day apart publish versions named by their start, a day
           seedsFile: base.seedsFile,
           skipInvalid: false,
           config: base.config,
-          taskQueue: w!.taskQueue,
+          taskQueue: w.taskQueue,
         },
       ],
     });
   };
   const first = await refresh('nightly-1');
-  await env.sleep('1 day');
+  await ts.env.sleep('1 day');
   const second = await refresh('nightly-2');
 
   expect(w.fake.versions.published).toEqual([first.version, second.version]);

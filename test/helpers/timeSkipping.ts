@@ -9,12 +9,13 @@ import { roleNames, type ResolvedConfig } from '../../src/schemas/config';
 import type { DatasetRecord, Usage } from '../../src/schemas/records';
 import type { RunInput } from '../../src/schemas/run';
 import type { ScheduleActivities } from '../../src/schedule/activities';
+import type { codeclmRun } from '../../src/workflows';
 import { installCliRuntime } from '../../src/temporal/logging';
 import { testServerPath } from '../../src/temporal/testServer';
 import { prebuiltWorkflowBundle } from '../../src/worker';
 import { roleQueue } from '../../src/workflows/queues';
 import { uniqueQueue } from './env';
-import { simConfig } from './pipeline';
+import { simConfig } from './config';
 
 /**
  * Workflow logic on Temporal's time-skipping test server, with the activities replaced by scripted
@@ -38,6 +39,46 @@ export async function startTimeSkipping(): Promise<TestWorkflowEnvironment> {
     // The SDK gives the server 5 s to listen; a JVM server on a busy machine can miss that once.
     return await start();
   }
+}
+
+/**
+ * One time-skipping server for a test file and a fresh fake worker per test: registers the jest
+ * hooks that start the server, stop each test's worker and tear the server down.
+ */
+export function useTimeSkipping() {
+  let worker: FakeWorker | undefined;
+  const suite = {
+    env: undefined as unknown as TestWorkflowEnvironment,
+    /** Workers with fakes scripted by `script`, stopped after the test. */
+    async startWorker(script: FakeScript = {}): Promise<FakeWorker> {
+      worker = await startFakeWorker(suite.env, script);
+      return worker;
+    },
+    /** Starts codeclmRun `runId` on `w`'s queue with fakeRunInput(patch), plus `extra` input fields. */
+    startRun(
+      w: FakeWorker,
+      runId: string,
+      patch: Parameters<typeof fakeRunInput>[2] = {},
+      extra: { tuning?: { maxHistoryEvents?: number } } = {},
+    ) {
+      return suite.env.client.workflow.start<typeof codeclmRun>('codeclmRun', {
+        workflowId: runId,
+        taskQueue: w.taskQueue,
+        args: [{ ...fakeRunInput(runId, w.taskQueue, patch), ...extra }],
+      });
+    },
+  };
+  beforeAll(async () => {
+    suite.env = await startTimeSkipping();
+  });
+  afterEach(async () => {
+    await worker?.stop();
+    worker = undefined;
+  });
+  afterAll(async () => {
+    await suite.env?.teardown();
+  });
+  return suite;
 }
 
 /** What the fake LLM and file activities do; every field has a default that keeps every pair. */
