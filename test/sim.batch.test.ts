@@ -529,3 +529,13 @@ test('faults added at run time through /_sim/batch-faults; reset forgets batches
   expect((await client.batches.list()).data).toEqual([]);
   expect((await client.files.list()).data).toEqual([]);
 });
+
+test('with an API key set, the Files and Batch endpoints want it too', async () => {
+  const { sim: s } = await sim({ apiKey: 'sk-right' });
+  const wrong = new OpenAI({ baseURL: s.url, apiKey: 'sk-wrong', maxRetries: 0 });
+  await expect(wrong.batches.list()).rejects.toMatchObject({ status: 401 });
+  await expect(upload(wrong, jsonl(requestLines(bodies(1))))).rejects.toMatchObject({ status: 401 });
+  const right = new OpenAI({ baseURL: s.url, apiKey: 'sk-right', maxRetries: 0 });
+  expect((await upload(right, jsonl(requestLines(bodies(1))))).purpose).toBe('batch');
+  expect(s.stats().files.uploaded).toBe(1);
+});
