@@ -1,58 +1,65 @@
 #!/usr/bin/env node
 /**
- * The codeclm CLI. Each command lives in src/cli/<name>.ts; this file only dispatches and maps
- * errors to exit codes.
+ * The codeclm CLI on commander. Each command lives in src/cli/<name>.ts (its options, help and run
+ * function); this file builds the program from the registry and maps errors to exit codes.
  */
+import { CommanderError } from 'commander';
 import {
+  CliCommand,
+  DEV_TOOLS_GROUP,
   EXIT_FAILURE,
   EXIT_OK,
   EXIT_USAGE,
   UsageError,
-  helpText,
-  parseCommandArgs,
-  type Command,
+  addCommand,
+  exitCodeOf,
 } from './cli/command';
 import { InputError } from './util/errors';
 import { commands } from './cli/registry';
 import { installCliRuntime } from './temporal/logging';
 
-function mainHelp(): string {
-  const width = Math.max(...commands.map((c) => c.name.length));
-  return [
-    'codeclm: tailored instruction-tuning data with the CodecLM method, on Temporal workflows',
-    '',
-    'usage: codeclm <command> [options]     (codeclm <command> --help for its options)',
-    '',
-    'commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
-  ].join('\n');
+/** The whole command tree; `done` receives the exit code of the command that ran. */
+export function buildProgram(onRun: (path: string) => void, done: (code: number) => void): CliCommand {
+  const program = new CliCommand('codeclm')
+    .description('codeclm: tailored instruction-tuning data with the CodecLM method, on Temporal workflows')
+    .usage('<command> [options]')
+    .helpCommand('help [command]', 'help for a command')
+    .addHelpText(
+      'after',
+      [
+        '',
+        '`codeclm <command> --help` shows the options of a command.',
+        'Exit codes: 0 success, 1 failure, 2 bad usage or invalid input. `--json` puts machine output on stdout.',
+        `${DEV_TOOLS_GROUP.replace(/:$/, '')} are for tests, benchmarks and operations, not for making data.`,
+      ].join('\n'),
+    );
+  // Loggers and the Temporal runtime only for a command that runs (not for --help or a usage error).
+  program.hook('preAction', () => installCliRuntime());
+  for (const spec of commands) addCommand(program, spec, onRun, done);
+  return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(`${mainHelp()}\n`);
-    return name ? EXIT_OK : EXIT_USAGE;
-  }
-  const command: Command | undefined = commands.find((c) => c.name === name);
-  if (!command) {
-    process.stderr.write(`codeclm: unknown command "${name}"\n\n${mainHelp()}\n`);
+  let code: number = EXIT_OK;
+  let running = 'codeclm';
+  const program = buildProgram(
+    (path) => (running = path),
+    (c) => (code = c),
+  );
+  if (argv.length === 0) {
+    process.stderr.write(program.helpInformation());
     return EXIT_USAGE;
   }
   try {
-    const args = parseCommandArgs(command, rest);
-    if (args.values.help) {
-      process.stdout.write(`${helpText(command)}\n`);
-      return EXIT_OK;
-    }
-    installCliRuntime();
-    return (await command.run(args)) ?? EXIT_OK;
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
   } catch (err) {
+    if (err instanceof CommanderError) return exitCodeOf(err);
     if (err instanceof UsageError || err instanceof InputError) {
       process.stderr.write(`${err.message}\n`);
       return EXIT_USAGE;
     }
-    process.stderr.write(`codeclm ${name}: ${(err as Error).message ?? String(err)}\n`);
+    process.stderr.write(`${running}: ${(err as Error).message ?? String(err)}\n`);
     if (process.env.CODECLM_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
     return EXIT_FAILURE;
   }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { tmpDir } from './helpers/env';
 import { freePort } from '../src/temporal/devServer';
+import { main } from '../src/client';
 
 /** The CLI as a user drives it: exit codes, messages that name the bad input, nothing started. */
 const bin = path.join(__dirname, '..', 'bin', 'codeclm.js');
@@ -61,6 +62,83 @@ test('bad usage exits 2 with the usage line', async () => {
   expect((await cli(['run', '--seeds', 'a', '--out', 'b', '--size', 'ten'])).stderr).toContain(
     '--size must be an integer',
   );
+});
+
+/** The CLI in this process (same parser, no process start): exit code and what it printed. */
+async function inProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = { stdout: '', stderr: '' };
+  const spies = (['stdout', 'stderr'] as const).map((stream) =>
+    jest.spyOn(process[stream], 'write').mockImplementation((chunk: string | Uint8Array) => {
+      out[stream] += String(chunk);
+      return true;
+    }),
+  );
+  try {
+    return { code: await main(args), ...out };
+  } finally {
+    for (const spy of spies) spy.mockRestore();
+  }
+}
+
+test('developer tools are listed apart from the product commands', async () => {
+  const r = await inProcess(['--help']);
+  expect(r.code).toBe(0);
+  const [product, devTools] = r.stdout.split('Developer tools:');
+  for (const c of ['bench', 'chaos', 'sim-llm', 'codec-server', 'provision']) {
+    expect(devTools).toMatch(new RegExp(`^  ${c} `, 'm'));
+    expect(product).not.toMatch(new RegExp(`^  ${c} `, 'm'));
+  }
+  expect(product).toMatch(/^ {2}run /m);
+  expect(product).toMatch(/^ {2}schedule /m);
+});
+
+test('subcommands have their own options and help', async () => {
+  const create = await inProcess(['schedule', 'create', '--help']);
+  expect(create.code).toBe(0);
+  expect(create.stdout).toContain('Usage: codeclm schedule create [options] <ID>');
+  for (const flag of ['--every', '--cron', '--seeds', '--out', '--overlap', '--decontaminate'])
+    expect(create.stdout).toContain(flag);
+  const list = await inProcess(['schedule', 'list', '--help']);
+  expect(list.code).toBe(0);
+  expect(list.stdout).toContain('--json');
+  expect(list.stdout).not.toContain('--every');
+  expect((await inProcess(['help', 'cache'])).stdout).toMatch(/stats[\s\S]*clear/);
+  // `list` takes no --every: refused by the parser, naming the flag, before any server is asked.
+  const bad = await inProcess(['schedule', 'list', '--every', '1h']);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain("codeclm schedule list: unknown option '--every'");
+  expect(bad.stderr).toContain('usage: codeclm schedule list');
+});
+
+test('bad flags and values exit 2 naming the flag', async () => {
+  const cases: [string[], string][] = [
+    [['run', '--seeds', 's.jsonl', '--out', 'o', '--size', '0'], '--size must be an integer >= 1, got "0"'],
+    [
+      ['export', 'r1', '--format', 'csv', '--out', 'x'],
+      '--format must be one of openai, alpaca, sharegpt, jsonl',
+    ],
+    [['export', 'r1', '--out'], "option '--out <file>' argument missing"],
+    [['export', 'r1', '--out', 'x'], '--format is required'],
+    [['status'], "missing required argument 'RUN_ID'"],
+    [['resume', 'r1', '--budget-calls', '-3'], '--budget-calls must be an integer >= 1, got "-3"'],
+    [['sim-llm', '--error-rate', '2'], '--error-rate must be a number >= 0 and <= 1, got "2"'],
+    [['server', '--port', '70000'], '--port must be an integer from 1 to 65535'],
+    [
+      ['schedule', 'create', 'x', '--every', '1h', '--cron', '0 3 * * *', '--seeds', 'a', '--out', 'b'],
+      '--cron',
+    ],
+    [
+      ['schedule', 'create', 'x', '--every', 'soon', '--seeds', 'a', '--out', 'b'],
+      '--every must be a duration',
+    ],
+    [['cache', 'stats', 'extra'], 'too many arguments'],
+    [['nope'], "unknown command 'nope'"],
+  ];
+  for (const [args, message] of cases) {
+    const r = await inProcess(args);
+    expect({ args, code: r.code }).toEqual({ args, code: 2 });
+    expect(r.stderr).toContain(message);
+  }
 });
 
 test('a seed error names file and line, exits 2, and starts nothing', async () => {

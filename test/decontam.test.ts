@@ -4,9 +4,9 @@ import { buildBenchmarkIndex } from '../src/quality/benchmarks';
 import { contamination, screenBatch } from '../src/quality/screen';
 import { createQualityActivities } from '../src/activities/quality';
 import { methodSchema } from '../src/schemas/config';
-import { parseCommandArgs } from '../src/cli/command';
+import { parseCommand } from '../src/cli/command';
 import { benchmarkFiles, runCommand } from '../src/cli/run';
-import { scheduleCommand } from '../src/cli/schedule';
+import { scheduleCreateCommand } from '../src/cli/schedule';
 import { tmpDir } from './helpers/env';
 
 /**
@@ -126,32 +126,29 @@ test('prepareQuality builds the index once; a bad benchmark file is a clear inpu
 });
 
 test('`run --decontaminate A B` takes several files; a file with no item exits 2 naming it', () => {
-  const args = parseCommandArgs(runCommand, [
+  const run = (...argv: string[]) =>
+    parseCommand(runCommand, ['--seeds', 's.jsonl', '--out', 'o', ...argv]).options.decontaminate;
+  expect(benchmarkFiles(run('--decontaminate', vicuna, koala))).toEqual([vicuna, koala]);
+  expect(benchmarkFiles(run('--decontaminate', vicuna, '--decontaminate', selfInstruct))).toEqual([
+    vicuna,
+    selfInstruct,
+  ]);
+  // `schedule create ID ... --decontaminate A B`: the ID is not a benchmark file.
+  const sched = parseCommand(scheduleCreateCommand, [
+    'nightly',
+    '--every',
+    '1d',
     '--seeds',
     's.jsonl',
     '--out',
     'o',
     '--decontaminate',
-    vicuna,
-    koala,
-  ]);
-  expect(benchmarkFiles(args, runCommand)).toEqual([vicuna, koala]);
-  const again = parseCommandArgs(runCommand, ['--decontaminate', vicuna, '--decontaminate', selfInstruct]);
-  expect(benchmarkFiles(again, runCommand)).toEqual([vicuna, selfInstruct]);
-  // `schedule create ID ... --decontaminate A B`: the subcommand and ID are not benchmark files.
-  const sched = parseCommandArgs(scheduleCommand, [
-    'create',
-    'nightly',
-    '--every',
-    '1d',
-    '--decontaminate',
     koala,
     selfInstruct,
   ]);
-  expect(benchmarkFiles(sched, scheduleCommand)).toEqual([koala, selfInstruct]);
+  expect(sched.args).toEqual(['nightly']);
+  expect(benchmarkFiles(sched.options.decontaminate)).toEqual([koala, selfInstruct]);
   const empty = path.join(tmpDir('codeclm-decontam-'), 'empty.jsonl');
   fs.writeFileSync(empty, '\n');
-  expect(() => benchmarkFiles(parseCommandArgs(runCommand, ['--decontaminate', empty]), runCommand)).toThrow(
-    /empty\.jsonl/,
-  );
+  expect(() => benchmarkFiles(run('--decontaminate', empty))).toThrow(/empty\.jsonl/);
 });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadInstructionSet } from '../src/activities/eval';
-import { parseCommandArgs } from '../src/cli/command';
+import { parseCommand } from '../src/cli/command';
 import { evalCommand, prepareEvalInput } from '../src/cli/eval';
 import { prepareRunInput, runCommand } from '../src/cli/run';
 import { loadSeeds } from '../src/seeds/load';
@@ -28,17 +28,17 @@ afterAll(() => {
 });
 
 function asRun(file: string) {
-  const args = parseCommandArgs(runCommand, ['--seeds', fixture(file), '--out', path.join(out, 'run')]);
-  return prepareRunInput(args, runCommand, 'public-sets');
+  const { options } = parseCommand(runCommand, ['--seeds', fixture(file), '--out', path.join(out, 'run')]);
+  return prepareRunInput(options, 'public-sets');
 }
 function asEval(file: string) {
-  const args = parseCommandArgs(evalCommand, [
+  const { options } = parseCommand(evalCommand, [
     '--instructions',
     fixture(file),
     '--out',
     path.join(out, `eval-${file}`),
   ]);
-  prepareEvalInput(args, 'public-sets');
+  prepareEvalInput(options, 'public-sets');
   // prepareEvalInput validates (and exits 2 on any refused line); the eval workflow's activity then
   // loads the file the same way.
   return loadInstructionSet(fixture(file), { maxChars: DEFAULT_MAX_SEED_CHARS });

@@ -1,4 +1,5 @@
-import { flag, str, UsageError, type Command } from './command';
+import { checkedOption, type CommandSpec } from './command';
+import { sharedOptions, type JsonOption } from './options';
 import { BENCH_SECTIONS, describeTemporalCli, runBench, type BenchSection } from '../../bench/bench';
 import { renderCost, type CostReport } from '../../bench/cost';
 
@@ -6,54 +7,69 @@ import { renderCost, type CostReport } from '../../bench/cost';
  * `codeclm bench`: saturation, overhead, ceiling and efficiency on the offline simulator, in one
  * process with its own Temporal dev server (bench/bench.ts; results and analysis in bench/RESULTS.md).
  */
-export const benchCommand: Command = {
+interface BenchOptions extends JsonOption {
+  quick?: boolean;
+  untuned?: boolean;
+  peers?: boolean;
+  only?: BenchSection[];
+}
+
+export const benchCommand: CommandSpec<BenchOptions> = {
   name: 'bench',
   summary:
     'measure rate-limit saturation, the cost of durability, the orchestration ceiling and calls per kept pair',
-  usage: 'bench [--quick] [--json] [--untuned] [--peers] [--only saturation,overhead,ceiling,cost]',
-  details: [
+  devTool: true,
+  options(cmd) {
+    cmd
+      .option(
+        '--quick',
+        'a ~3 minute version (smaller runs, shorter windows); the full run takes about 11 minutes',
+      )
+      .addOption(
+        sharedOptions.json(
+          'print one JSON object {saturation, overhead, ceiling, efficiency} on stdout (progress on stderr)',
+        ),
+      )
+      .option(
+        '--untuned',
+        'the "before" configuration: no client-side limiter or adaptive concurrency, workflows bundled at worker start',
+      )
+      .option(
+        '--peers',
+        "also replay the saturation run's requests through Curator (bespokelabs-curator, pinned, installed into a " +
+          'venv under the codeclm cache on first use; needs python3) on a fresh simulator, both rows side by side',
+      )
+      .addOption(
+        checkedOption(
+          '--only <sections>',
+          'comma-separated sections to run (saturation, overhead, ceiling, cost; efficiency comes with overhead)',
+          (value) => {
+            const only = value.split(',').map((x) => x.trim());
+            const known = (x: string): x is BenchSection => (BENCH_SECTIONS as readonly string[]).includes(x);
+            return only.length && only.every(known)
+              ? { ok: true, value: only }
+              : { ok: false, expected: `a comma-separated list of ${BENCH_SECTIONS.join(', ')}` };
+          },
+        ),
+      );
+  },
+  help: [
     'Runs on the offline simulator and a Temporal dev server of its own (free port, temporary state).',
     'saturation  simulator capped at 600 rpm with ~1 s latency, the roles limited to the same: achieved rpm / cap, share of 429s',
     'overhead    the same stage functions in a plain in-process async pool vs the durable pipeline, side by side, ~1 s latency',
     'ceiling     zero latency: LLM calls/s through Temporal, server and worker CPU seconds per 1,000 calls, the pool beside it',
     'efficiency  LLM calls and tokens per kept pair, per stage',
     "cost        the same run online and with answers and judging through the Batch API, at the simulator's prices (batch half): cost per kept pair and wall time of each",
-    '--quick     a ~3 minute version (smaller runs, shorter windows); the full run takes about 11 minutes',
-    '--json      print one JSON object {saturation, overhead, ceiling, efficiency} on stdout (progress on stderr)',
-    '--untuned   the "before" configuration: no client-side limiter or adaptive concurrency, workflows bundled at worker start',
-    "--peers     also replay the saturation run's requests through Curator (bespokelabs-curator, pinned, installed into a venv under the codeclm cache on first use; needs python3) on a fresh simulator, both rows side by side",
-    '--only      comma-separated sections to run (saturation, overhead, ceiling, cost; efficiency comes with overhead)',
   ],
-  options: {
-    quick: { type: 'boolean' },
-    json: { type: 'boolean' },
-    untuned: { type: 'boolean' },
-    peers: { type: 'boolean' },
-    only: { type: 'string' },
-  },
-  async run(args) {
-    if (args.positionals.length)
-      throw new UsageError(
-        `codeclm bench: unexpected argument "${args.positionals[0]}"\nusage: codeclm ${benchCommand.usage}`,
-      );
-    const onlyArg = str(args, 'only');
-    let only: BenchSection[] | undefined;
-    if (onlyArg !== undefined) {
-      only = onlyArg.split(',').map((x) => x.trim()) as BenchSection[];
-      const bad = only.find((x) => !(BENCH_SECTIONS as readonly string[]).includes(x));
-      if (bad !== undefined || only.length === 0)
-        throw new UsageError(
-          `codeclm bench: --only takes a comma-separated list of ${BENCH_SECTIONS.join(', ')}; got "${onlyArg}"`,
-        );
-    }
+  async run(options) {
     await describeTemporalCli();
     const report = await runBench({
-      quick: flag(args, 'quick'),
-      untuned: flag(args, 'untuned'),
-      peers: flag(args, 'peers'),
-      only,
+      quick: !!options.quick,
+      untuned: !!options.untuned,
+      peers: !!options.peers,
+      only: options.only,
     });
-    if (flag(args, 'json')) process.stdout.write(`${JSON.stringify(report)}\n`);
+    if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else {
       process.stdout.write(`${renderBench(report as Record<string, unknown>)}\n`);
     }

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { flag, str, type Command, type ParsedArgs } from './command';
+import type { CommandSpec } from './command';
+import { sharedOptions, type ConfigOption, type JsonOption } from './options';
 import { loadConfig } from '../config/load';
 import { roleNames, type ResolvedConfig, type ResolvedRole, type RoleName } from '../schemas/config';
 import { createLlmClient } from '../llm/client';
@@ -233,25 +234,30 @@ export async function preflight(
   return checks;
 }
 
-export const checkCommand: Command = {
+export const checkCommand: CommandSpec<ConfigOption & JsonOption> = {
   name: 'check',
   summary:
     "call each role's endpoint once and report reachability, auth, model, structured-output dialect, latency",
-  usage: 'check [--config FILE] [--json]',
-  details: [
-    '--config FILE   codeclm.config.json or .yaml (else OPENAI_BASE_URL, CODECLM_<ROLE>_MODEL and defaults)',
-    '--json          print the results as JSON on stdout',
+  options(cmd) {
+    cmd
+      .addOption(
+        sharedOptions.config(
+          'codeclm.config.json or .yaml (else OPENAI_BASE_URL, CODECLM_<ROLE>_MODEL and defaults)',
+        ),
+      )
+      .addOption(sharedOptions.json('print the results as JSON on stdout'));
+  },
+  help: [
     'Roles with the same endpoint, model and key are called once. 429s, 5xx and connection resets are',
     'retried for CODECLM_CHECK_RETRY_SECONDS (default 10); exit 2 names each role that does not work.',
     'Without OPENAI_API_KEY, OPENAI_BASE_URL or --config: checks the offline simulator (as run and eval would use it).',
     '`run`, `eval` and `schedule create` make the same check first; --no-check skips it.',
   ],
-  options: { config: { type: 'string' }, json: { type: 'boolean' } },
   run: checkMain,
 };
 
-async function checkMain(args: ParsedArgs): Promise<number> {
-  const file = str(args, 'config');
+async function checkMain(options: ConfigOption & JsonOption): Promise<number> {
+  const file = options.config;
   let config = loadConfig(file, process.env);
   let sim: Awaited<ReturnType<typeof startSimulator>> | undefined;
   if (wantsSimulator(!!file)) {
@@ -264,7 +270,7 @@ async function checkMain(args: ParsedArgs): Promise<number> {
   try {
     const checks = await checkEndpoints(config);
     const ok = checks.every((c) => c.ok);
-    if (flag(args, 'json')) process.stdout.write(`${JSON.stringify({ ok, endpoints: checks })}\n`);
+    if (options.json) process.stdout.write(`${JSON.stringify({ ok, endpoints: checks })}\n`);
     else process.stdout.write(`${renderChecks(checks)}\n`);
     if (!ok)
       for (const c of checks.filter((x) => !x.ok))

@@ -1,69 +1,68 @@
-import { UsageError, flag, str, type Command, type ParsedArgs } from './command';
+import { Option } from 'commander';
+import { UsageError, portOption, valueError, type CommandSpec } from './command';
+import { sharedOptions, type JsonOption } from './options';
 import { codecFromEnv } from '../codec/converter';
 import { KEY_ENV, KEY_FILE_ENV } from '../codec/keys';
 import { startCodecServer } from '../codec/server';
 
 export const DEFAULT_CORS_ORIGINS = ['http://localhost:8233', 'http://127.0.0.1:8233'];
 
-function portOpt(args: ParsedArgs): number {
-  const v = str(args, 'port');
-  if (v === undefined) return 8888;
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n > 65535) {
-    throw new UsageError(
-      `codeclm codec-server: --port must be a TCP port (0-65535, 0 = any free port), got "${v}"\nusage: codeclm ${codecServerCommand.usage}`,
-    );
-  }
-  return n;
-}
-
-function corsOrigins(args: ParsedArgs): string[] {
-  const given = args.values['cors-origin'];
-  const list = (Array.isArray(given) ? given : typeof given === 'string' ? [given] : [])
-    .flatMap((s) => s.split(','))
+/** `--cors-origin`: repeatable and comma-separated; each an origin, or '*'. */
+function corsOrigin(value: string, previous: string[] | undefined): string[] {
+  const list = value
+    .split(',')
     .map((s) => s.trim().replace(/\/+$/, ''))
     .filter(Boolean);
   for (const o of list) {
     if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) {
-      throw new UsageError(
-        `codeclm codec-server: --cors-origin must be an origin like http://localhost:8233 (scheme://host[:port]) or '*', got "${o}"`,
+      throw valueError(
+        '--cors-origin',
+        "an origin like http://localhost:8233 (scheme://host[:port]) or '*'",
+        o,
       );
     }
   }
-  return list.length ? list : DEFAULT_CORS_ORIGINS;
+  return [...(previous ?? []), ...list];
 }
 
-export const codecServerCommand: Command = {
+interface CodecServerOptions extends JsonOption {
+  port: number;
+  host: string;
+  corsOrigin?: string[];
+}
+
+export const codecServerCommand: CommandSpec<CodecServerOptions> = {
   name: 'codec-server',
   summary: 'serve /encode and /decode for the Temporal Web UI and CLI (decrypts encrypted payloads)',
-  usage: 'codec-server [--port 8888] [--host 127.0.0.1] [--cors-origin ORIGIN]... [--json]',
-  details: [
+  devTool: true,
+  options(cmd) {
+    cmd
+      .addOption(portOption('--port <n>', 'port to listen on (0 = any free port)', true).default(8888))
+      .option(
+        '--host <host>',
+        'interface to listen on (the server decrypts for anyone who can reach it)',
+        '127.0.0.1',
+      )
+      .addOption(
+        new Option(
+          '--cors-origin <origin>',
+          `browser origin allowed to call it, repeatable or comma-separated (default ${DEFAULT_CORS_ORIGINS.join(', ')})`,
+        ).argParser(corsOrigin),
+      )
+      .addOption(sharedOptions.json('print {"url","port","keyId"} on stdout once listening'));
+  },
+  help: [
     `Needs the same key as the workers: ${KEY_ENV} (base64 of 32 bytes) or ${KEY_FILE_ENV},`,
     'plus CODECLM_ENCRYPTION_OLD_KEYS for payloads written with rotated-out keys.',
-    '--port N            port to listen on (default 8888; 0 = any free port)',
-    '--host H            interface to listen on (default 127.0.0.1; the server decrypts for anyone who can reach it)',
-    `--cors-origin O     browser origin allowed to call it, repeatable or comma-separated (default ${DEFAULT_CORS_ORIGINS.join(', ')})`,
-    '--json              print {"url","port","keyId"} on stdout once listening',
     '',
     'Web UI:  temporal server start-dev --ui-codec-endpoint http://127.0.0.1:8888',
     '         (or in the UI: Settings > Codec Server, or TEMPORAL_CODEC_ENDPOINT for the temporalio/ui image)',
     'CLI:     temporal workflow show --workflow-id ID --codec-endpoint http://127.0.0.1:8888',
     'Runs until Ctrl-C or SIGTERM.',
   ],
-  options: {
-    port: { type: 'string' },
-    host: { type: 'string' },
-    'cors-origin': { type: 'string', multiple: true },
-    json: { type: 'boolean' },
-  },
-  async run(args) {
-    if (args.positionals.length)
-      throw new UsageError(
-        `codeclm codec-server: unexpected argument "${args.positionals[0]}"\nusage: codeclm ${codecServerCommand.usage}`,
-      );
-    const port = portOpt(args);
-    const host = str(args, 'host') ?? '127.0.0.1';
-    const origins = corsOrigins(args);
+  async run(options) {
+    const { port, host } = options;
+    const origins = options.corsOrigin?.length ? options.corsOrigin : DEFAULT_CORS_ORIGINS;
     const codec = codecFromEnv();
     if (!codec)
       throw new UsageError(
@@ -76,7 +75,7 @@ export const codecServerCommand: Command = {
       corsOrigins: origins,
       log: (line) => process.stderr.write(`codeclm codec-server: ${line}\n`),
     });
-    if (flag(args, 'json'))
+    if (options.json)
       process.stdout.write(
         `${JSON.stringify({ url: server.url, port: server.port, keyId: codec.currentKeyId })}\n`,
       );

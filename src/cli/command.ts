@@ -1,113 +1,233 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { Command as Commander, CommanderError, Option } from 'commander';
 
 /**
- * The CLI's command contract. Exit codes (the README): 0 success, 1 failure, 2 bad usage or
- * invalid input. Human output by default; `--json` puts machine output on stdout, and logs and
- * progress always go to stderr.
+ * The CLI's command contract, on commander. Exit codes (INTERFACE.md): 0 success, 1 failure, 2 bad
+ * usage or invalid input. Human output by default; `--json` puts machine output on stdout, and logs
+ * and progress always go to stderr. Each command module declares its options once (with their help)
+ * and gets them back parsed and typed; help text and parse errors come from commander.
  */
-export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
-
-export interface ParsedArgs {
-  values: Record<string, string | boolean | string[] | undefined>;
-  positionals: string[];
-}
-
-export interface Command {
-  name: string;
-  summary: string;
-  /** e.g. "run --seeds FILE --out DIR [--config FILE]" */
-  usage: string;
-  /** Lines shown under `--help` after the usage. */
-  details?: string[];
-  options: OptionSpec;
-  run(args: ParsedArgs): Promise<number | void>;
-}
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
 
 /** Bad usage or invalid input: exit code 2, message printed as is. */
 export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+/** The `codeclm --help` section of the developer tools (tests, benchmarks, provisioning). */
+export const DEV_TOOLS_GROUP = 'Developer tools:';
 
-export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
-  try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-      strict: true,
-    });
-    return { values: values as ParsedArgs['values'], positionals };
-  } catch (err) {
+/** A codeclm command or subcommand: its name, options, help, and what it runs. */
+export interface CommandSpec<O = Record<string, unknown>> {
+  name: string;
+  /** One line, shown in the parent's command list and at the top of the command's own help. */
+  summary: string;
+  /** A developer tool (simulator, bench, chaos, provisioning): listed apart from the product's commands. */
+  devTool?: boolean;
+  /** Positional arguments in commander's syntax, e.g. '<RUN_ID>'. */
+  args?: string;
+  /** Declares the command's options, each once with its help. */
+  options?(cmd: Commander): void;
+  /** Paragraphs shown under --help after the options (what the options cannot say). */
+  help?: string[];
+  /** Subcommands (`schedule create`, `cache stats`); a command has these or `run`. */
+  subcommands?: CommandSpec<never>[];
+  /** The command itself, with the parsed options and positional arguments. */
+  run?(options: O, args: string[]): Promise<number | void>;
+}
+
+/** An option value commander could not accept (a bad number, an unknown choice): exit 2 naming the flag. */
+class OptionValueError extends Error {}
+
+/**
+ * commander's Command with codeclm's error handling: every parse error (unknown flag, missing value,
+ * bad number, missing argument, unknown command) becomes a UsageError naming the command, the flag
+ * and the usage line, instead of commander printing and exiting by itself.
+ */
+export class CliCommand extends Commander {
+  constructor(name?: string) {
+    super(name);
+    this.exitOverride();
+  }
+
+  override createCommand(name?: string): CliCommand {
+    return new CliCommand(name);
+  }
+
+  /** The first unknown flag of the last parse: commander checks required options before it. */
+  private unknownFlag: string | undefined;
+
+  override error(message: string, errorOptions?: { code?: string; exitCode?: number }): never {
+    const path = commandPath(this);
+    let text = message.replace(/^error: /, '');
+    if (errorOptions?.code === 'commander.missingMandatoryOptionValue')
+      text = this.unknownFlag ? `unknown option '${this.unknownFlag}'` : this.missingRequired();
     throw new UsageError(
-      `codeclm ${command.name}: ${(err as Error).message}\nusage: codeclm ${command.usage}`,
+      `${path}: ${text}\nusage: ${path} ${this.usage()}\n(${path} --help shows every option)`,
     );
   }
-}
 
-export function str(args: ParsedArgs, name: string): string | undefined {
-  const v = args.values[name];
-  return typeof v === 'string' ? v : undefined;
-}
-
-export function requireStr(args: ParsedArgs, name: string, command: Command): string {
-  const v = str(args, name);
-  if (!v)
-    throw new UsageError(`codeclm ${command.name}: --${name} is required\nusage: codeclm ${command.usage}`);
-  return v;
-}
-
-export function flag(args: ParsedArgs, name: string): boolean {
-  return args.values[name] === true;
-}
-
-/** A positive integer flag, or a usage error naming the flag. */
-export function intOpt(
-  args: ParsedArgs,
-  name: string,
-  command: Command,
-  opts: { min?: number } = {},
-): number | undefined {
-  const v = str(args, name);
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  const min = opts.min ?? 1;
-  if (!Number.isInteger(n) || n < min) {
-    throw new UsageError(`codeclm ${command.name}: --${name} must be an integer >= ${min}, got "${v}"`);
+  override parseOptions(argv: string[]): ReturnType<Commander['parseOptions']> {
+    try {
+      const parsed = super.parseOptions(argv);
+      this.unknownFlag = parsed.unknown.find((a) => a.startsWith('-'));
+      return parsed;
+    } catch (err) {
+      if (err instanceof OptionValueError) this.error(err.message, { code: 'codeclm.optionValue' });
+      throw err;
+    }
   }
-  return n;
-}
 
-export function numOpt(
-  args: ParsedArgs,
-  name: string,
-  command: Command,
-  opts: { min?: number; max?: number } = {},
-): number | undefined {
-  const v = str(args, name);
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (
-    !Number.isFinite(n) ||
-    (opts.min !== undefined && n < opts.min) ||
-    (opts.max !== undefined && n > opts.max)
-  ) {
-    const range = [
-      opts.min !== undefined ? `>= ${opts.min}` : '',
-      opts.max !== undefined ? `<= ${opts.max}` : '',
-    ]
-      .filter(Boolean)
-      .join(' and ');
-    throw new UsageError(`codeclm ${command.name}: --${name} must be a number ${range}, got "${v}"`);
+  /** All the required options not given, not only the first one commander stopped at. */
+  private missingRequired(): string {
+    return this.options
+      .filter((o) => o.mandatory && this.getOptionValue(o.attributeName()) === undefined)
+      .map((o) => `${o.long} is required`)
+      .join('; ');
   }
-  return n;
 }
 
-export function helpText(command: Command): string {
-  const lines = [`usage: codeclm ${command.usage}`, '', command.summary];
-  if (command.details?.length) lines.push('', ...command.details);
-  return lines.join('\n');
+function commandPath(cmd: Commander): string {
+  const names: string[] = [];
+  for (let c: Commander | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/**
+ * Adds `spec` (and its subcommands) to `parent`. `done` receives the exit code of the command that
+ * ran; `running` its path, for the failure message.
+ */
+export function addCommand(
+  parent: Commander,
+  spec: CommandSpec<never>,
+  onRun: (path: string) => void,
+  done: (code: number) => void,
+): CliCommand {
+  const cmd = new CliCommand(spec.name).summary(spec.summary).description(spec.summary);
+  if (spec.devTool) cmd.helpGroup(DEV_TOOLS_GROUP);
+  if (spec.args) cmd.arguments(spec.args);
+  spec.options?.(cmd);
+  if (spec.help?.length) cmd.addHelpText('after', `\n${spec.help.join('\n')}`);
+  for (const sub of spec.subcommands ?? []) addCommand(cmd, sub, onRun, done);
+  const run = spec.run;
+  if (run) {
+    cmd.action(async (...actionArgs: unknown[]) => {
+      const self = actionArgs[actionArgs.length - 1] as CliCommand;
+      onRun(commandPath(self));
+      done((await run.call(spec, self.opts() as never, self.processedArgs as string[])) ?? EXIT_OK);
+    });
+  }
+  parent.addCommand(cmd);
+  return cmd;
+}
+
+/**
+ * Parses `argv` as `spec` would be, without running it: the typed options and positional
+ * arguments (for code that calls a command's helpers directly, and for tests).
+ */
+export function parseCommand<O>(spec: CommandSpec<O>, argv: string[]): { options: O; args: string[] } {
+  let parsed: { options: O; args: string[] } | undefined;
+  const root = new CliCommand('codeclm');
+  const cmd = addCommand(
+    root,
+    { ...spec, subcommands: undefined } as CommandSpec<never>,
+    () => undefined,
+    () => undefined,
+  );
+  cmd.action((...actionArgs: unknown[]) => {
+    const self = actionArgs[actionArgs.length - 1] as CliCommand;
+    parsed = { options: self.opts() as O, args: self.processedArgs as string[] };
+  });
+  root.parse([spec.name, ...argv], { from: 'user' });
+  if (!parsed) throw new Error(`codeclm ${spec.name}: nothing was parsed`);
+  return parsed;
+}
+
+/** Maps a CommanderError (help shown, or a parse failure that slipped past error()) to an exit code. */
+export function exitCodeOf(err: CommanderError): number {
+  return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+}
+
+// ---- option types with their checks: each names its flag when the value is refused ----
+
+/** For an option's own parser: `flag` refuses `value` (exit 2, "--flag must be <expected>, got ..."). */
+export function valueError(flag: string | undefined, expected: string, value: string): Error {
+  return new OptionValueError(`${flag} must be ${expected}, got "${value}"`);
+}
+
+/** An integer option, from `min` (default 1) to `max`. */
+export function intOption(
+  flags: string,
+  description: string,
+  range: { min?: number; max?: number } = {},
+): Option {
+  const opt = new Option(flags, description);
+  const min = range.min ?? 1;
+  const text = range.max === undefined ? `an integer >= ${min}` : `an integer from ${min} to ${range.max}`;
+  return opt.argParser((value: string) => {
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || n < min || (range.max !== undefined && n > range.max))
+      throw valueError(opt.long, text, value);
+    return n;
+  });
+}
+
+/** A number option, optionally bounded. */
+export function numberOption(
+  flags: string,
+  description: string,
+  range: { min?: number; max?: number } = {},
+): Option {
+  const opt = new Option(flags, description);
+  const bounds = [
+    range.min !== undefined ? `>= ${range.min}` : '',
+    range.max !== undefined ? `<= ${range.max}` : '',
+  ].filter(Boolean);
+  const text = `a number${bounds.length ? ` ${bounds.join(' and ')}` : ''}`;
+  return opt.argParser((value: string) => {
+    const n = Number(value);
+    if (
+      value.trim() === '' ||
+      !Number.isFinite(n) ||
+      (range.min !== undefined && n < range.min) ||
+      (range.max !== undefined && n > range.max)
+    )
+      throw valueError(opt.long, text, value);
+    return n;
+  });
+}
+
+/** A TCP port option (0 allowed when `anyFree`: the system picks a free port). */
+export function portOption(flags: string, description: string, anyFree = false): Option {
+  return intOption(flags, description, { min: anyFree ? 0 : 1, max: 65535 });
+}
+
+/** An option taking one of `choices` (listed in the help); `normalise` maps spellings first. */
+export function choiceOption(
+  flags: string,
+  description: string,
+  choices: readonly string[],
+  normalise: (value: string) => string = (v) => v,
+): Option {
+  const opt = new Option(flags, description).choices(choices);
+  return opt.argParser((value: string) => {
+    const v = normalise(value);
+    if (!choices.includes(v)) throw valueError(opt.long, `one of ${choices.join(', ')}`, value);
+    return v;
+  });
+}
+
+/** An option whose value `check` converts or refuses (returning why, as "must be ..."). */
+export function checkedOption<T>(
+  flags: string,
+  description: string,
+  check: (value: string) => { ok: true; value: T } | { ok: false; expected: string },
+): Option {
+  const opt = new Option(flags, description);
+  return opt.argParser((value: string) => {
+    const r = check(value);
+    if (!r.ok) throw valueError(opt.long, r.expected, value);
+    return r.value;
+  });
 }

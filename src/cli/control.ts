@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { flag, intOpt, requireStr, str, UsageError, type Command, type ParsedArgs } from './command';
+import { Option, type Command as Commander } from 'commander';
+import { choiceOption, intOption, type CommandSpec } from './command';
+import { sharedOptions, type ConfigOption, type JsonOption } from './options';
 import { controlClient } from './runtime';
 import type { RunProgress, RunResult, RunState } from '../schemas/run';
 import { usageTotals, type DatasetRecord, type Usage } from '../schemas/records';
@@ -23,19 +25,10 @@ import type { BatcherView } from '../batch/protocol';
 
 /** The commands that talk to an existing run: status, wait, pause, resume, cancel, export, worker. */
 
-function runIdArg(args: ParsedArgs, command: Command): string {
-  const id = args.positionals[0];
-  if (!id)
-    throw new UsageError(`codeclm ${command.name}: RUN_ID is required\nusage: codeclm ${command.usage}`);
-  return id;
-}
-
 async function withRun<T>(
-  args: ParsedArgs,
-  command: Command,
+  runId: string,
   fn: (h: WorkflowHandle<typeof codeclmRun>, c: Client) => Promise<T>,
 ): Promise<T> {
-  const runId = runIdArg(args, command);
   const client = await controlClient();
   try {
     const handle = client.workflow.getHandle<typeof codeclmRun>(runId);
@@ -134,14 +127,17 @@ export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Prom
   return view;
 }
 
-export const statusCommand: Command = {
+const RUN_ID = '<RUN_ID>';
+const jsonOnly = (cmd: Commander) => void cmd.addOption(sharedOptions.json());
+
+export const statusCommand: CommandSpec<JsonOption> = {
   name: 'status',
   summary: 'state and counters of a run',
-  usage: 'status RUN_ID [--json]',
-  options: { json: { type: 'boolean' } },
-  async run(args) {
-    const view = await withRun(args, statusCommand, (h) => runStatus(h));
-    if (flag(args, 'json')) process.stdout.write(`${JSON.stringify(view)}\n`);
+  args: RUN_ID,
+  options: jsonOnly,
+  async run(options, [runId]) {
+    const view = await withRun(runId!, (h) => runStatus(h));
+    if (options.json) process.stdout.write(`${JSON.stringify(view)}\n`);
     else {
       const lines = [
         `run ${view.run_id}: ${view.state}${view.paused_reason ? ` (${view.paused_reason})` : ''}${view.phase ? `, phase ${view.phase}` : ''}`,
@@ -178,17 +174,17 @@ export const statusCommand: Command = {
   },
 };
 
-export const waitCommand: Command = {
+export const waitCommand: CommandSpec<JsonOption> = {
   name: 'wait',
   summary: 'block until a run ends; exit 0 only if it completed',
-  usage: 'wait RUN_ID [--json]',
-  options: { json: { type: 'boolean' } },
-  async run(args) {
-    return withRun(args, waitCommand, async (handle) => {
+  args: RUN_ID,
+  options: jsonOnly,
+  async run(options, [runId]) {
+    return withRun(runId!, async (handle) => {
       try {
         const result = await handle.result();
         process.stdout.write(
-          flag(args, 'json')
+          options.json
             ? `${JSON.stringify(result)}\n`
             : `run ${result.runId} completed: ${result.counters.kept} pairs in ${result.dataset}\n`,
         );
@@ -202,27 +198,33 @@ export const waitCommand: Command = {
   },
 };
 
-function signalCommand(name: 'pause' | 'resume' | 'cancel', summary: string): Command {
+interface BudgetOptions {
+  budgetTokens?: number;
+  budgetCalls?: number;
+}
+
+function signalCommand(name: 'pause' | 'resume' | 'cancel', summary: string): CommandSpec<BudgetOptions> {
   const resume = name === 'resume';
-  const command: Command = {
+  return {
     name,
     summary,
-    usage: resume ? 'resume RUN_ID [--budget-tokens N] [--budget-calls N]' : `${name} RUN_ID`,
-    details: resume
-      ? [
-          '--budget-tokens N   new token budget for the run (a run paused by its budget needs it raised)',
-          '--budget-calls N    new LLM-call budget for the run',
-        ]
+    args: RUN_ID,
+    options: resume
+      ? (cmd) =>
+          void cmd
+            .addOption(
+              intOption(
+                '--budget-tokens <n>',
+                'new token budget for the run (a run paused by its budget needs it raised)',
+              ),
+            )
+            .addOption(intOption('--budget-calls <n>', 'new LLM-call budget for the run'))
       : undefined,
-    options: resume ? { 'budget-tokens': { type: 'string' }, 'budget-calls': { type: 'string' } } : {},
-    async run(args) {
+    async run(options, [runId]) {
       const budget = resume
-        ? {
-            budgetTokens: intOpt(args, 'budget-tokens', command),
-            budgetCalls: intOpt(args, 'budget-calls', command),
-          }
+        ? { budgetTokens: options.budgetTokens, budgetCalls: options.budgetCalls }
         : undefined;
-      await withRun(args, command, async (handle) => {
+      await withRun(runId!, async (handle) => {
         const view = await runStatus(handle);
         if (view.state !== 'running' && view.state !== 'paused')
           throw new Error(`run ${handle.workflowId} has already ended (${view.state})`);
@@ -235,11 +237,10 @@ function signalCommand(name: 'pause' | 'resume' | 'cancel', summary: string): Co
           ? ` (budget: ${[budget.budgetTokens !== undefined ? `${budget.budgetTokens} tokens` : '', budget.budgetCalls !== undefined ? `${budget.budgetCalls} calls` : ''].filter(Boolean).join(', ')})`
           : '';
       process.stdout.write(
-        `${name === 'cancel' ? 'cancellation requested' : `${name}d`}: ${args.positionals[0]}${raised}\n`,
+        `${name === 'cancel' ? 'cancellation requested' : `${name}d`}: ${runId}${raised}\n`,
       );
     },
   };
-  return command;
 }
 
 export const pauseCommand = signalCommand(
@@ -280,29 +281,33 @@ export async function readKept(outDir: string): Promise<DatasetRecord[]> {
   return keptRecords(store);
 }
 
-export const exportCommand: Command = {
+type FormatName = keyof typeof formats;
+
+export const exportCommand: CommandSpec<{ format: FormatName; out: string }> = {
   name: 'export',
   summary: 'write the kept pairs of a run in a fine-tuning format',
-  usage: 'export RUN_ID --format openai|alpaca|sharegpt|jsonl --out FILE',
-  details: [
-    'openai: {"messages":[user, assistant]}; alpaca: {instruction,input,output}; sharegpt: {conversations:[human, gpt]}; jsonl: the records as they are',
-  ],
-  options: { format: { type: 'string' }, out: { type: 'string' } },
-  async run(args) {
-    const format = requireStr(args, 'format', exportCommand);
-    if (!(format in formats))
-      throw new UsageError(
-        `codeclm export: --format must be one of ${Object.keys(formats).join(', ')}, got "${format}"`,
-      );
-    const out = path.resolve(requireStr(args, 'out', exportCommand));
+  args: RUN_ID,
+  options(cmd) {
+    cmd
+      .addOption(
+        choiceOption(
+          '--format <format>',
+          'openai: {"messages":[user, assistant]}; alpaca: {instruction,input,output}; ' +
+            'sharegpt: {conversations:[human, gpt]}; jsonl: the records as they are',
+          Object.keys(formats),
+        ).makeOptionMandatory(),
+      )
+      .addOption(new Option('--out <file>', 'the file to write').makeOptionMandatory());
+  },
+  async run({ format, out: outFile }, [runId]) {
+    const out = path.resolve(outFile);
     const outDir = await withRun(
-      args,
-      exportCommand,
+      runId!,
       async (h) => (await h.describe()).memo?.outDir as string | undefined,
     );
-    if (!outDir) throw new Error(`run ${args.positionals[0]} has no out dir recorded`);
+    if (!outDir) throw new Error(`run ${runId} has no out dir recorded`);
     const records = await readKept(outDir);
-    const convert = formats[format as keyof typeof formats];
+    const convert = formats[format];
     writeFileAtomic(
       out,
       records.map((r) => JSON.stringify(convert(r))).join('\n') + (records.length ? '\n' : ''),
@@ -311,20 +316,25 @@ export const exportCommand: Command = {
   },
 };
 
-export const workerCommand: Command = {
+export const workerCommand: CommandSpec<{ concurrency?: number } & ConfigOption> = {
   name: 'worker',
   summary: 'run a worker against TEMPORAL_ADDRESS until SIGINT/SIGTERM (graceful)',
-  usage: 'worker [--concurrency N] [--config FILE]',
-  details: [
-    '--concurrency N   LLM calls (activities) in flight from this worker, per role (default 64)',
-    '--config FILE     the run config: its roles.<role>.rpm become cluster-wide rate limits on the',
-    '                  role task queues (give every worker of a cluster the same file); its cache',
-    "                  section sets this worker's LLM result cache",
-  ],
-  options: { concurrency: { type: 'string' }, config: { type: 'string' } },
-  async run(args) {
-    const concurrency = intOpt(args, 'concurrency', workerCommand);
-    const configFile = str(args, 'config');
+  options(cmd) {
+    cmd
+      .addOption(
+        intOption(
+          '--concurrency <n>',
+          'LLM calls (activities) in flight from this worker, per role (default 64)',
+        ),
+      )
+      .addOption(
+        sharedOptions.config(
+          'the run config: its roles.<role>.rpm become cluster-wide rate limits on the role task ' +
+            "queues (give every worker of a cluster the same file); its cache section sets this worker's LLM result cache",
+        ),
+      );
+  },
+  async run({ concurrency, config: configFile }) {
     const config = configFile ? loadConfig(configFile, process.env) : undefined;
     const roleRpm = config ? rolesRpm(config) : undefined;
     const target = temporalTarget();

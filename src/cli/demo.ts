@@ -1,21 +1,21 @@
 import path from 'node:path';
-import { str, type Command } from './command';
-import { runCommand } from './run';
+import { intOption, type CommandSpec } from './command';
+import { runCommand, type RunOptions } from './run';
 
 /** `npm run demo`: the whole pipeline on the bundled example seeds with the embedded defaults. */
-export const demoCommand: Command = {
+export const demoCommand: CommandSpec<{ out: string; size: number }> = {
   name: 'demo',
   summary:
     'run the pipeline on the bundled example seeds (embedded server; simulator without OPENAI_API_KEY)',
-  usage: 'demo [--out DIR] [--size N]',
-  options: { out: { type: 'string' }, size: { type: 'string' } },
-  async run(args) {
+  options(cmd) {
+    cmd
+      .option('--out <dir>', 'where the dataset and report are written', 'demo-out')
+      .addOption(intOption('--size <n>', 'target number of kept pairs').default(60));
+  },
+  async run({ out, size }) {
     const seeds = path.join(__dirname, '..', '..', 'examples', 'seeds.jsonl');
-    const out = str(args, 'out') ?? 'demo-out';
-    const code = await runCommand.run({
-      values: { seeds, out, size: str(args, 'size') ?? '60' },
-      positionals: [],
-    });
+    const options: RunOptions = { seeds, out, size, check: true };
+    const code = await runCommand.run!(options, []);
     if (code === 0) {
       process.stdout.write(
         [

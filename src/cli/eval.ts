@@ -2,7 +2,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { flag, requireStr, str, type Command, type ParsedArgs } from './command';
+import { Option } from 'commander';
+import type { CommandSpec } from './command';
+import { sharedOptions, type ConfigOption, type JsonOption } from './options';
 import { loadConfig } from '../config/load';
 import { evalPaths, loadInstructionSet } from '../activities/eval';
 import { readJson } from '../store/files';
@@ -20,39 +22,54 @@ import { watchRetries } from './retries';
 import { InputError } from '../util/errors';
 import { preflight } from './check';
 
-export const evalCommand: Command = {
+export interface EvalOptions extends ConfigOption, JsonOption {
+  instructions: string;
+  out: string;
+  evalId?: string;
+  field?: string;
+  categoryField?: string;
+  skipInvalid?: boolean;
+  /** false with --no-check */
+  check: boolean;
+  worker?: boolean;
+}
+
+export const evalCommand: CommandSpec<EvalOptions> = {
   name: 'eval',
   summary: 'Capacity Recovery Ratio of the target against the strong model on an instruction set',
-  usage:
-    'eval --instructions FILE --out DIR [--config FILE] [--eval-id ID] [--field NAME] [--category-field NAME] [--skip-invalid] [--no-check] [--worker] [--json]',
-  details: [
-    '--instructions FILE   held-out instructions: JSONL, JSON array, CSV or text (same formats as seeds);',
-    '                      a "category" field (or --category-field NAME) gives CRR per category',
-    '--out DIR             where eval.jsonl, eval-report.json, eval-report.md and eval-crr.svg are written',
-    '--config FILE         codeclm.config.json or .yaml (roles: target, strong, judge)',
-    '--eval-id ID          an id of your own; running again with the same id attaches to that evaluation',
-    '--field NAME          the instruction field, when detection picks the wrong one',
-    '--skip-invalid        skip bad lines (each is reported) instead of refusing to start',
-    '--no-check            skip the endpoint check (`codeclm check`) made before anything starts',
-    '--worker              also run a worker in this process when TEMPORAL_ADDRESS is set',
-    '--json                print the result as JSON on stdout',
+  options(cmd) {
+    cmd
+      .addOption(
+        new Option(
+          '--instructions <file>',
+          'held-out instructions: JSONL, JSON array, CSV or text (same formats as seeds); ' +
+            'a "category" field (or --category-field NAME) gives CRR per category',
+        ).makeOptionMandatory(),
+      )
+      .addOption(
+        new Option(
+          '--out <dir>',
+          'where eval.jsonl, eval-report.json, eval-report.md and eval-crr.svg are written',
+        ).makeOptionMandatory(),
+      )
+      .addOption(sharedOptions.config('codeclm.config.json or .yaml (roles: target, strong, judge)'))
+      .option(
+        '--eval-id <id>',
+        'an id of your own; running again with the same id attaches to that evaluation',
+      )
+      .addOption(sharedOptions.field())
+      .option('--category-field <name>', "the field holding each instruction's category")
+      .addOption(sharedOptions.skipInvalid())
+      .addOption(sharedOptions.noCheck())
+      .addOption(sharedOptions.worker())
+      .addOption(sharedOptions.json());
+  },
+  help: [
     'Protocol (docs/method.md section 7): both models answer; the judge scores both answers in both orders at',
     'temperature 0; a win needs a win in both orders, anything else is a tie; CRR = (target wins + ties) / judged.',
     'Without TEMPORAL_ADDRESS: starts the embedded dev server (state in .codeclm/) and a worker here.',
     'Without OPENAI_API_KEY, OPENAI_BASE_URL or --config: uses the offline LLM simulator (a banner says so).',
   ],
-  options: {
-    instructions: { type: 'string' },
-    out: { type: 'string' },
-    config: { type: 'string' },
-    'eval-id': { type: 'string' },
-    field: { type: 'string' },
-    'category-field': { type: 'string' },
-    'skip-invalid': { type: 'boolean' },
-    'no-check': { type: 'boolean' },
-    worker: { type: 'boolean' },
-    json: { type: 'boolean' },
-  },
   run: evalMain,
 };
 
@@ -62,13 +79,12 @@ export function newEvalId(): string {
 }
 
 /** Validates the instruction file and config up front, so bad input exits 2 before anything starts. */
-export function prepareEvalInput(args: ParsedArgs, evalId: string): EvalInput {
-  const instructionsFile = path.resolve(requireStr(args, 'instructions', evalCommand));
-  const outDir = path.resolve(requireStr(args, 'out', evalCommand));
-  const config = loadConfig(str(args, 'config'), process.env);
-  const field = str(args, 'field');
-  const categoryField = str(args, 'category-field');
-  const skipInvalid = flag(args, 'skip-invalid');
+export function prepareEvalInput(options: Omit<EvalOptions, 'check'>, evalId: string): EvalInput {
+  const instructionsFile = path.resolve(options.instructions);
+  const outDir = path.resolve(options.out);
+  const config = loadConfig(options.config, process.env);
+  const { field, categoryField } = options;
+  const skipInvalid = !!options.skipInvalid;
   const set = loadInstructionSet(instructionsFile, {
     field,
     categoryField,
@@ -97,12 +113,11 @@ export function prepareEvalInput(args: ParsedArgs, evalId: string): EvalInput {
   return { evalId, instructionsFile, outDir, field, categoryField, skipInvalid, config };
 }
 
-async function evalMain(args: ParsedArgs): Promise<number> {
-  const evalId = checkUserId(str(args, 'eval-id') ?? newEvalId(), 'eval-id', 'eval', longestEvalWorkflowId);
-  const prepared = prepareEvalInput(args, evalId);
-  if (!flag(args, 'no-check'))
-    await preflight(prepared.config, 'eval', { hasConfigFile: !!str(args, 'config') });
-  const session = await openSession(prepared.config, !!str(args, 'config'));
+async function evalMain(options: EvalOptions): Promise<number> {
+  const evalId = checkUserId(options.evalId ?? newEvalId(), 'eval-id', 'eval', longestEvalWorkflowId);
+  const prepared = prepareEvalInput(options, evalId);
+  if (options.check) await preflight(prepared.config, 'eval', { hasConfigFile: !!options.config });
+  const session = await openSession(prepared.config, !!options.config);
   const input = { ...prepared, config: session.config };
   try {
     const handle = await startOrAttachWorkflow(session.client, codeclmEval, {
@@ -113,13 +128,13 @@ async function evalMain(args: ParsedArgs): Promise<number> {
       args: [input],
       memo: { outDir: input.outDir, instructionsFile: input.instructionsFile, kind: 'eval' },
     });
-    if (session.embedded || flag(args, 'worker')) await session.startWorker();
+    if (session.embedded || options.worker) await session.startWorker();
     else
       process.stderr.write(
         `codeclm: waiting for a worker on ${session.target.address} to run evaluation ${evalId}\n`,
       );
     const result = await waitWithProgress(handle);
-    printResult(result, flag(args, 'json'));
+    printResult(result, !!options.json);
     return 0;
   } catch (err) {
     process.stderr.write(`codeclm eval: evaluation ${evalId} did not complete: ${failureMessage(err)}\n`);

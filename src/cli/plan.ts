@@ -1,4 +1,6 @@
-import { flag, intOpt, requireStr, str, type Command, type ParsedArgs } from './command';
+import type { CommandSpec } from './command';
+import { sharedOptions, type JsonOption } from './options';
+import type { RunInputOptions } from './run';
 import { loadConfig } from '../config/load';
 import type { ResolvedConfig } from '../schemas/config';
 import { makePlan, writeRunPlan } from '../plan/make';
@@ -7,39 +9,37 @@ import { renderPlan } from '../plan/render';
 import type { Plan } from '../plan/estimate';
 import { simulatedRoles, wantsSimulator } from './offline';
 
-export const planCommand: Command = {
+type PlanOptions = Pick<RunInputOptions, 'seeds' | 'config' | 'size' | 'field' | 'skipInvalid'> & JsonOption;
+
+export const planCommand: CommandSpec<PlanOptions> = {
   name: 'plan',
   summary: 'before any call: expected LLM calls, tokens, cost and wall time of a run, per stage and role',
-  usage: 'plan --seeds FILE [--config FILE] [--size N] [--field NAME] [--skip-invalid] [--json]',
-  details: [
-    '--seeds FILE      the seed file the run would use (validated as `run` validates it)',
-    '--config FILE     codeclm.config.json or .yaml (method parameters, limits, rpm/tpm, prices)',
-    '--size N          target number of kept pairs (overrides limits.size)',
-    '--json            print the plan as JSON on stdout',
+  options(cmd) {
+    cmd
+      .addOption(sharedOptions.seeds('the seed file the run would use (validated as `run` validates it)'))
+      .addOption(
+        sharedOptions.config('codeclm.config.json or .yaml (method parameters, limits, rpm/tpm, prices)'),
+      )
+      .addOption(sharedOptions.size())
+      .addOption(sharedOptions.field())
+      .addOption(sharedOptions.skipInvalid())
+      .addOption(sharedOptions.json('print the plan as JSON on stdout'));
+  },
+  help: [
     'Keep rates, tokens per call and repairs are measured on earlier completed runs of this machine',
     "with the same models and theta (CODECLM_HOME/history/runs.jsonl); without any, the bench's",
     'figures are used, and the output says which.',
   ],
-  options: {
-    seeds: { type: 'string' },
-    config: { type: 'string' },
-    size: { type: 'string' },
-    field: { type: 'string' },
-    'skip-invalid': { type: 'boolean' },
-    json: { type: 'boolean' },
-  },
   run: planMain,
 };
 
-async function planMain(args: ParsedArgs): Promise<number> {
-  const seedsFile = requireStr(args, 'seeds', planCommand);
-  const configFile = str(args, 'config');
-  const config = loadConfig(configFile, process.env, { size: intOpt(args, 'size', planCommand) });
-  const plan = planBeforeStart(seedsFile, plannedConfig(config, !!configFile), {
-    field: str(args, 'field'),
-    skipInvalid: flag(args, 'skip-invalid'),
+async function planMain(options: PlanOptions): Promise<number> {
+  const config = loadConfig(options.config, process.env, { size: options.size });
+  const plan = planBeforeStart(options.seeds, plannedConfig(config, !!options.config), {
+    field: options.field,
+    skipInvalid: !!options.skipInvalid,
   });
-  printPlan(plan, flag(args, 'json'));
+  printPlan(plan, !!options.json);
   return 0;
 }
 

@@ -1,4 +1,4 @@
-import type { Command } from './command';
+import type { CommandSpec } from './command';
 import { provisionCommand } from './provision';
 import { simLlmCommand } from './simLlm';
 import { serverCommand } from './server';
@@ -22,8 +22,11 @@ import {
   workerCommand,
 } from './control';
 
-/** Every CLI command, in the order `codeclm --help` lists them. */
-export const commands: Command[] = [
+/**
+ * Every CLI command, in the order `codeclm --help` lists them: the product's commands, then the
+ * developer tools (marked `devTool`, listed in a section of their own).
+ */
+export const commands = [
   runCommand,
   planCommand,
   evalCommand,
@@ -40,8 +43,8 @@ export const commands: Command[] = [
   cacheCommand,
   demoCommand,
   simLlmCommand,
-  provisionCommand,
   codecServerCommand,
+  provisionCommand,
   benchCommand,
   chaosCommand,
-];
+] as CommandSpec<never>[];

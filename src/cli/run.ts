@@ -2,7 +2,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { flag, intOpt, requireStr, str, type Command, type ParsedArgs } from './command';
+import { Option, type Command as Commander } from 'commander';
+import type { CommandSpec } from './command';
+import { sharedOptions, type ConfigOption, type JsonOption } from './options';
 import { loadConfig } from '../config/load';
 import { loadSeeds, prefetchRemoteInputs } from '../seeds/load';
 import { isS3Location, joinLocation, resolveLocation } from '../store/store';
@@ -22,70 +24,91 @@ import { checkRunIdLength, type RunIdCheck } from './ids';
 import { preflight } from './check';
 import { planBeforeStart, plannedConfig, printPlan, writePlanForRun } from './plan';
 
-export const runOptions = {
-  seeds: { type: 'string' },
-  out: { type: 'string' },
-  config: { type: 'string' },
-  size: { type: 'string' },
-  field: { type: 'string' },
-  'skip-invalid': { type: 'boolean' },
-  'no-check': { type: 'boolean' },
-  decontaminate: { type: 'string', multiple: true },
-} as const;
+/** The options of a run's input, shared with `schedule create`. */
+export interface RunInputOptions extends ConfigOption {
+  seeds: string;
+  out: string;
+  size?: number;
+  field?: string;
+  skipInvalid?: boolean;
+  decontaminate?: string[];
+  /** false with --no-check */
+  check: boolean;
+}
 
-export const runCommand: Command = {
+export interface RunOptions extends RunInputOptions, JsonOption {
+  runId?: string;
+  detach?: boolean;
+  worker?: boolean;
+  dryRun?: boolean;
+  daemonChild?: boolean;
+}
+
+/** Declares the run-input options (`run` and `schedule create`). */
+export function addRunInputOptions(cmd: Commander): void {
+  cmd
+    .addOption(sharedOptions.seeds())
+    .addOption(
+      new Option(
+        '--out <dir>',
+        'where dataset.jsonl, report.json and report.md are written: a directory, or s3://bucket/prefix ' +
+          '(S3-compatible storage, configured by the AWS SDK env vars: AWS_ENDPOINT_URL_S3 or ' +
+          'AWS_ENDPOINT_URL, AWS_REGION, the default credential chain)',
+      ).makeOptionMandatory(),
+    )
+    .addOption(sharedOptions.config())
+    .addOption(sharedOptions.size())
+    .addOption(sharedOptions.field())
+    .addOption(
+      sharedOptions.skipInvalid('skip bad seed lines (each is reported) instead of refusing to start'),
+    )
+    .addOption(
+      new Option(
+        '--decontaminate <files...>',
+        'benchmark files (any seed format): decoded instructions sharing a 13-word n-gram ' +
+          '(method.decontaminate.ngram) with one of their items are removed and reported',
+      ),
+    )
+    .addOption(sharedOptions.noCheck());
+}
+
+export const runCommand: CommandSpec<RunOptions> = {
   name: 'run',
   summary: 'generate a dataset from seed instructions (encode, decode, Self-Rubrics, Contrastive Filtering)',
-  usage:
-    'run --seeds FILE --out DIR [--config FILE] [--size N] [--run-id ID] [--detach] [--field NAME] [--skip-invalid] [--decontaminate FILE...] [--no-check] [--worker] [--json]',
-  details: [
-    '--seeds FILE      JSONL, JSON array, CSV or text; the instruction field is detected (or --field NAME);',
-    '                  a path or an s3://bucket/key object',
-    '--out DIR         where dataset.jsonl, report.json and report.md are written: a directory, or',
-    '                  s3://bucket/prefix (S3-compatible storage, configured by the AWS SDK env vars:',
-    '                  AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_REGION, the default credential chain)',
-    '--config FILE     codeclm.config.json or .yaml (roles, method parameters, limits)',
-    '--size N          target number of kept pairs (overrides limits.size)',
-    '--run-id ID       a run id of your own; running again with the same id attaches to that run',
-    '--detach          print the run id and return; the run goes on',
-    '--skip-invalid    skip bad seed lines (each is reported) instead of refusing to start',
-    '--decontaminate FILE...  benchmark files (any seed format): decoded instructions sharing a 13-word',
-    '                  n-gram (method.decontaminate.ngram) with one of their items are removed and reported',
-    '--no-check        skip the endpoint check (`codeclm check`) made before anything starts',
-    '--worker          also run a worker in this process when TEMPORAL_ADDRESS is set',
-    '--json            print the result as JSON on stdout',
-    '--dry-run         print the plan (`codeclm plan`: calls, tokens, cost, wall time) and start nothing',
+  options(cmd) {
+    addRunInputOptions(cmd);
+    cmd
+      .option('--run-id <id>', 'a run id of your own; running again with the same id attaches to that run')
+      .option('--detach', 'print the run id and return; the run goes on')
+      .addOption(sharedOptions.worker())
+      .addOption(sharedOptions.json())
+      .option(
+        '--dry-run',
+        'print the plan (`codeclm plan`: calls, tokens, cost, wall time) and start nothing',
+      )
+      // The background copy of a detached embedded run (see detachEmbedded).
+      .addOption(new Option('--daemon-child').hideHelp());
+  },
+  help: [
     'Without TEMPORAL_ADDRESS: starts the embedded dev server (state in .codeclm/) and a worker here.',
     'Without OPENAI_API_KEY, OPENAI_BASE_URL or --config: uses the offline LLM simulator (a banner says so).',
   ],
-  options: {
-    ...runOptions,
-    'run-id': { type: 'string' },
-    detach: { type: 'boolean' },
-    worker: { type: 'boolean' },
-    json: { type: 'boolean' },
-    'dry-run': { type: 'boolean' },
-    'daemon-child': { type: 'boolean' },
-  },
   run: runMain,
 };
 
 /** Validates seeds and config up front so that bad input exits 2 before anything starts. */
 export function prepareRunInput(
-  args: ParsedArgs,
-  command: Command,
+  options: RunInputOptions,
   runId: string,
-  idCheck: RunIdCheck = { command: command.name, what: '--run-id' },
+  idCheck: RunIdCheck = { command: 'run', what: '--run-id' },
 ): RunInput {
   // A path, or an s3://bucket/key (fetched by prefetchRunInputs before this runs).
-  const seedsFile = resolveLocation(requireStr(args, 'seeds', command));
+  const seedsFile = resolveLocation(options.seeds);
   // A directory, or s3://bucket/prefix (src/store): only the URL travels, never credentials.
-  const outDir = resolveLocation(requireStr(args, 'out', command));
-  const size = intOpt(args, 'size', command);
-  const configFile = str(args, 'config');
-  const config: ResolvedConfig = loadConfig(configFile, process.env, { size });
-  const field = str(args, 'field');
-  const skipInvalid = flag(args, 'skip-invalid');
+  const outDir = resolveLocation(options.out);
+  const config: ResolvedConfig = loadConfig(options.config, process.env, { size: options.size });
+  const { field } = options;
+  const skipInvalid = !!options.skipInvalid;
   const seeds = loadSeeds(seedsFile, { field, skipInvalid, maxSeedChars: config.limits.maxSeedChars });
   for (const w of seeds.warnings) process.stderr.write(`codeclm: warning: ${w}\n`);
   for (const s of seeds.skipped) process.stderr.write(`codeclm: skipped ${s.origin}: ${s.reason}\n`);
@@ -94,7 +117,7 @@ export function prepareRunInput(
   checkRunIdLength(runId, seeds.seeds.length, config, idCheck);
   if (!isS3Location(outDir) && fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory())
     throw new InputError(`--out ${outDir} exists and is not a directory`);
-  const decontaminate = benchmarkFiles(args, command);
+  const decontaminate = benchmarkFiles(options.decontaminate);
   return {
     runId,
     seedsFile,
@@ -107,16 +130,12 @@ export function prepareRunInput(
 }
 
 /**
- * `--decontaminate FILE...`: the flag's values, plus the words after it that are no option (so both
- * `--decontaminate a b` and `--decontaminate a --decontaminate b` work). Each file must load as a
- * seed file (any format) with at least one item, else exit 2 naming it.
+ * `--decontaminate FILE...` (both `--decontaminate a b` and `--decontaminate a --decontaminate b`
+ * work). Each file must load as a seed file (any format) with at least one item, else exit 2 naming it.
  */
-export function benchmarkFiles(args: ParsedArgs, command: Command): string[] {
-  const given = args.values.decontaminate;
-  if (!Array.isArray(given) || given.length === 0) return [];
-  // `schedule create ID` has two positionals of its own.
-  const own = command.name === 'schedule' ? 2 : 0;
-  const files = [...given, ...args.positionals.slice(own)].map((f) => resolveLocation(f));
+export function benchmarkFiles(given: string[] | undefined): string[] {
+  if (!given?.length) return [];
+  const files = given.map((f) => resolveLocation(f));
   for (const file of files) {
     const loaded = loadSeeds(file, { skipInvalid: true, maxSeedChars: Number.MAX_SAFE_INTEGER });
     if (loaded.seeds.length === 0)
@@ -134,42 +153,42 @@ export function newRunId(): string {
  * `--seeds s3://...` and `--decontaminate s3://...`: fetched (with this process's own AWS
  * environment) before the synchronous validation reads them.
  */
-export async function prefetchRunInputs(args: ParsedArgs): Promise<void> {
-  const given = args.values.decontaminate;
-  const values = [args.values.seeds, ...(Array.isArray(given) ? given : []), ...args.positionals];
+export async function prefetchRunInputs(
+  options: Pick<RunInputOptions, 'seeds' | 'decontaminate'>,
+): Promise<void> {
+  const values = [options.seeds, ...(options.decontaminate ?? [])];
   try {
-    await prefetchRemoteInputs(values.filter((v): v is string => typeof v === 'string' && isS3Location(v)));
+    await prefetchRemoteInputs(values.filter((v) => isS3Location(v)));
   } catch (err) {
     throw err instanceof InputError ? err : new InputError((err as Error).message);
   }
 }
 
-async function runMain(args: ParsedArgs): Promise<number> {
-  const runId = checkUserId(str(args, 'run-id') ?? newRunId(), 'run-id', 'run');
-  await prefetchRunInputs(args);
-  const prepared = prepareRunInput(args, runCommand, runId);
-  if (flag(args, 'dry-run')) {
-    const config = plannedConfig(prepared.config, !!str(args, 'config'));
-    printPlan(planBeforeStart(prepared.seedsFile, config, prepared, { quiet: true }), flag(args, 'json'));
+async function runMain(options: RunOptions): Promise<number> {
+  const runId = checkUserId(options.runId ?? newRunId(), 'run-id', 'run');
+  await prefetchRunInputs(options);
+  const prepared = prepareRunInput(options, runId);
+  if (options.dryRun) {
+    const config = plannedConfig(prepared.config, !!options.config);
+    printPlan(planBeforeStart(prepared.seedsFile, config, prepared, { quiet: true }), !!options.json);
     return 0;
   }
-  const daemon = flag(args, 'daemon-child');
+  const daemon = !!options.daemonChild;
   // A detached run's background copy was checked by the command that spawned it.
-  if (!daemon && !flag(args, 'no-check'))
-    await preflight(prepared.config, 'run', { hasConfigFile: !!str(args, 'config') });
-  if (flag(args, 'detach') && !temporalTarget().explicit && !daemon) return detachEmbedded(runId);
-  const session = await openSession(prepared.config, !!str(args, 'config'));
+  if (!daemon && options.check) await preflight(prepared.config, 'run', { hasConfigFile: !!options.config });
+  if (options.detach && !temporalTarget().explicit && !daemon) return detachEmbedded(runId);
+  const session = await openSession(prepared.config, !!options.config);
   const input = { ...prepared, config: session.config };
   let stopSignals = () => undefined as void;
   try {
     // The plan, made before the first call, is what the report compares the run with.
     await writePlanForRun(input);
     const handle = await startOrAttach(session.client, input);
-    if (flag(args, 'detach') && !daemon) {
-      process.stdout.write(flag(args, 'json') ? `${JSON.stringify({ run_id: runId })}\n` : `${runId}\n`);
+    if (options.detach && !daemon) {
+      process.stdout.write(options.json ? `${JSON.stringify({ run_id: runId })}\n` : `${runId}\n`);
       return 0;
     }
-    if (session.embedded || flag(args, 'worker')) await session.startWorker();
+    if (session.embedded || options.worker) await session.startWorker();
     // Ctrl-C stops waiting (and this process's worker, gracefully); the run itself is durable.
     const interrupted = new Promise<'interrupted'>((resolve) => {
       stopSignals = onShutdownSignal(() => resolve('interrupted'));
@@ -181,7 +200,7 @@ async function runMain(args: ParsedArgs): Promise<number> {
       );
       return 130;
     }
-    printResult(outcome, flag(args, 'json'));
+    printResult(outcome, !!options.json);
     if (daemon && session.server) await lingerForControlCommands(session.client);
     return 0;
   } catch (err) {

@@ -6,8 +6,10 @@ import {
   type ScheduleSummary,
 } from '@temporalio/client';
 import { msToNumber } from '@temporalio/common/lib/time';
-import { flag, str, UsageError, type Command, type ParsedArgs } from './command';
-import { prefetchRunInputs, prepareRunInput, runOptions } from './run';
+import type { Command as Commander } from 'commander';
+import { checkedOption, choiceOption, UsageError, type CommandSpec } from './command';
+import { sharedOptions, type JsonOption } from './options';
+import { addRunInputOptions, prefetchRunInputs, prepareRunInput, type RunInputOptions } from './run';
 import { SCHEDULE_TIME_SUFFIX } from './ids';
 import { controlClient } from './runtime';
 import { wantsSimulator } from './offline';
@@ -34,31 +36,93 @@ const OVERLAP = {
 } as const;
 type OverlapName = keyof typeof OVERLAP;
 
-const USAGE = [
-  'schedule create ID (--every DURATION | --cron EXPR) --seeds FILE --out DIR [--config FILE] [--size N] [--field NAME] [--skip-invalid] [--decontaminate FILE...] [--no-check]',
-  '                   [--overlap skip|buffer_one|buffer_all|cancel_other|terminate_other|allow_all] [--catchup-window DURATION] [--paused] [--note TEXT]',
-  '       schedule list [--json]',
-  '       schedule describe ID [--json]',
-  '       schedule trigger ID [--overlap POLICY]',
-  '       schedule pause ID [--note TEXT] | schedule unpause ID [--note TEXT]',
-  '       schedule delete ID',
-].join('\n');
+const OVERLAP_NAMES = Object.keys(OVERLAP) as OverlapName[];
 
-export const scheduleCommand: Command = {
-  name: 'schedule',
-  summary:
-    'recurring dataset refreshes on Temporal Schedules (create, list, describe, trigger, pause, unpause, delete)',
-  usage: USAGE,
-  details: [
-    '--every DURATION       interval, e.g. 30s, 15m, 6h, 1d (ms-style durations)',
-    '--cron EXPR            cron expression instead, e.g. "0 3 * * *" (UTC)',
-    '--overlap POLICY       when a refresh is still running at the next time: skip (default), buffer_one,',
-    '                       buffer_all, cancel_other, terminate_other, allow_all',
-    '--catchup-window DUR   how far back missed refreshes are still taken after an outage (default 1 year, Temporal default)',
-    '--paused               create the schedule paused (unpause it later)',
-    '--task-queue NAME      (advanced) task queue of the workers; default CODECLM_TASK_QUEUE or "codeclm"',
-    'Run options (--seeds, --out, --config, --size, --field, --skip-invalid, --decontaminate) are those of `codeclm run`;',
-    'with method.dedupe on, a refresh also removes instructions that an earlier version of the schedule had.',
+export interface ScheduleCreateOptions extends RunInputOptions, JsonOption {
+  every?: string;
+  cron?: string;
+  overlap: OverlapName;
+  catchupWindow?: string;
+  paused?: boolean;
+  note?: string;
+  taskQueue?: string;
+}
+
+/** The overlap policy option, by its lower-case name (`buffer-one` is taken for `buffer_one`). */
+function overlapOption(description: string) {
+  return choiceOption('--overlap <policy>', description, OVERLAP_NAMES, (v) =>
+    v.toLowerCase().replace(/-/g, '_'),
+  );
+}
+
+function durationOption(flags: string, description: string, minMs: number) {
+  return checkedOption(flags, description, (value) => {
+    const ms = durationMs(value);
+    if (ms === undefined) return { ok: false, expected: 'a duration such as 30s, 15m, 6h or 1d' };
+    if (ms < minMs) return { ok: false, expected: `at least ${minMs / 1000}s` };
+    return { ok: true, value };
+  });
+}
+
+function durationMs(value: string): number | undefined {
+  try {
+    const ms = msToNumber(value as Parameters<typeof msToNumber>[0]);
+    return Number.isFinite(ms) ? ms : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A light check of a cron expression (the server checks it fully when the schedule is created). */
+function isCron(expr: string): boolean {
+  const fields = expr.trim().split(/\s+/);
+  if (expr.trim().startsWith('@')) return true; // @daily, @hourly, @every 1h ...: the server checks them
+  return fields.length >= 5 && fields.length <= 7 && fields.every((f) => /^[0-9A-Za-z*?/,\-#LW]+$/.test(f));
+}
+
+const scheduleCreateCommand: CommandSpec<ScheduleCreateOptions> = {
+  name: 'create',
+  summary: 'create a schedule that refreshes a dataset (takes the run options of `codeclm run`)',
+  args: '<ID>',
+  options(cmd) {
+    cmd
+      .addOption(
+        durationOption(
+          '--every <duration>',
+          'interval, e.g. 30s, 15m, 6h, 1d (ms-style durations)',
+          1000,
+        ).conflicts('cron'),
+      )
+      .addOption(
+        checkedOption('--cron <expr>', 'cron expression instead, e.g. "0 3 * * *" (UTC)', (value) =>
+          isCron(value)
+            ? { ok: true, value }
+            : {
+                ok: false,
+                expected: 'a cron expression with 5 fields (minute hour day month weekday), e.g. "0 3 * * *"',
+              },
+        ),
+      );
+    addRunInputOptions(cmd);
+    cmd
+      .addOption(overlapOption('when a refresh is still running at the next time').default('skip'))
+      .addOption(
+        durationOption(
+          '--catchup-window <duration>',
+          'how far back missed refreshes are still taken after an outage (default 1 year, Temporal default)',
+          10_000,
+        ),
+      )
+      .option('--paused', 'create the schedule paused (unpause it later)')
+      .option('--note <text>', "a note kept with the schedule's state")
+      .option(
+        '--task-queue <name>',
+        '(advanced) task queue of the workers; default CODECLM_TASK_QUEUE or "codeclm"',
+      )
+      .addOption(sharedOptions.json());
+  },
+  help: [
+    'With method.dedupe on, a refresh also removes instructions that an earlier version of the schedule had.',
     'config and seeds are validated now (exit 2 if invalid), but the seed FILE is read again at every refresh.',
     'Each refresh writes DIR/versions/<UTC timestamp>-<id>/ (never overwritten), with changes.json and a',
     '"Changes" section in report.md/report.json against the previous version, then points DIR/latest',
@@ -68,98 +132,86 @@ export const scheduleCommand: Command = {
     'Schedules need a real LLM provider: --config FILE, or OPENAI_BASE_URL/OPENAI_API_KEY. The role config is',
     'resolved now and stored in the schedule without any key; each worker reads keys from its own env.',
   ],
-  options: {
-    ...runOptions,
-    every: { type: 'string' },
-    cron: { type: 'string' },
-    overlap: { type: 'string' },
-    'catchup-window': { type: 'string' },
-    paused: { type: 'boolean' },
-    note: { type: 'string' },
-    'task-queue': { type: 'string' },
-    json: { type: 'boolean' },
-  },
-  async run(args) {
-    const [sub, ...rest] = args.positionals;
-    const sargs: ParsedArgs = { values: args.values, positionals: rest };
-    switch (sub) {
-      case 'create':
-        return createSchedule(sargs);
-      case 'list':
-        return withClient((c) => listSchedules(c, flag(args, 'json')));
-      case 'describe':
-        return withClient((c) => describeSchedule(c, idArg(sargs, 'describe'), flag(args, 'json')));
-      case 'trigger':
-        return withClient(async (c) => {
-          const id = idArg(sargs, 'trigger');
-          const overlap = str(args, 'overlap') ? overlapPolicy(str(args, 'overlap')!) : undefined;
-          await existing(c, id).trigger(overlap);
-          process.stdout.write(`triggered: ${id}\n`);
-        });
-      case 'pause':
-      case 'unpause':
-        return withClient(async (c) => {
-          const id = idArg(sargs, sub);
-          const h = existing(c, id);
-          await (sub === 'pause'
-            ? h.pause(str(args, 'note') ?? 'paused with codeclm')
-            : h.unpause(str(args, 'note') ?? 'unpaused with codeclm'));
-          process.stdout.write(`${sub}d: ${id}\n`);
-        });
-      case 'delete':
-        return withClient(async (c) => {
-          const id = idArg(sargs, 'delete');
-          await existing(c, id).delete();
-          process.stdout.write(
-            `deleted: ${id} (runs already started go on; versions already written stay)\n`,
-          );
-        });
-      default:
-        throw new UsageError(
-          `codeclm schedule: ${sub ? `unknown subcommand "${sub}"` : 'a subcommand is required'}\nusage: codeclm ${USAGE}`,
-        );
-    }
-  },
+  run: (options, [id]) => createSchedule(id!, options),
 };
 
-function idArg(args: ParsedArgs, sub: string): string {
-  const id = args.positionals[0];
-  if (!id) throw new UsageError(`codeclm schedule ${sub}: ID is required\nusage: codeclm ${USAGE}`);
-  return id;
+/** A subcommand taking the schedule ID, and `--note` for pause and unpause. */
+function onSchedule<O>(
+  name: string,
+  summary: string,
+  options: ((cmd: Commander) => void) | undefined,
+  act: (client: Client, id: string, options: O) => Promise<void>,
+): CommandSpec<O> {
+  return {
+    name,
+    summary,
+    args: '<ID>',
+    options,
+    run: (opts, [id]) => withClient((c) => act(c, id!, opts)),
+  };
 }
 
-function overlapPolicy(name: string): (typeof OVERLAP)[OverlapName] {
-  const key = name.toLowerCase().replace(/-/g, '_') as OverlapName;
-  if (!(key in OVERLAP))
-    throw new UsageError(
-      `codeclm schedule: --overlap must be one of ${Object.keys(OVERLAP).join(', ')}, got "${name}"`,
-    );
-  return OVERLAP[key];
-}
+const noteOption = (verb: string) => (cmd: Commander) =>
+  cmd.option('--note <text>', `a note kept with the schedule's state (default "${verb} with codeclm")`);
 
-function duration(name: string, value: string, min = 1000): number {
-  let ms: number;
-  try {
-    ms = msToNumber(value as Parameters<typeof msToNumber>[0]);
-  } catch {
-    throw new UsageError(
-      `codeclm schedule: --${name} must be a duration such as 30s, 15m, 6h or 1d, got "${value}"`,
-    );
-  }
-  if (!Number.isFinite(ms) || ms < min)
-    throw new UsageError(`codeclm schedule: --${name} must be at least ${min / 1000}s, got "${value}"`);
-  return ms;
-}
+export const scheduleCommand: CommandSpec = {
+  name: 'schedule',
+  summary:
+    'recurring dataset refreshes on Temporal Schedules (create, list, describe, trigger, pause, unpause, delete)',
+  subcommands: [
+    scheduleCreateCommand as CommandSpec<never>,
+    {
+      name: 'list',
+      summary: 'the codeclm schedules on this server, with their next and recent runs',
+      options: (cmd) => cmd.addOption(sharedOptions.json()),
+      run: (options: JsonOption) => withClient((c) => listSchedules(c, !!options.json)),
+    },
+    onSchedule<JsonOption>(
+      'describe',
+      'one schedule: spec, state, out dir, next and recent runs',
+      (cmd) => cmd.addOption(sharedOptions.json()),
+      async (c, id, options) => void (await describeSchedule(c, id, !!options.json)),
+    ),
+    onSchedule<{ overlap?: OverlapName }>(
+      'trigger',
+      'start a refresh now',
+      (cmd) => cmd.addOption(overlapOption("overlap policy for this refresh (default: the schedule's)")),
+      async (c, id, options) => {
+        await existing(c, id).trigger(options.overlap ? OVERLAP[options.overlap] : undefined);
+        process.stdout.write(`triggered: ${id}\n`);
+      },
+    ),
+    onSchedule<{ note?: string }>(
+      'pause',
+      'pause a schedule (no new refreshes)',
+      noteOption('paused'),
+      async (c, id, o) => {
+        await existing(c, id).pause(o.note ?? 'paused with codeclm');
+        process.stdout.write(`paused: ${id}\n`);
+      },
+    ),
+    onSchedule<{ note?: string }>(
+      'unpause',
+      'unpause a schedule',
+      noteOption('unpaused'),
+      async (c, id, o) => {
+        await existing(c, id).unpause(o.note ?? 'unpaused with codeclm');
+        process.stdout.write(`unpaused: ${id}\n`);
+      },
+    ),
+    onSchedule(
+      'delete',
+      'delete a schedule (runs already started go on; versions already written stay)',
+      undefined,
+      async (c, id) => {
+        await existing(c, id).delete();
+        process.stdout.write(`deleted: ${id} (runs already started go on; versions already written stay)\n`);
+      },
+    ),
+  ] as CommandSpec<never>[],
+};
 
-function checkCron(expr: string): void {
-  const fields = expr.trim().split(/\s+/);
-  if (expr.trim().startsWith('@')) return; // @daily, @hourly, @every 1h ...: the server checks them
-  if (fields.length < 5 || fields.length > 7 || !fields.every((f) => /^[0-9A-Za-z*?/,\-#LW]+$/.test(f))) {
-    throw new UsageError(
-      `codeclm schedule: --cron must be a cron expression with 5 fields (minute hour day month weekday), e.g. "0 3 * * *"; got "${expr}"`,
-    );
-  }
-}
+export { scheduleCreateCommand };
 
 async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
   const client = await controlClient();
@@ -178,37 +230,31 @@ function existing(client: Client, id: string) {
   return client.schedule.getHandle(id);
 }
 
-export function taskQueueOf(args: ParsedArgs, env: NodeJS.ProcessEnv = process.env): string {
-  return str(args, 'task-queue') ?? defaultTaskQueue(env);
+export function taskQueueOf(given: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return given ?? defaultTaskQueue(env);
 }
 
-async function createSchedule(args: ParsedArgs): Promise<number> {
-  const id = idArg(args, 'create');
+async function createSchedule(id: string, options: ScheduleCreateOptions): Promise<number> {
   if (!/^[A-Za-z0-9._-]{1,80}$/.test(id))
     throw new UsageError(
       `codeclm schedule create: ID may use letters, digits, '.', '_' and '-' (got "${id}")`,
     );
-  const every = str(args, 'every');
-  const cron = str(args, 'cron');
-  if (!!every === !!cron)
-    throw new UsageError(
-      `codeclm schedule create: give exactly one of --every DURATION or --cron EXPR\nusage: codeclm ${USAGE}`,
-    );
-  const everyMs = every ? duration('every', every) : undefined;
-  if (cron) checkCron(cron);
-  const overlap = overlapPolicy(str(args, 'overlap') ?? 'skip');
-  const catchup = str(args, 'catchup-window')
-    ? duration('catchup-window', str(args, 'catchup-window')!, 10_000)
-    : undefined;
+  const { every, cron } = options;
+  // Both at once is refused by the parser (conflicting options); neither is refused here.
+  if (!every && !cron)
+    throw new UsageError('codeclm schedule create: give one of --every DURATION or --cron EXPR');
+  const everyMs = every ? durationMs(every) : undefined;
+  const overlap = OVERLAP[options.overlap];
+  const catchup = options.catchupWindow ? durationMs(options.catchupWindow) : undefined;
 
   // Same validation as `codeclm run`: bad config or seeds exit 2 before anything is created.
-  await prefetchRunInputs(args);
-  const run = prepareRunInput(args, scheduleCommand, id, {
+  await prefetchRunInputs(options);
+  const run = prepareRunInput(options, id, {
     command: 'schedule create',
     what: 'the schedule ID',
     appended: SCHEDULE_TIME_SUFFIX,
   });
-  if (wantsSimulator(!!str(args, 'config'))) {
+  if (wantsSimulator(!!options.config)) {
     throw new InputError(
       'codeclm schedule create: no LLM provider configured. A schedule runs on workers elsewhere, so the offline ' +
         'simulator fallback of `run` does not apply: give --config FILE, or set OPENAI_BASE_URL (and OPENAI_API_KEY in the ' +
@@ -216,9 +262,8 @@ async function createSchedule(args: ParsedArgs): Promise<number> {
     );
   }
   // The workers will call these endpoints later: find out now whether they can (--no-check skips).
-  if (!flag(args, 'no-check'))
-    await preflight(run.config, 'schedule create', { hasConfigFile: !!str(args, 'config') });
-  const taskQueue = taskQueueOf(args);
+  if (options.check) await preflight(run.config, 'schedule create', { hasConfigFile: !!options.config });
+  const taskQueue = taskQueueOf(options.taskQueue);
   const input: ScheduledRunInput = {
     scheduleId: id,
     outDir: run.outDir,
@@ -245,8 +290,8 @@ async function createSchedule(args: ParsedArgs): Promise<number> {
         },
         policies: { overlap, ...(catchup !== undefined ? { catchupWindow: catchup } : {}) },
         state: {
-          paused: flag(args, 'paused'),
-          note: str(args, 'note') ?? (flag(args, 'paused') ? 'created paused' : undefined),
+          paused: !!options.paused,
+          note: options.note ?? (options.paused ? 'created paused' : undefined),
         },
         memo: { outDir: run.outDir, seedsFile: run.seedsFile, codeclm: true },
       });
@@ -260,12 +305,12 @@ async function createSchedule(args: ParsedArgs): Promise<number> {
     }
     const h = client.schedule.getHandle(id);
     const d = await h.describe().catch(() => undefined);
-    if (flag(args, 'json')) {
+    if (options.json) {
       process.stdout.write(`${JSON.stringify({ schedule_id: id, ...(d ? scheduleView(d) : {}) })}\n`);
     } else {
       process.stdout.write(
         [
-          `schedule ${id} created${flag(args, 'paused') ? ' (paused)' : ''}: ${every ? `every ${every}` : `cron "${cron}"`}, overlap ${overlap.toLowerCase()}`,
+          `schedule ${id} created${options.paused ? ' (paused)' : ''}: ${every ? `every ${every}` : `cron "${cron}"`}, overlap ${overlap.toLowerCase()}`,
           `  versions in ${run.outDir}/versions/, newest at ${run.outDir}/latest`,
           `  next: ${
             d

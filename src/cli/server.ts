@@ -1,21 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { EXIT_FAILURE, EXIT_OK, UsageError, flag, str, type Command, type ParsedArgs } from './command';
+import { EXIT_FAILURE, EXIT_OK, UsageError, portOption, type CommandSpec } from './command';
+import { sharedOptions, type JsonOption } from './options';
 import { PortInUseError, startDevServer, type DevServer, type DevServerExit } from '../temporal/devServer';
 
 export const DEFAULT_DB_FILE = path.join('.codeclm', 'temporal.db');
-
-function portOpt(args: ParsedArgs, name: string): number | undefined {
-  const v = str(args, name);
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || !Number.isInteger(n) || n < 1 || n > 65535) {
-    throw new UsageError(
-      `codeclm server: --${name} must be a TCP port (an integer from 1 to 65535), got "${v}"\nusage: codeclm ${serverCommand.usage}`,
-    );
-  }
-  return n;
-}
 
 function say(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -25,39 +14,42 @@ function describeExit(e: DevServerExit): string {
   return e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
 }
 
-export const serverCommand: Command = {
+interface ServerOptions extends JsonOption {
+  db?: string;
+  port: number;
+  uiPort?: number;
+  namespace: string;
+  headless?: boolean;
+}
+
+export const serverCommand: CommandSpec<ServerOptions> = {
   name: 'server',
   summary: 'run the Temporal dev server in the foreground, its state kept in a SQLite file',
-  usage: 'server [--db FILE] [--port 7233] [--ui-port 8233] [--namespace default] [--headless] [--json]',
-  details: [
-    `--db FILE        state file (default ${DEFAULT_DB_FILE}, relative to the current directory);`,
-    '                 workflows, schedules and history survive restarts on the same file',
-    '--port N         frontend gRPC port on 127.0.0.1 (default 7233)',
-    '--ui-port N      Web UI port (default: --port + 1000, i.e. 8233)',
-    '--namespace NS   a namespace to create at start; "default" always exists',
-    '--headless       no Web UI',
-    '--json           print {"address","uiUrl","db","namespace","pid"} on stdout once the server answers',
-    '',
+  options(cmd) {
+    cmd
+      .option(
+        '--db <file>',
+        `state file (default ${DEFAULT_DB_FILE}, relative to the current directory); ` +
+          'workflows, schedules and history survive restarts on the same file',
+      )
+      .addOption(portOption('--port <n>', 'frontend gRPC port on 127.0.0.1').default(7233))
+      .addOption(portOption('--ui-port <n>', 'Web UI port (default: --port + 1000, i.e. 8233)'))
+      .option('--namespace <ns>', 'a namespace to create at start; "default" always exists', 'default')
+      .option('--headless', 'no Web UI')
+      .addOption(
+        sharedOptions.json(
+          'print {"address","uiUrl","db","namespace","pid"} on stdout once the server answers',
+        ),
+      );
+  },
+  help: [
     'Stops cleanly on Ctrl-C or SIGTERM (exit 0); exits 1 if the server dies or a port is taken.',
     'Point other commands at it with TEMPORAL_ADDRESS=127.0.0.1:<port>.',
   ],
-  options: {
-    db: { type: 'string' },
-    port: { type: 'string' },
-    'ui-port': { type: 'string' },
-    namespace: { type: 'string' },
-    headless: { type: 'boolean' },
-    json: { type: 'boolean' },
-  },
-  async run(args) {
-    if (args.positionals.length) {
-      throw new UsageError(
-        `codeclm server: unexpected argument "${args.positionals[0]}"\nusage: codeclm ${serverCommand.usage}`,
-      );
-    }
-    const port = portOpt(args, 'port') ?? 7233;
-    const uiPort = portOpt(args, 'ui-port') ?? port + 1000;
-    const headless = flag(args, 'headless');
+  async run(options) {
+    const { port, namespace } = options;
+    const uiPort = options.uiPort ?? port + 1000;
+    const headless = !!options.headless;
     if (!headless && uiPort === port) {
       throw new UsageError('codeclm server: --port and --ui-port must differ');
     }
@@ -66,11 +58,10 @@ export const serverCommand: Command = {
         `codeclm server: the default Web UI port ${uiPort} (--port + 1000) is invalid; pass --ui-port`,
       );
     }
-    const namespace = str(args, 'namespace') ?? 'default';
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(namespace)) {
       throw new UsageError(`codeclm server: --namespace "${namespace}" is not a valid namespace name`);
     }
-    const db = path.resolve(str(args, 'db') ?? DEFAULT_DB_FILE);
+    const db = path.resolve(options.db ?? DEFAULT_DB_FILE);
 
     // Listen for signals from the start: a Ctrl-C while the server is still starting must also stop it.
     let signalled: NodeJS.Signals | undefined;
@@ -114,7 +105,7 @@ export const serverCommand: Command = {
       say(`  state:     ${db}`);
       say(`  log:       ${server.logFile}`);
       say('Press Ctrl-C to stop.');
-      if (flag(args, 'json')) {
+      if (options.json) {
         const info = {
           address: server.address,
           uiUrl: server.uiUrl ?? null,
