@@ -13,13 +13,14 @@ import {
   UsageError,
   addCommand,
   exitCodeOf,
+  type RunListener,
 } from './cli/command';
 import { InputError } from './util/errors';
 import { commands } from './cli/registry';
 import { installCliRuntime } from './temporal/logging';
 
-/** The whole command tree; `done` receives the exit code of the command that ran. */
-export function buildProgram(onRun: (path: string) => void, done: (code: number) => void): CliCommand {
+/** The whole command tree; `listener` is told which command ran and its exit code. */
+export function buildProgram(listener: RunListener): CliCommand {
   const program = new CliCommand('codeclm')
     .description('codeclm: tailored instruction-tuning data with the CodecLM method, on Temporal workflows')
     .usage('<command> [options]')
@@ -35,17 +36,17 @@ export function buildProgram(onRun: (path: string) => void, done: (code: number)
     );
   // Loggers and the Temporal runtime only for a command that runs (not for --help or a usage error).
   program.hook('preAction', () => installCliRuntime());
-  for (const spec of commands) addCommand(program, spec, onRun, done);
+  for (const spec of commands) addCommand(program, spec, listener);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT_OK;
   let running = 'codeclm';
-  const program = buildProgram(
-    (path) => (running = path),
-    (c) => (code = c),
-  );
+  const program = buildProgram({
+    started: (path) => (running = path),
+    finished: (c) => (code = c),
+  });
   if (argv.length === 0) {
     process.stderr.write(program.helpInformation());
     return EXIT_USAGE;

@@ -94,28 +94,33 @@ function commandPath(cmd: Commander): string {
   return names.join(' ');
 }
 
-/**
- * Adds `spec` (and its subcommands) to `parent`. `done` receives the exit code of the command that
- * ran; `running` its path, for the failure message.
- */
+/** Told which command runs (its path, for a failure message) and the exit code it returned. */
+export interface RunListener {
+  started(path: string): void;
+  finished(code: number): void;
+}
+
+const ignore: RunListener = { started: () => undefined, finished: () => undefined };
+
+/** Adds `spec` (and its subcommands) to `parent`. */
 export function addCommand(
   parent: Commander,
   spec: CommandSpec<never>,
-  onRun: (path: string) => void,
-  done: (code: number) => void,
+  listener: RunListener = ignore,
 ): CliCommand {
   const cmd = new CliCommand(spec.name).summary(spec.summary).description(spec.summary);
   if (spec.devTool) cmd.helpGroup(DEV_TOOLS_GROUP);
   if (spec.args) cmd.arguments(spec.args);
   spec.options?.(cmd);
   if (spec.help?.length) cmd.addHelpText('after', `\n${spec.help.join('\n')}`);
-  for (const sub of spec.subcommands ?? []) addCommand(cmd, sub, onRun, done);
+  for (const sub of spec.subcommands ?? []) addCommand(cmd, sub, listener);
   const run = spec.run;
   if (run) {
     cmd.action(async (...actionArgs: unknown[]) => {
       const self = actionArgs[actionArgs.length - 1] as CliCommand;
-      onRun(commandPath(self));
-      done((await run.call(spec, self.opts() as never, self.processedArgs as string[])) ?? EXIT_OK);
+      listener.started(commandPath(self));
+      const code = await run.call(spec, self.opts() as never, self.processedArgs as string[]);
+      listener.finished(code ?? EXIT_OK);
     });
   }
   parent.addCommand(cmd);
@@ -129,12 +134,7 @@ export function addCommand(
 export function parseCommand<O>(spec: CommandSpec<O>, argv: string[]): { options: O; args: string[] } {
   let parsed: { options: O; args: string[] } | undefined;
   const root = new CliCommand('codeclm');
-  const cmd = addCommand(
-    root,
-    { ...spec, subcommands: undefined } as CommandSpec<never>,
-    () => undefined,
-    () => undefined,
-  );
+  const cmd = addCommand(root, { ...spec, subcommands: undefined } as CommandSpec<never>);
   cmd.action((...actionArgs: unknown[]) => {
     const self = actionArgs[actionArgs.length - 1] as CliCommand;
     parsed = { options: self.opts() as O, args: self.processedArgs as string[] };
