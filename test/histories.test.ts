@@ -12,13 +12,15 @@ import { workflowsPath } from '../src/worker';
  * binary protobuf, as `fetchHistory()` returned them: the SDK's JSON loader trips over two copies of
  * protobufjs in this dependency tree.)
  */
-const dir = path.join(__dirname, 'histories', 'pre-inline');
+const root = path.join(__dirname, 'histories');
+const dir = path.join(root, 'pre-inline');
 
 const History = temporal.api.history.v1.History;
 
-function load(file: string): { workflowId: string; history: temporal.api.history.v1.History } {
-  const history = History.decode(fs.readFileSync(path.join(dir, file)));
-  return { workflowId: file.replace(/\.history\.bin$/, '').replace(/__/g, '/'), history };
+/** `<workflow id with / as __>[@<run id>].history.bin` */
+function load(file: string, from = dir): { workflowId: string; history: temporal.api.history.v1.History } {
+  const history = History.decode(fs.readFileSync(path.join(from, file)));
+  return { workflowId: file.replace(/(@[^@]*)?\.history\.bin$/, '').replace(/__/g, '/'), history };
 }
 
 test('the recorded entry history is the old shape: one refineInstruction child per instruction', () => {
@@ -35,7 +37,7 @@ test('runs, entries and instruction workflows from before inlining replay on thi
   expect(files.length).toBe(4);
   const results = Worker.runReplayHistories(
     { workflowsPath: workflowsPath(), replayName: 'pre-inline' },
-    files.map(load),
+    files.map((f) => load(f)),
   );
   const replayed: string[] = [];
   for await (const r of results) {
@@ -43,4 +45,35 @@ test('runs, entries and instruction workflows from before inlining replay on thi
     replayed.push(r.workflowId);
   }
   expect(replayed.sort()).toEqual(files.map((f) => load(f).workflowId).sort());
+});
+
+/**
+ * Histories recorded by later versions with test/histories/record.ts (one directory per version,
+ * every workflow type: run segments continued-as-new, encode, entries, the legacy instruction
+ * workflow, the scheduled run, evaluations), each replayed against today's workflow code.
+ */
+const recorded = fs
+  .readdirSync(root, { withFileTypes: true })
+  .filter((d) => d.isDirectory() && d.name !== 'pre-inline')
+  .map((d) => d.name);
+
+test.each(recorded)('histories recorded by version %s replay on this version', async (version) => {
+  const from = path.join(root, version);
+  const files = fs.readdirSync(from).filter((f) => f.endsWith('.history.bin'));
+  expect(files.length).toBeGreaterThan(0);
+  const types = new Set<string>();
+  let replayed = 0;
+  for await (const r of Worker.runReplayHistories(
+    { workflowsPath: workflowsPath(), replayName: version },
+    files.map((f) => load(f, from)),
+  )) {
+    expect(r.error).toBeUndefined();
+    replayed++;
+  }
+  for (const f of files) {
+    const started = load(f, from).history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    if (started?.workflowType?.name) types.add(started.workflowType.name);
+  }
+  expect(replayed).toBe(files.length);
+  expect(types.size).toBeGreaterThan(0);
 });
