@@ -1,19 +1,20 @@
 import { createActivities, type ActivityDeps } from '../src/activities';
-import type { DatasetRecord, Metadata, Rubric, Usage } from '../src/schemas/records';
+import type { Usage } from '../src/schemas/records';
 import { addUsage } from '../src/schemas/records';
-import { emptyCounters, type RunInput, type RunProgress } from '../src/schemas/run';
-import { combineJudgements, keptSource } from '../src/tasks/judge';
+import { emptyCounters, type Counters, type RunInput, type RunProgress } from '../src/schemas/run';
 import { entryWindows, shares } from '../src/workflows/allocation';
-import { pickIndex, rngFrom } from '../src/util/random';
+import { answerBoth, judgeBothOrders } from '../src/workflows/contrast';
+import { generateEntry, tally, type Decoded, type EntrySteps } from '../src/workflows/loop';
 
 /**
  * The baseline a user gives up for durability: the same stage functions (createActivities with the
- * same LLM client factory) driven by a plain in-process async pool, in the same order and with the
- * same windows as the workflows (src/workflows/pipeline.ts): snapshot seeds, encode with
- * `limits.concurrency` in flight, build the pool, then per entry rubrics + decode in batches and
- * each instruction's improve -> two answers -> two judge orders loop, entryWindow x perEntryWindow
- * instructions in flight. No retries, no persistence of progress, no top-up rounds (the bench sets
- * topUpRounds 0 for both sides).
+ * same LLM client factory) driven in-process, with the same windows as the workflows
+ * (src/workflows/run.ts): snapshot seeds, encode with `limits.concurrency` in flight, build the
+ * pool, then per entry the same CodecLM loop as the entry workflows (generateEntry,
+ * src/workflows/loop.ts: rubrics, decode in batches, each instruction's improve -> two answers ->
+ * two judge orders -> keep / iterate / drop, the same files saved), entryWindow x perEntryWindow
+ * instructions in flight. No retries, no pause, no persistence of progress, no top-up rounds (the
+ * bench sets topUpRounds 0 for both sides).
  */
 export interface BaselineResult {
   kept: number;
@@ -23,6 +24,10 @@ export interface BaselineResult {
   wallSeconds: number;
 }
 
+function pad(n: number, width: number): string {
+  return String(n).padStart(width, '0');
+}
+
 /** Runs `work` over 0..n-1 with at most `limit` in flight. */
 async function pool(n: number, limit: number, work: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -30,6 +35,68 @@ async function pool(n: number, limit: number, work: (i: number) => Promise<void>
     while (next < n) await work(next++);
   };
   await Promise.all(Array.from({ length: Math.min(limit, n) }, lane));
+}
+
+/** What every entry of the in-process run shares. */
+interface InProcessRun {
+  a: ReturnType<typeof createActivities>;
+  input: RunInput;
+  usage: Usage;
+  counters: Counters;
+  perEntryWindow: number;
+}
+
+/** The loop's steps for one entry: the activity functions, called directly; no pause, no retries. */
+function entrySteps(run: InProcessRun, entry: number, count: number): EntrySteps {
+  const { a, usage, counters } = run;
+  const { config, outDir, runId } = run.input;
+  const { method, roles } = config;
+  const batchSize = method.decodeBatch;
+  return {
+    runId,
+    method,
+    gate: async () => undefined,
+    improve: (r) => a.improveInstruction({ strong: roles.strong, method, ...r }),
+    answerBoth: (c) => answerBoth(a, roles, c, true),
+    judgeBothOrders: (c, answers) => judgeBothOrders(a, roles.judge, c, answers, true),
+    saveKept: (record, judgement) => a.saveRecord({ outDir, record, judgement }),
+    saveDropped: (judgement) => a.saveJudgement({ outDir, judgement }),
+    saveFailed: (id, failure) => a.saveFailure({ outDir, id, failure }),
+    isItemFailure: () => true,
+    writeRubrics: async () => {
+      const { metadata } = await a.readPoolEntry({ outDir, entry });
+      const written = await a.writeRubrics({ outDir, entry, strong: roles.strong, method, metadata });
+      addUsage(usage, written.usage);
+      return { metadata, rubrics: written.rubrics };
+    },
+    decode: async ({ metadata }, batch, found) => {
+      const decoded = await a.decodeInstructions({
+        strong: roles.strong,
+        method,
+        metadata,
+        count: Math.min(batchSize, count - batch * batchSize),
+        batch: batch + 1,
+        label: `decode entry ${entry} batch ${batch + 1}`,
+      });
+      addUsage(usage, decoded.usage);
+      counters.instructions += decoded.instructions.length;
+      for (const [j, instruction] of decoded.instructions.entries())
+        found({ id: `r1-e${pad(entry, 5)}-i${pad(batch * batchSize + j, 4)}`, instruction });
+    },
+    // Batch by batch: decode, then its instructions perEntryWindow at a time.
+    decodeAhead: async (decode, refine) => {
+      for (let batch = 0; batch * batchSize < count; batch++) {
+        const found: Decoded[] = [];
+        await decode(batch, (item) => found.push(item));
+        await pool(found.length, run.perEntryWindow, (j) => refine(found[j]!));
+      }
+    },
+    settle: async (_item, refineHere) => {
+      const outcome = await refineHere();
+      addUsage(usage, outcome.usage);
+      tally(counters, outcome);
+    },
+  };
 }
 
 export async function runInProcess(input: RunInput, deps: ActivityDeps): Promise<BaselineResult> {
@@ -65,103 +132,9 @@ export async function runInProcess(input: RunInput, deps: ActivityDeps): Promise
     .filter((w) => w.count > 0);
   const smallest = Math.min(...work.map((w) => w.count));
   const { perEntry: perEntryWindow, entries: entryWindow } = entryWindows(limits.concurrency, smallest);
-  const batchSize = method.decodeBatch ?? 20;
-
-  await pool(work.length, entryWindow, async (k) => {
-    const { index: entry, count } = work[k]!;
-    const { metadata } = await a.readPoolEntry({ outDir, entry });
-    const written = await a.writeRubrics({ outDir, entry, strong: roles.strong, method, metadata });
-    addUsage(usage, written.usage);
-    for (let batch = 0; batch * batchSize < count; batch++) {
-      const decoded = await a.decodeInstructions({
-        strong: roles.strong,
-        method,
-        metadata,
-        count: Math.min(batchSize, count - batch * batchSize),
-        batch: batch + 1,
-        label: `decode entry ${entry} batch ${batch + 1}`,
-      });
-      addUsage(usage, decoded.usage);
-      counters.instructions += decoded.instructions.length;
-      await pool(decoded.instructions.length, perEntryWindow, async (j) => {
-        const id = `r1-e${String(entry).padStart(5, '0')}-i${String(batch * batchSize + j).padStart(4, '0')}`;
-        const status = await refine(id, metadata, written.rubrics, decoded.instructions[j]!);
-        if (status === 'kept') counters.kept++;
-        else if (status === 'dropped') counters.dropped++;
-        else counters.failed++;
-      });
-    }
-  });
-
-  async function refine(id: string, metadata: Metadata, rubrics: Rubric[], text: string): Promise<string> {
-    const rng = rngFrom(`${method.runSeed}:${id}`);
-    const actions: string[] = [];
-    let instruction = text;
-    try {
-      for (let iteration = 1; iteration <= method.maxIterations; iteration++) {
-        if (iteration > 1) {
-          const action = rubrics[pickIndex(rng, rubrics.length)]!.action;
-          const improved = await a.improveInstruction({
-            strong: roles.strong,
-            method,
-            metadata,
-            instruction,
-            action,
-            label: `improve ${id}`,
-          });
-          addUsage(usage, improved.usage);
-          instruction = improved.instruction;
-          actions.push(action);
-        }
-        const [strong, target] = await Promise.all([
-          a.answer({ who: 'strong', cfg: roles.strong, method, instruction, label: `strong answer ${id}` }),
-          a.answer({ who: 'target', cfg: roles.target, method, instruction, label: `target answer ${id}` }),
-        ]);
-        addUsage(usage, strong.usage);
-        addUsage(usage, target.usage);
-        const [first, second] = await Promise.all([
-          a.judge({
-            judge: roles.judge,
-            method,
-            instruction,
-            answerA: strong.text,
-            answerB: target.text,
-            label: `judge ${id}`,
-          }),
-          a.judge({
-            judge: roles.judge,
-            method,
-            instruction,
-            answerA: target.text,
-            answerB: strong.text,
-            label: `judge ${id}`,
-          }),
-        ]);
-        addUsage(usage, first.usage);
-        addUsage(usage, second.usage);
-        const scores = combineJudgements(first.scores, second.scores);
-        const source = keptSource(scores, method);
-        if (source) {
-          const record: DatasetRecord = {
-            id,
-            instruction,
-            response: source === 'strong' ? strong.text : target.text,
-            source,
-            metadata,
-            iteration,
-            scores,
-            run_id: runId,
-            actions,
-          };
-          await a.saveRecord({ outDir, record });
-          return 'kept';
-        }
-      }
-      return 'dropped';
-    } catch {
-      return 'failed';
-    }
-  }
+  const run: InProcessRun = { a, input, usage, counters, perEntryWindow };
+  // The same loop as the entry workflows (src/workflows/loop.ts), its steps called in-process.
+  await pool(work.length, entryWindow, (k) => generateEntry(entrySteps(run, work[k]!.index, work[k]!.count)));
 
   const progress: RunProgress = {
     runId,

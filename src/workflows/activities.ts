@@ -9,8 +9,8 @@ import { LlmFailure } from '../llm/types';
  * (429 with its Retry-After, 5xx, resets) retry with capped backoff, by default without limit so an
  * outage slows the run instead of failing it; rejected requests fail at once; invalid output
  * becomes non-retryable in the LLM boundary after a bounded number of attempts. Heartbeats (every
- * 5 s, src/activities/deps.ts) against a 10 s heartbeat timeout let a killed worker's calls move to
- * another worker within seconds.
+ * 2 s, by the worker's one heartbeat interceptor: src/activities/attemptUsage.ts) against a 10 s
+ * heartbeat timeout let a killed worker's calls move to another worker within seconds.
  *
  * Task queues: workflows and file activities run on the run's queue; LLM calls go to one queue per
  * role (`<queue>-llm-strong`, `-target`, `-judge`), so that Temporal's task-queue rate limit
@@ -28,7 +28,7 @@ const permanent = [
 
 export { roleQueue };
 
-export const LLM_HEARTBEAT_TIMEOUT = '10 seconds';
+const LLM_HEARTBEAT_TIMEOUT = '10 seconds';
 
 function llmProxy(limits: LimitsConfig, taskQueue: string) {
   return proxyActivities<Activities>({

@@ -1,30 +1,32 @@
 import { patched } from '@temporalio/workflow';
 import type { MethodConfig, ResolvedConfig, ResolvedRole } from '../schemas/config';
+import type { Activities } from '../activities';
 import type { Usage } from '../schemas/records';
 import { addUsage, usageInFailure } from '../schemas/records';
-import type { JudgeOutput } from '../tasks/judge';
-import type { llmActivities } from './activities';
+import type { Answers, Verdicts } from './loop';
+import { SETTLE_PAIRS } from './patches';
 
 /**
  * The two steps that Contrastive Filtering (the pipeline) and CRR evaluation share: both models
  * answer the same instruction, then the judge scores the pair twice with the answers swapped. Each
- * step's two calls are independent, so they run at the same time.
+ * step's two calls are independent, so they run at the same time. The workflows pass their activity
+ * proxies as `llm`; bench/baseline.ts passes the activity functions themselves, with `settle` given
+ * (outside a workflow there is no patch to ask).
  */
-type Llm = ReturnType<typeof llmActivities>;
+type Llm = Pick<Activities, 'answer' | 'judge'>;
 
 /**
- * Patch: a pair's calls both settle before a failure of one is passed on, so the usage of the one
- * that succeeded is counted too (its calls were billed). Histories from before it replay with
- * Promise.all, which passed the first failure on at once.
+ * Both results, with their usage counted; `settle` (SETTLE_PAIRS) waits for both before passing a
+ * failure on, so the usage of the one that succeeded is counted too (its calls were billed).
  */
-export const SETTLE_PAIRS = 'settle-pairs';
-
-/** Both results, with their usage counted; `settle` waits for both before passing a failure on. */
 async function pair<T extends { usage: Usage }>(
   c: Contrast,
   settle: boolean,
   calls: [Promise<T>, Promise<T>],
 ) {
+  // Legacy (src/workflows/legacy/README.md): histories from before SETTLE_PAIRS replay with
+  // Promise.all, which passed the first failure on at once. (Inline, not a call, so that those
+  // histories see their steps at the same microtask as they ran.)
   if (!settle) {
     const [a, b] = await Promise.all(calls);
     addUsage(c.usage, a.usage);
@@ -55,8 +57,8 @@ export async function answerBoth(
   llm: Llm,
   roles: ResolvedConfig['roles'],
   c: Contrast,
-): Promise<{ strong: string; target: string }> {
-  const settle = patched(SETTLE_PAIRS);
+  settle = patched(SETTLE_PAIRS),
+): Promise<Answers> {
   const answer = (who: 'strong' | 'target') =>
     llm.answer({
       who,
@@ -74,8 +76,9 @@ export async function judgeBothOrders(
   llm: Llm,
   judge: ResolvedRole,
   c: Contrast,
-  answers: { strong: string; target: string },
-): Promise<{ strongFirst: JudgeOutput; targetFirst: JudgeOutput }> {
+  answers: Answers,
+  settle = patched(SETTLE_PAIRS),
+): Promise<Verdicts> {
   const ask = (a: string, b: string, order: string) =>
     llm.judge({
       judge,
@@ -85,7 +88,6 @@ export async function judgeBothOrders(
       answerB: b,
       label: `judge ${c.label} (${order})`,
     });
-  const settle = patched(SETTLE_PAIRS);
   const [strongFirst, targetFirst] = await pair(c, settle, [
     ask(answers.strong, answers.target, 'strong first'),
     ask(answers.target, answers.strong, 'target first'),

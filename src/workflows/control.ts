@@ -52,7 +52,7 @@ export interface Tuning {
   maxHistoryEvents?: number;
 }
 
-export const DEFAULT_MAX_HISTORY_EVENTS = 10_000;
+const DEFAULT_MAX_HISTORY_EVENTS = 10_000;
 
 /** True when this workflow should continue-as-new at its next safe point. */
 export function wantsContinueAsNew(tuning?: Tuning): boolean {

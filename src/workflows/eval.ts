@@ -10,9 +10,7 @@
  * verdicts, counts, usage and failure reasons. The verdict and CRR are pure functions (src/report/crr).
  */
 import {
-  ActivityFailure,
   CancellationScope,
-  ChildWorkflowFailure,
   defineQuery,
   executeChild,
   isCancellation,
@@ -28,10 +26,12 @@ import { answerBoth, judgeBothOrders } from './contrast';
 import { scoresFromJudgements, verdict, type CrrSummary, type Verdict } from '../report/crr';
 import { fileActivities, llmActivities } from './activities';
 import { slidingWindow } from './window';
+import { isItemFailure } from './failures';
+import { addFailures } from './control';
 import { evalChunkWorkflowId, evalItemWorkflowId } from './ids';
 
 /** Instructions per evalChunk child: keeps every history small at any set size. */
-export const EVAL_CHUNK = 100;
+const EVAL_CHUNK = 100;
 /** Failures kept in workflow state for progress; every failure is also in its own file and in the report. */
 
 export interface EvalInput {
@@ -96,14 +96,6 @@ function countVerdict(t: EvalTally, v: Verdict): void {
   if (v === 'target') t.target_wins++;
   else if (v === 'tie') t.ties++;
   else t.strong_wins++;
-}
-
-/**
- * An activity or child that failed for good fails its item and the evaluation goes on; anything
- * else (a cancellation, a bug in workflow code) propagates so it fails loudly and can be replayed.
- */
-function isItemFailure(err: unknown): boolean {
-  return (err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) && !isCancellation(err);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,8 +175,7 @@ export async function codeclmEval(input: EvalInput): Promise<EvalResult> {
       });
       addTally(progress, result.tally);
       addUsage(progress.usage, result.usage);
-      for (const f of result.failures)
-        if (progress.failures.length < MAX_FAILURES_LISTED) progress.failures.push(f);
+      addFailures(progress.failures, result.failures);
     });
     return await finish();
   } catch (err) {

@@ -20,7 +20,8 @@ import { proxyActivities, upsertMemo, workflowInfo } from '@temporalio/workflow'
 import type { ResolvedConfig } from '../schemas/config';
 import type { RunResult } from '../schemas/run';
 import type { PublishResult, ScheduleActivities } from '../schedule/activities';
-import { codeclmRun, type RunWorkflowInput } from './pipeline';
+import { codeclmRun } from './run';
+import type { RunWorkflowInput } from './runState';
 import type { Tuning } from './control';
 
 export interface ScheduledRunInput {

@@ -4,7 +4,7 @@ import type { WorkflowExecutionDescription } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { startSimulator } from '../../src/sim/server';
 import { codeclmRun, pauseSignal, resumeSignal } from '../../src/workflows/pipeline';
-import { refineInstruction } from '../../src/workflows/pipeline';
+import { refineInstruction } from '../../src/workflows/legacy';
 import { codeclmEval } from '../../src/workflows/eval';
 import { codeclmScheduledRun } from '../../src/workflows/scheduled';
 import { simConfig, startTestWorker } from '../helpers/pipeline';
@@ -18,7 +18,7 @@ import { tmpDir } from '../helpers/env';
  *   RECORD_AS=<version-name> npx jest --testMatch '<rootDir>/test/histories/record.ts'
  *
  * The run is small but takes the paths that matter for replay: several decode batches per entry,
- * duplicate screening, malformed replies (item failures), a pause and resume, continue-as-new of the
+ * duplicate screening, kept, dropped and failed instructions (malformed replies), a pause and resume, continue-as-new of the
  * run and of its entries, and a top-up round.
  */
 const name = process.env.RECORD_AS;
@@ -30,12 +30,12 @@ record(
   async () => {
     const dir = path.join(__dirname, name!);
     fs.mkdirSync(dir, { recursive: true });
-    const sim = await startSimulator({ port: 0, seed: 11, malformedRate: 0.05, repeats: { exact: 0.2 } });
+    const sim = await startSimulator({ port: 0, seed: 11, malformedRate: 0.25, repeats: { exact: 0.2 } });
     const w = await startTestWorker('record');
     const stamp = Date.now().toString(36);
     const config = simConfig(sim.url, {
-      limits: { size: 24, concurrency: 2, topUpRounds: 1, llmMaxAttempts: 2 },
-      method: { poolSize: 3, decodeBatch: 2, dedupe: 'exact' },
+      limits: { size: 24, concurrency: 2, topUpRounds: 1, llmMaxAttempts: 1 },
+      method: { poolSize: 3, decodeBatch: 2, dedupe: 'exact', theta: 4, maxIterations: 3 },
     });
     const seedsFile = path.join(__dirname, '..', '..', 'examples', 'seeds.jsonl');
     const common = { seedsFile, skipInvalid: false, config, taskQueue: w.taskQueue };

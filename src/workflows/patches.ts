@@ -1,0 +1,42 @@
+/**
+ * The workflow versions (Temporal patch ids) of the pipeline, in the order they were added. A
+ * history recorded before a patch replays the old way; new executions take the new one. The code
+ * kept only for the old ways lives in src/workflows/legacy/. Never rename an id: histories carry it.
+ */
+
+/**
+ * An entry runs its instructions' steps itself instead of starting one child workflow per
+ * instruction (child starts from one parent are recorded one after another, which held the last of
+ * a batch back by up to 1.5 s per entry: bench/RESULTS.md), with at most MAX_PER_ENTRY instructions
+ * of one entry in flight.
+ */
+export const INLINE_INSTRUCTIONS = 'inline-instructions';
+
+/**
+ * Once the run has kept `size` pairs it starts no new entry, instruction or decode batch (the run
+ * tells its entries by the control state's `enough`; in-flight instructions finish); entries report
+ * a kept pair at once so the run knows in time; `instructions` counts instructions started (decoded
+ * but unstarted ones are `notStarted`, cancelled ones in flight `leftInFlight`); top-up rounds are
+ * sized by topUpSize.
+ */
+export const STOP_WHEN_DONE = 'stop-when-done';
+
+/**
+ * A dropped instruction saves its judged iterations for viewer.html (one more file activity per
+ * dropped instruction; a kept one sends them with its record).
+ */
+export const JUDGEMENT_RECORDS = 'judgement-records';
+
+/**
+ * With method.dedupe on or benchmark files given, the run prepares its quality index once
+ * (prepareQuality, after the seeds) and each decode batch is screened by one activity
+ * (screenInstructions: decontamination, exact and near duplicates; src/quality) instead of one
+ * `claim` per instruction. Removed instructions count in `instructions` and per reason.
+ */
+export const QUALITY_SCREEN = 'quality-screen';
+
+/**
+ * A pair's calls (two answers, two judge orders) both settle before a failure of one is passed on,
+ * so the usage of the one that succeeded is counted too (its calls were billed).
+ */
+export const SETTLE_PAIRS = 'settle-pairs';
