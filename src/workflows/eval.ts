@@ -3,7 +3,7 @@
  *
  *   codeclmEval            snapshot the instruction set -> chunks (fan-out) -> assemble outputs
  *   └─ evalChunk           up to EVAL_CHUNK instructions, a sliding window of leaf workflows
- *      └─ evalInstruction  both answers (concurrently) -> judge in both orders (concurrently) -> verdict
+ *      └─ evalInstruction  (evalItem.ts) both answers -> judge in both orders -> verdict
  *
  * Instruction and answer texts live only in the leaf histories (each leaf reads its instruction
  * from the snapshot by index and writes its result to its own file); chunks and the parent see
@@ -18,17 +18,18 @@ import {
 } from '@temporalio/workflow';
 import type { ResolvedConfig } from '../schemas/config';
 import type { Usage } from '../schemas/records';
-import { addUsage, usageInFailure } from '../schemas/records';
+import { addUsage } from '../schemas/records';
 import { MAX_FAILURES_LISTED, type Failure } from '../schemas/run';
 import { failureMessage } from '../util/failure';
-import type { EvalRecord } from '../activities/eval';
-import { answerBoth, judgeBothOrders } from './contrast';
-import { scoresFromJudgements, verdict, type CrrSummary, type Verdict } from '../report/crr';
-import { fileActivities, llmActivities } from './activities';
+import type { CrrSummary, Verdict } from '../report/crr';
+import { fileActivities } from './activities';
+import { evalInstruction, type EvalItemOutcome } from './evalItem';
 import { slidingWindow } from './window';
 import { isItemFailure } from './failures';
 import { addFailures } from './control';
 import { evalChunkWorkflowId, evalItemWorkflowId } from './ids';
+
+export { evalInstruction } from './evalItem';
 
 /** Instructions per evalChunk child: keeps every history small at any set size. */
 const EVAL_CHUNK = 100;
@@ -119,34 +120,7 @@ export async function codeclmEval(input: EvalInput): Promise<EvalResult> {
   setHandler(evalProgressQuery, () => progress);
   let skipped: { origin: string; reason: string }[] = [];
 
-  const finish = async (): Promise<EvalResult> => {
-    progress.phase = 'finalize';
-    progress.finishedAt = Date.now();
-    const final = await files.finalizeEval({
-      evalId,
-      outDir,
-      instructionsFile: input.instructionsFile,
-      config,
-      usage: progress.usage,
-      startedAt: progress.startedAt,
-      finishedAt: progress.finishedAt,
-      skipped,
-      state: progress.state === 'running' ? 'completed' : progress.state,
-    });
-    progress.phase = 'done';
-    if (progress.state === 'running') progress.state = 'completed';
-    return {
-      evalId,
-      outDir,
-      instructions: progress.instructions,
-      judged: final.judged,
-      failed: final.failed,
-      crr: final.crr,
-      usage: progress.usage,
-      wallSeconds: (progress.finishedAt - progress.startedAt) / 1000,
-      files: { evalJsonl: final.evalJsonl, reportJson: final.reportJson, reportMd: final.reportMd },
-    };
-  };
+  const finish = () => finishEval(input, files, progress, skipped);
 
   try {
     progress.phase = 'prepare';
@@ -186,6 +160,42 @@ export async function codeclmEval(input: EvalInput): Promise<EvalResult> {
     } else progress.state = 'failed';
     throw err;
   }
+}
+
+/** Assembles eval.jsonl and the reports from the judged items (also of a cancelled evaluation). */
+async function finishEval(
+  input: EvalInput,
+  files: ReturnType<typeof fileActivities>,
+  progress: EvalProgress,
+  skipped: { origin: string; reason: string }[],
+): Promise<EvalResult> {
+  const { config, outDir, evalId } = input;
+  progress.phase = 'finalize';
+  progress.finishedAt = Date.now();
+  const final = await files.finalizeEval({
+    evalId,
+    outDir,
+    instructionsFile: input.instructionsFile,
+    config,
+    usage: progress.usage,
+    startedAt: progress.startedAt,
+    finishedAt: progress.finishedAt,
+    skipped,
+    state: progress.state === 'running' ? 'completed' : progress.state,
+  });
+  progress.phase = 'done';
+  if (progress.state === 'running') progress.state = 'completed';
+  return {
+    evalId,
+    outDir,
+    instructions: progress.instructions,
+    judged: final.judged,
+    failed: final.failed,
+    crr: final.crr,
+    usage: progress.usage,
+    wallSeconds: (progress.finishedAt - progress.startedAt) / 1000,
+    files: { evalJsonl: final.evalJsonl, reportJson: final.reportJson, reportMd: final.reportMd },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,76 +255,4 @@ export async function evalChunk(input: EvalChunkInput): Promise<EvalChunkResult>
     }
   });
   return result;
-}
-
-// ---------------------------------------------------------------------------------------------
-// One instruction: two answers, two judgements, one verdict
-// ---------------------------------------------------------------------------------------------
-
-export interface EvalItemInput {
-  evalId: string;
-  outDir: string;
-  index: number;
-  config: ResolvedConfig;
-  taskQueue?: string;
-}
-
-export interface EvalItemOutcome {
-  index: number;
-  status: 'judged' | 'failed';
-  verdict?: Verdict;
-  stage?: string;
-  reason?: string;
-  usage: Usage;
-}
-
-export async function evalInstruction(input: EvalItemInput): Promise<EvalItemOutcome> {
-  const { config, index, outDir } = input;
-  const { roles } = config;
-  const llm = llmActivities(config.limits, input.taskQueue);
-  const files = fileActivities(input.taskQueue);
-  const usage: Usage = {};
-  const state = await files.loadEvalItem({ outDir, index });
-  const { item } = state;
-  // A previous attempt (a reset, a re-run with the same id) already judged this one: no new calls.
-  if (state.done) return { index, status: 'judged', verdict: state.done.verdict, usage };
-
-  // The judge always runs at temperature 0 here, whatever the config says for the pipeline.
-  const method = { ...config.method, judgeTemperature: 0 };
-  const judgeRole = roles.judge.temperature ? { ...roles.judge, temperature: 0 } : roles.judge;
-  let stage = 'answer';
-  try {
-    const contrast = { instruction: item.instruction, label: `eval ${item.id}`, method, usage };
-    const answers = await answerBoth(llm, roles, contrast);
-
-    stage = 'judge';
-    const judged = await judgeBothOrders(llm, judgeRole, contrast, answers);
-    const scores = scoresFromJudgements(judged.targetFirst, judged.strongFirst);
-    const v = verdict(scores);
-
-    stage = 'save';
-    const record: EvalRecord = {
-      index,
-      id: item.id,
-      category: item.category ?? null,
-      instruction: item.instruction,
-      target_answer: answers.target,
-      strong_answer: answers.strong,
-      scores,
-      verdict: v,
-      eval_id: input.evalId,
-    };
-    await files.saveEvalResult({ outDir, record });
-    return { index, status: 'judged', verdict: v, usage };
-  } catch (err) {
-    if (!isItemFailure(err)) throw err;
-    addUsage(usage, usageInFailure(err)); // the calls the failed attempts made are billed too
-    // A poison item (output that never validates, a rejected request) is reported with its reason.
-    const reason = failureMessage(err);
-    await files.saveEvalFailure({
-      outDir,
-      failure: { index, id: item.id, category: item.category ?? null, stage, reason },
-    });
-    return { index, status: 'failed', stage, reason, usage };
-  }
 }
