@@ -3,6 +3,7 @@ import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } f
 import { createSinkActivities } from '../src/activities/sink';
 import { createQualityActivities } from '../src/activities/quality';
 import { readKept } from '../src/cli/control';
+import { prefetchRunInputs } from '../src/cli/run';
 import { methodSchema } from '../src/schemas/config';
 import type { DatasetRecord } from '../src/schemas/records';
 import { emptyCounters, type RunProgress } from '../src/schemas/run';
@@ -317,4 +318,12 @@ test("a schedule's versions in object storage: version prefixes, changes against
   await expect(acts.prepareVersion({ outDir: out, version: v1, workflowId: 'wf-other' })).rejects.toThrow(
     'belongs to wf-1',
   );
+});
+
+test('run checks --out s3:// up front: a bucket it cannot use is a clear input error, naming the settings', async () => {
+  await expect(prefetchRunInputs({ seeds: 'seeds.jsonl', out: location('fine') })).resolves.toBeUndefined();
+  const bad = prefetchRunInputs({ seeds: 'seeds.jsonl', out: 's3://codeclm-no-such-bucket/run' });
+  await expect(bad).rejects.toThrow('--out s3://codeclm-no-such-bucket/run: cannot use this bucket');
+  await expect(bad).rejects.toThrow('AWS_ENDPOINT_URL_S3');
+  await expect(bad).rejects.toMatchObject({ name: 'InputError' });
 });

@@ -8,7 +8,7 @@ import {
 import type { RunProgress } from '../schemas/run';
 import { runKeys } from '../store/runDir';
 import { openStore } from '../store/open';
-import { readAllJson, type Store } from '../store/store';
+import { encodedMetadata, readAllJson, type Store } from '../store/store';
 import { buildReport } from '../report/build';
 import { writeRunOutputs } from '../report/write';
 import { computeCost, pricesOf } from '../report/cost';
@@ -80,9 +80,7 @@ export function createSinkActivities() {
           for (const r of records) yield `${JSON.stringify(r)}\n`;
         })(),
       );
-      const seedMetadata: Metadata[] = (
-        await readAllJson<{ metadata: Metadata }>(store, runKeys.encoded)
-      ).map((e) => e.metadata);
+      const seedMetadata = await encodedMetadata<Metadata>(store, runKeys.encodedIndex, runKeys.encoded);
       const pool =
         (await store.readJson<{ entries: { metadata: Metadata }[] }>(runKeys.pool))?.entries.map(
           (e) => e.metadata,

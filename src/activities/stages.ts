@@ -250,6 +250,12 @@ export function createStageActivities(deps: ActivityDeps) {
       const read = await mapLimit(indexes, 16, (i) =>
         store.readJson<{ metadata: Metadata }>(runKeys.encodedFile(i)),
       );
+      // One object with them all, so the report (finalize) and a schedule's next version read one
+      // object instead of one per seed.
+      await store.write(
+        runKeys.encodedIndex,
+        read.map((e) => (e ? `${JSON.stringify({ metadata: e.metadata })}\n` : '')).join(''),
+      );
       const encoded: Metadata[] = read
         .filter((e) => !!e && e.metadata.skills.length > 0)
         .map((e) => e!.metadata);

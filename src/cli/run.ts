@@ -8,6 +8,7 @@ import { sharedOptions, type ConfigOption, type JsonOption } from './options';
 import { loadConfig } from '../config/load';
 import { loadSeeds, prefetchRemoteInputs } from '../seeds/load';
 import { isS3Location, joinLocation, resolveLocation } from '../store/store';
+import { openStore } from '../store/open';
 import type { ResolvedConfig } from '../schemas/config';
 import type { RunInput, RunProgress, RunResult } from '../schemas/run';
 import { codeclmRun, progressQuery } from '../workflows/pipeline';
@@ -151,16 +152,27 @@ export function newRunId(): string {
 
 /**
  * `--seeds s3://...` and `--decontaminate s3://...`: fetched (with this process's own AWS
- * environment) before the synchronous validation reads them.
+ * environment) before the synchronous validation reads them. `--out s3://...`: one listing request
+ * up front, so a missing bucket, endpoint or credentials exits 2 now instead of a run retrying.
  */
 export async function prefetchRunInputs(
-  options: Pick<RunInputOptions, 'seeds' | 'decontaminate'>,
+  options: Pick<RunInputOptions, 'seeds' | 'decontaminate' | 'out'>,
 ): Promise<void> {
   const values = [options.seeds, ...(options.decontaminate ?? [])];
   try {
     await prefetchRemoteInputs(values.filter((v) => isS3Location(v)));
   } catch (err) {
     throw err instanceof InputError ? err : new InputError((err as Error).message);
+  }
+  if (!isS3Location(options.out)) return;
+  try {
+    // A prefix nothing is stored under: one request, whatever the run already holds.
+    await openStore(resolveLocation(options.out)).list('.codeclm-access-check');
+  } catch (err) {
+    throw new InputError(
+      `--out ${options.out}: cannot use this bucket (${(err as Error).message}); S3 is configured by ` +
+        'AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION and the AWS credential chain',
+    );
   }
 }
 

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { DatasetRecord, Metadata, Seed } from '../schemas/records';
 import { runKeys } from '../store/runDir';
 import { openStore } from '../store/open';
-import { joinLocation, readAllJson, type Store } from '../store/store';
+import { encodedMetadata, joinLocation, type Store } from '../store/store';
 import { distribution, jensenShannon } from '../report/build';
 import { table } from '../report/markdown';
 
@@ -60,9 +60,9 @@ export async function readVersion(dir: string): Promise<VersionContent> {
   const seeds = new Map<string, string>();
   for await (const s of readLines<Seed>(store, runKeys.seeds))
     seeds.set(textHash(s.instruction), s.instruction);
-  const metadata = (await readAllJson<{ metadata: Metadata }>(store, runKeys.encoded))
-    .map((e) => e?.metadata)
-    .filter((m): m is Metadata => !!m);
+  const metadata = (await encodedMetadata<Metadata>(store, runKeys.encodedIndex, runKeys.encoded)).filter(
+    (m): m is Metadata => !!m,
+  );
   const pairs = new Set<string>();
   for await (const r of readLines<DatasetRecord>(store, runKeys.dataset)) pairs.add(textHash(r.instruction));
   return { seeds, metadata, pairs };

@@ -18,6 +18,8 @@ export function runPaths(outDir: string) {
     seeds: path.join(work, 'seeds.jsonl'),
     seedsInfo: path.join(work, 'seeds.info.json'),
     encoded: path.join(work, 'encoded'),
+    /** Every encoded seed's metadata in seed order, one JSON line each (written by buildPool). */
+    encodedIndex: path.join(work, 'encoded.jsonl'),
     encodedFile: (index: number) => path.join(work, 'encoded', `${String(index).padStart(7, '0')}.json`),
     pool: path.join(work, 'pool.json'),
     rubricsFile: (entry: number) => path.join(work, 'rubrics', `${String(entry).padStart(5, '0')}.json`),

@@ -109,3 +109,17 @@ export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   for await (const item of items) out.push(item);
   return out;
 }
+
+/**
+ * Every encoded seed's metadata: from the index buildPool writes (one object), else (a run that
+ * stopped before its pool, or an older run) from the per-seed objects under `encodedDir`.
+ */
+export async function encodedMetadata<M>(store: Store, indexKey: string, encodedDir: string): Promise<M[]> {
+  const text = await store.read(indexKey);
+  if (text !== undefined)
+    return text
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => (JSON.parse(l) as { metadata: M }).metadata);
+  return (await readAllJson<{ metadata: M }>(store, encodedDir)).map((e) => e.metadata);
+}
