@@ -5,7 +5,7 @@ import { Worker } from '@temporalio/worker';
 import { workflowsPath } from '../src/worker';
 
 /**
- * Histories recorded by the version before INLINE_INSTRUCTIONS (src/workflows/pipeline.ts), when an
+ * Histories recorded by the version before INLINE_INSTRUCTIONS (src/workflows/patches.ts), when an
  * entry started one refineInstruction child per instruction: a run, an entry and two instruction
  * workflows of a small simulator run. Workers of this version must finish such runs, so the
  * histories have to replay without nondeterminism errors against today's workflow code. (Stored as

@@ -1,6 +1,7 @@
 /**
- * Screening of decoded instructions (QUALITY_SCREEN, src/quality): decontamination against the
- * benchmark files given to the run, exact and near duplicates; one activity per decode batch.
+ * Screening of decoded instructions (QUALITY_SCREEN in patches.ts; src/quality): decontamination
+ * against the benchmark files given to the run, exact and near duplicates; one activity per decode
+ * batch.
  */
 import { dedupeSettings } from '../quality/settings';
 import type { ResolvedConfig } from '../schemas/config';
