@@ -14,7 +14,16 @@ import { tmpDir } from './helpers/env';
  * answers and judging in batch mode give the dataset online mode gives for the same seeds; failed
  * and expired lines are resubmitted; cancelling the run cancels its open batch at the provider.
  */
-const examples = path.join(__dirname, '..', 'examples', 'seeds.jsonl');
+/** A third of the example seeds (every third line, all use cases): less online encoding to wait for. */
+const examples = path.join(tmpDir('codeclm-batch-seeds-'), 'seeds.jsonl');
+fs.writeFileSync(
+  examples,
+  fs
+    .readFileSync(path.join(__dirname, '..', 'examples', 'seeds.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l, i) => l.trim() && i % 3 === 0)
+    .join('\n') + '\n',
+);
 const FAST = { completionDelayMs: 200, validatingMs: 50, finalizingMs: 50, cancellingMs: 50 };
 let w: TestWorker;
 const sims: Simulator[] = [];
@@ -37,12 +46,12 @@ afterAll(async () => {
 const batchSettings = {
   maxRequests: 200,
   maxBytes: 1_000_000,
-  maxWaitSeconds: 0.5,
+  maxWaitSeconds: 0.25,
   completionWindow: '24h' as const,
   marginHours: 2,
   maxResubmits: 3,
-  pollSeconds: 0.3,
-  maxPollSeconds: 1,
+  pollSeconds: 0.2,
+  maxPollSeconds: 0.5,
   runCheckSeconds: 1,
 };
 
@@ -62,7 +71,8 @@ function batchConfig(url: string): ResolvedConfig {
 }
 
 function config(url: string): ResolvedConfig {
-  const c = simConfig(url, { limits: { size: 8, concurrency: 16 }, method: { poolSize: 8 } });
+  // One round (no top-up rounds): each round waits for its batches one loop step after another.
+  const c = simConfig(url, { limits: { size: 8, concurrency: 16, topUpRounds: 0 }, method: { poolSize: 8 } });
   for (const r of Object.values(c.roles)) {
     r.pricePerMTokIn = 1;
     r.pricePerMTokOut = 4;
@@ -133,6 +143,22 @@ test('failed and expired lines go into new batches; the run loses nothing', asyn
   expect(stats.failedRequests).toBeGreaterThan(0);
   const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as Report;
   expect(report.counts.failed).toBe(0);
+}, 240_000);
+
+test("a line that keeps failing fails its item with the provider's reason", async () => {
+  const s = await sim({ failureRate: 0.3 });
+  const out = tmpDir('codeclm-batch-fail-');
+  const cfg = batchConfig(s.url);
+  for (const r of Object.values(cfg.roles)) r.batch = { ...batchSettings, maxResubmits: 0 };
+  await (await start(`batch-fail-${Date.now()}`, out, cfg)).result();
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as Report;
+  expect(report.counts.failed).toBeGreaterThan(0);
+  const reasons = report.failures.map((f) => f.reason);
+  expect(reasons.join('\n')).toMatch(
+    /role (strong|target|judge): batch request [0-9a-f]{40} failed: HTTP 500: .+ \(in 1 batch\(es\); 0 resubmission\(s\) allowed\)/,
+  );
+  const c = report.counts;
+  expect(c.kept + c.dropped + c.failed).toBe(c.instructions);
 }, 240_000);
 
 test('pause holds new batches; status shows the open batch; cancel cancels it at the provider', async () => {

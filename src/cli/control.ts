@@ -165,7 +165,9 @@ export const statusCommand: CommandSpec<JsonOption> = {
         );
         lines.push(`  tokens: ${tokens.prompt} prompt, ${tokens.completion} completion`);
         for (const [k, u] of Object.entries(per_stage).sort())
-          lines.push(`    ${k.padEnd(16)} ${u.calls} calls, ${u.promptTokens}+${u.completionTokens} tokens`);
+          lines.push(
+            `    ${k.padEnd(16)} ${u.calls} calls${u.batchCalls ? ` (${u.batchCalls} in batches)` : ''}, ${u.promptTokens}+${u.completionTokens} tokens`,
+          );
         for (const line of dialectLines(per_stage)) lines.push(`  ${line}`);
       }
       for (const line of batchLines(view.batches ?? [])) lines.push(`  ${line}`);
