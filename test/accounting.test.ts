@@ -6,11 +6,12 @@ import { createActivities } from '../src/activities';
 import { autoHeartbeat } from '../src/worker';
 import { createLlmClient } from '../src/llm/client';
 import { LlmFailure } from '../src/llm/types';
-import { methodSchema, resolvedRoleSchema } from '../src/schemas/config';
+import { methodSchema } from '../src/schemas/config';
 import { startSimulator, type ScriptItem, type Simulator } from '../src/sim';
 import { codeclmRun } from '../src/workflows/pipeline';
 import type { Report } from '../src/report/build';
-import { simConfig, startTestWorker } from './helpers/pipeline';
+import { simConfig, simRole } from './helpers/config';
+import { startTestWorker } from './helpers/pipeline';
 import { testAddress, tmpDir, uniqueQueue } from './helpers/env';
 import type { LlmUsageOutcome } from './workflows/llmUsage';
 
@@ -62,12 +63,7 @@ async function script(items: ScriptItem[]): Promise<void> {
 }
 
 function judgeOnce(): Promise<LlmUsageOutcome> {
-  const judge = resolvedRoleSchema.parse({
-    baseURL: sim.url,
-    model: 'sim-judge',
-    apiKeyEnv: 'CODECLM_TEST_KEY',
-    structuredOutput: 'json_schema',
-  });
+  const judge = simRole(sim.url, { model: 'sim-judge', structuredOutput: 'json_schema' });
   return client.workflow.execute('llmUsageWorkflow', {
     taskQueue,
     workflowId: uniqueQueue('usage'),
@@ -123,12 +119,7 @@ test('invalid output until the attempts run out: the final failure counts all si
 
 /** Judges one instruction in both orders through pairUsageWorkflow: what a real pair of calls counts. */
 function judgePair(label: string, answerA: string) {
-  const judge = resolvedRoleSchema.parse({
-    baseURL: sim.url,
-    model: 'sim-judge',
-    apiKeyEnv: 'CODECLM_TEST_KEY',
-    structuredOutput: 'json_schema',
-  });
+  const judge = simRole(sim.url, { model: 'sim-judge', structuredOutput: 'json_schema' });
   return client.workflow.execute('pairUsageWorkflow', {
     taskQueue,
     workflowId: uniqueQueue('pair'),

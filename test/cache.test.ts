@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
-import { createWorker, workflowsPath } from '../src/worker';
+import { createWorker } from '../src/worker';
 import { startSimulator, type SimRequestLog } from '../src/sim/server';
 import { CacheStore, cacheKey, canonicalJson } from '../src/cache/store';
 import { resolveCacheSettings } from '../src/cache/settings';
@@ -17,41 +17,13 @@ import type { Report } from '../src/report/build';
 import type { VersionChanges } from '../src/schedule/changes';
 import { simConfig } from './helpers/pipeline';
 import { testAddress, tmpDir, uniqueQueue } from './helpers/env';
+import { expectReplays } from './helpers/replay';
+import { makeSeeds, writeSeeds } from './helpers/seeds';
 
 /**
  * The LLM result cache: the store (sharded files, atomic writes, LRU eviction, clear), the client
  * decorator (what is in the key, what is never stored), and the refresh that pays only for new seeds.
  */
-
-function makeSeeds(n: number, offset = 0): string[] {
-  const tasks = [
-    'Write a Python function that',
-    'Explain to a beginner how',
-    'Draft an email that',
-    'Plan a week-long trip where',
-    'Write a SQL query that',
-    'Summarise for a manager why',
-  ];
-  const topics = [
-    'merges sorted lists',
-    'compound interest works',
-    'declines a meeting politely',
-    'a family visits Lisbon',
-    'finds duplicate customers',
-    'the release slipped',
-  ];
-  return Array.from({ length: n }, (_, k) => {
-    const i = k + offset;
-    return `${tasks[i % tasks.length]} ${topics[Math.floor(i / tasks.length) % topics.length]} (case ${i + 1}, variant ${String.fromCharCode(97 + (i % 26))}).`;
-  });
-}
-
-function writeSeeds(file: string, seeds: string[]): void {
-  fs.writeFileSync(
-    file,
-    seeds.map((s, i) => JSON.stringify({ id: `s-${i + 1}`, instruction: s })).join('\n') + '\n',
-  );
-}
 
 describe('cache store', () => {
   test('sharded files, atomic put/get, canonical keys', () => {
@@ -330,25 +302,11 @@ describe('refresh with the cache on a real worker', () => {
     });
     expect(fs.readFileSync(path.join(out, 'LATEST'), 'utf8').trim()).toBe(third.version);
     // The refresh histories (first execution and the continued one) replay without nondeterminism.
-    const histories = [
-      { workflowId: first.runId, history: await client.workflow.getHandle(first.runId).fetchHistory() },
-      {
-        workflowId: handle.workflowId,
-        history: await client.workflow
-          .getHandle(handle.workflowId, handle.firstExecutionRunId)
-          .fetchHistory(),
-      },
-      { workflowId: handle.workflowId, history: await handle.fetchHistory() },
-    ];
-    let replayed = 0;
-    for await (const r of Worker.runReplayHistories(
-      { workflowsPath: workflowsPath(), replayName: 'scheduled' },
-      histories,
-    )) {
-      expect(r.error).toBeUndefined();
-      replayed++;
-    }
-    expect(replayed).toBe(3);
+    await expectReplays(
+      client,
+      [first.runId, { workflowId: handle.workflowId, runId: handle.firstExecutionRunId }, handle.workflowId],
+      'scheduled',
+    );
     expect(fs.readdirSync(path.join(out, 'versions')).sort()).toEqual(
       [first.version, second.version, third.version].sort(),
     );

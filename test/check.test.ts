@@ -1,17 +1,16 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkEndpoints, type EndpointCheck } from '../src/cli/check';
 import { loadConfig } from '../src/config/load';
 import { startSimulator, type Simulator } from '../src/sim/server';
 import { freePort } from '../src/temporal/devServer';
+import { runCli, type CliResult } from './helpers/cli';
 import { tmpDir } from './helpers/env';
 
 /**
  * `codeclm check` and the preflight of run/eval/schedule against the simulator (a real HTTP server):
  * a working endpoint, an unknown model (404), a bad key (401), nothing listening, a 429 then OK.
  */
-const bin = path.join(__dirname, '..', 'bin', 'codeclm.js');
 const KEY = 'sk-check-test-right-key';
 let sim: Simulator;
 
@@ -35,26 +34,10 @@ async function check(env: NodeJS.ProcessEnv, retryWindowMs = 5000): Promise<Endp
   return checkEndpoints(loadConfig(undefined, env), { env, retryWindowMs });
 }
 
-function cli(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: {
-        ...process.env,
-        OPENAI_API_KEY: '',
-        OPENAI_BASE_URL: '',
-        CODECLM_CHECK_RETRY_SECONDS: '2',
-        ...env,
-      },
-      cwd: tmpDir('codeclm-check-cli-'),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+  return runCli(args, {
+    env: { OPENAI_API_KEY: '', OPENAI_BASE_URL: '', CODECLM_CHECK_RETRY_SECONDS: '2', ...env },
+    cwd: tmpDir('codeclm-check-cli-'),
   });
 }
 

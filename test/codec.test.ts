@@ -12,10 +12,10 @@ import { createWorker } from '../src/worker';
 import { startOrAttach } from '../src/cli/run';
 import { provisionTemporalCli } from '../src/temporal/provision';
 import { startSimulator } from '../src/sim/server';
-import type { DatasetRecord } from '../src/schemas/records';
 import type { RunResult } from '../src/schemas/run';
 import { simConfig } from './helpers/pipeline';
 import { testAddress, tmpDir, uniqueQueue } from './helpers/env';
+import { readDataset } from './helpers/files';
 
 /**
  * Payload encryption end to end: the pipeline runs with CODECLM_ENCRYPTION_KEY on a real worker and
@@ -216,14 +216,6 @@ async function decodeViaServer(server: CodecServer, payloads: JsonPayload[]): Pr
   const body = (await res.json()) as { payloads: JsonPayload[]; error?: string };
   if (res.status !== 200) throw new Error(`codec server ${res.status}: ${body.error}`);
   return body.payloads;
-}
-
-function readDataset(outDir: string): DatasetRecord[] {
-  return fs
-    .readFileSync(path.join(outDir, 'dataset.jsonl'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as DatasetRecord);
 }
 
 const firstRun = { id: `codec-a-${Date.now()}`, out: tmpDir('codeclm-codec-a-') };

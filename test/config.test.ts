@@ -1,25 +1,12 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { describeConfig, loadConfig } from '../src/config/load';
 import { editDistance, suggest } from '../src/config/suggest';
-import { InputError } from '../src/util/errors';
 import { tmpDir } from './helpers/env';
+import { errorOf } from './helpers/expect';
+import { writer } from './helpers/files';
 
 const dir = tmpDir('codeclm-config-');
-function write(name: string, text: string): string {
-  const file = path.join(dir, name);
-  fs.writeFileSync(file, text);
-  return file;
-}
-function errorOf(fn: () => unknown): InputError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InputError);
-    return err as InputError;
-  }
-  throw new Error('expected an InputError');
-}
+const write = writer(dir);
 
 describe('loadConfig without a file', () => {
   test('uses OpenAI env vars and default models; the judge is the strong role', () => {

@@ -2,13 +2,14 @@ import { ApplicationFailure } from '@temporalio/common';
 import { createLlmClient } from '../src/llm/client';
 import { forgetDialects, knownDialect } from '../src/llm/dialect';
 import { LlmFailure } from '../src/llm/types';
-import { resolvedRoleSchema, type ResolvedRole } from '../src/schemas/config';
+import type { ResolvedRole } from '../src/schemas/config';
 import { startSimulator, type ScriptItem, type SimDialect, type Simulator } from '../src/sim';
 import { encodeTask } from '../src/tasks';
 import { dialectLines } from '../src/report/dialects';
 import { renderReportMarkdown } from '../src/report/build';
 import { addUsage } from '../src/schemas/records';
 import { fixtureReport } from './report.fixture';
+import { simRole } from './helpers/config';
 
 /**
  * `structuredOutput: "auto"` against simulators speaking other servers' dialects: each fallback
@@ -34,14 +35,7 @@ beforeEach(async () => {
     await fetch(`${sim.url.replace(/\/v1$/, '')}/_sim/reset`, { method: 'POST' });
 });
 
-function role(sim: Simulator, over: Partial<ResolvedRole> = {}): ResolvedRole {
-  return resolvedRoleSchema.parse({
-    baseURL: sim.url,
-    model: 'sim-strong',
-    apiKeyEnv: 'CODECLM_TEST_KEY',
-    ...over,
-  });
-}
+const role = (sim: Simulator, over: Partial<ResolvedRole> = {}): ResolvedRole => simRole(sim.url, over);
 const seen = (sim: Simulator) => sim.requests().map((r) => `${r.format ?? 'none'} ${r.status}`);
 
 test('auto is the default and takes json_schema where the server does', async () => {

@@ -2,10 +2,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { Worker } from '@temporalio/worker';
 import type { WorkflowExecutionDescription } from '@temporalio/client';
 import { codeclmEval, type EvalResult } from '../src/workflows/eval';
-import { workflowsPath } from '../src/worker';
 import { startSimulator } from '../src/sim/server';
 import { verdict } from '../src/report/crr';
 import type { EvalRecord } from '../src/activities/eval';
@@ -13,6 +11,8 @@ import type { EvalReport } from '../src/report/evalReport';
 import type { ResolvedConfig } from '../src/schemas/config';
 import { simConfig, startTestWorker, type TestWorker } from './helpers/pipeline';
 import { tmpDir } from './helpers/env';
+import { readJsonl } from './helpers/files';
+import { expectReplays } from './helpers/replay';
 
 /**
  * `codeclm eval` end to end: the eval workflows on the suite's real Temporal dev server, a real
@@ -67,14 +67,6 @@ afterAll(async () => {
   await sim?.close();
   await new Promise((resolve) => rejecting?.close(resolve));
 });
-
-function readJsonl<T>(file: string): T[] {
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as T);
-}
 
 async function runEval(
   evalId: string,
@@ -221,19 +213,5 @@ test('recorded eval histories replay without nondeterminism errors', async () =>
   }
   expect(ids.some((id) => id.includes('/chunk-'))).toBe(true);
   expect(ids.some((id) => /\/i\d+$/.test(id))).toBe(true);
-  const histories = await Promise.all(
-    ids.map(async (workflowId) => ({
-      workflowId,
-      history: await w.client.workflow.getHandle(workflowId).fetchHistory(),
-    })),
-  );
-  let replayed = 0;
-  for await (const r of Worker.runReplayHistories(
-    { workflowsPath: workflowsPath(), replayName: 'eval-e2e' },
-    histories,
-  )) {
-    expect(r.error).toBeUndefined();
-    replayed++;
-  }
-  expect(replayed).toBe(ids.length);
+  await expectReplays(w.client, ids, 'eval-e2e');
 });

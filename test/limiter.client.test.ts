@@ -2,9 +2,10 @@ import { ApplicationFailure } from '@temporalio/common';
 import { createLlmClient } from '../src/llm/client';
 import { LimiterRegistry } from '../src/llm/limiter';
 import { LlmFailure } from '../src/llm/types';
-import { resolvedRoleSchema, type ResolvedRole } from '../src/schemas/config';
+import type { ResolvedRole } from '../src/schemas/config';
 import { startSimulator, type Simulator } from '../src/sim';
 import { encodeTask } from '../src/tasks';
+import { simRole } from './helpers/config';
 
 /** The limiter hooked into the real LLM client, against the simulator over HTTP. */
 let sim: Simulator;
@@ -15,14 +16,7 @@ afterAll(async () => {
   await sim.close();
 });
 
-function role(over: Partial<ResolvedRole> = {}): ResolvedRole {
-  return resolvedRoleSchema.parse({
-    baseURL: sim.url,
-    model: 'sim-strong',
-    apiKeyEnv: 'CODECLM_TEST_KEY',
-    ...over,
-  });
-}
+const role = (over: Partial<ResolvedRole> = {}): ResolvedRole => simRole(sim.url, over);
 const slots = { instruction: 'Write a haiku about rivers.', max_skills: '3' };
 
 test('each HTTP call takes a permit; usage corrects the token estimate; a 429 pauses the bucket and cuts concurrency', async () => {

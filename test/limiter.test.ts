@@ -1,53 +1,12 @@
 import { AdaptiveConcurrency } from '../src/llm/adaptive';
-import { estimateTokens, LimiterRegistry, RateLimiter, WindowMeter, type Clock } from '../src/llm/limiter';
+import { estimateTokens, LimiterRegistry, RateLimiter, WindowMeter } from '../src/llm/limiter';
 import type { ResolvedRole } from '../src/schemas/config';
+import { FakeClock, flushMicrotasks } from './helpers/clock';
 
 /**
  * The client-side limiter on a fake clock: no real sleeps, no timing sensitivity. Time only moves
- * when a test advances it.
+ * when a test advances it (test/helpers/clock.ts).
  */
-class FakeClock implements Clock {
-  t = 0;
-  /** Every timer fires this much late, like timers on a busy event loop. */
-  constructor(private readonly lateMs = 0) {}
-  private timers: { at: number; resolve(): void; reject(e: unknown): void }[] = [];
-  now(): number {
-    return this.t;
-  }
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = { at: this.t + Math.max(0, ms) + this.lateMs, resolve, reject };
-      this.timers.push(timer);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          this.timers = this.timers.filter((x) => x !== timer);
-          reject(signal.reason);
-        },
-        { once: true },
-      );
-    });
-  }
-  /** Moves time forward in steps, letting every due timer and its continuations run. */
-  async advance(ms: number, step = 10): Promise<void> {
-    const end = this.t + ms;
-    while (this.t < end) {
-      this.t = Math.min(end, this.t + step);
-      await flush();
-      for (;;) {
-        const due = this.timers.filter((x) => x.at <= this.t);
-        if (due.length === 0) break;
-        this.timers = this.timers.filter((x) => x.at > this.t);
-        for (const d of due) d.resolve();
-        await flush();
-      }
-    }
-  }
-}
-
-async function flush(): Promise<void> {
-  for (let i = 0; i < 5; i++) await Promise.resolve();
-}
 
 /** Max number of events (or sum of amounts) in any window of `windowMs`, sliding over event times. */
 function maxInWindow(events: { t: number; amount: number }[], windowMs = 60_000): number {
@@ -254,7 +213,7 @@ describe('AdaptiveConcurrency (AIMD)', () => {
       got = true;
       return s;
     });
-    await flush();
+    await flushMicrotasks();
     expect(got).toBe(false); // still one in flight at limit 1
     a.release(s2, 'rateLimited'); // started before the decrease: no second cut
     expect(a.limit).toBe(1);

@@ -1,6 +1,7 @@
-import { RateLimiter, type Clock } from '../src/llm/limiter';
+import { RateLimiter } from '../src/llm/limiter';
 import { rngFrom } from '../src/util/random';
 import { lognormal } from '../src/sim/prng';
+import { FakeClock } from './helpers/clock';
 
 /**
  * Pacing at the cap as the server counts it (issue 14), on a fake clock: a model of the simulator's
@@ -8,46 +9,6 @@ import { lognormal } from '../src/sim/prng';
  * above it) in front of callers that always have work, with lognormal latencies like the
  * simulator's (mean 1 s, sigma 0.5).
  */
-class FakeClock implements Clock {
-  t = 0;
-  private timers: { at: number; resolve(): void; reject(e: unknown): void }[] = [];
-  now(): number {
-    return this.t;
-  }
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = { at: this.t + Math.max(0, ms), resolve, reject };
-      this.timers.push(timer);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          this.timers = this.timers.filter((x) => x !== timer);
-          reject(signal.reason);
-        },
-        { once: true },
-      );
-    });
-  }
-  async advance(ms: number, step = 5): Promise<void> {
-    const end = this.t + ms;
-    while (this.t < end) {
-      this.t = Math.min(end, this.t + step);
-      await flush();
-      for (;;) {
-        const due = this.timers.filter((x) => x.at <= this.t);
-        if (due.length === 0) break;
-        this.timers = this.timers.filter((x) => x.at > this.t);
-        for (const d of due) d.resolve();
-        await flush();
-      }
-    }
-  }
-}
-
-async function flush(): Promise<void> {
-  for (let i = 0; i < 5; i++) await Promise.resolve();
-}
-
 /** The simulator's rule: at most `rpm` admitted in any rolling 60 s; over it, 429 (not counted). */
 class ServerRpmWindow {
   readonly admitted: number[] = [];
@@ -80,7 +41,7 @@ async function run(opts: {
   seconds: number;
   legacy?: boolean;
 }): Promise<Run> {
-  const clock = new FakeClock();
+  const clock = new FakeClock(0, 5);
   const limiter = new RateLimiter(
     { rpm: opts.rpm },
     opts.legacy ? { clock, headroom: 0.03, arrivalMarginMs: 0, serverWindow: false } : { clock },

@@ -4,9 +4,10 @@ import { classifyLlmError, redact, retryAfterMs } from '../src/llm/errors';
 import { escapeControlCharsInStrings, extractJson, responseJsonSchema } from '../src/llm/json';
 import { LlmFailure } from '../src/llm/types';
 import { forgetDialects } from '../src/llm/dialect';
-import { resolvedConfigSchema, resolvedRoleSchema, type ResolvedRole } from '../src/schemas/config';
+import { resolvedConfigSchema, type ResolvedRole } from '../src/schemas/config';
 import { startSimulator, type ScriptItem, type Simulator } from '../src/sim';
 import { answerTargetTask, encodeTask, judgeTask } from '../src/tasks';
+import { simRole } from './helpers/config';
 
 /** The LLM boundary against the real simulator over HTTP. */
 
@@ -38,14 +39,7 @@ async function control(path: string, body: unknown): Promise<void> {
 }
 const script = (items: ScriptItem[]) => control('/_sim/script', items);
 
-function role(over: Partial<ResolvedRole> = {}): ResolvedRole {
-  return resolvedRoleSchema.parse({
-    baseURL: sim.url,
-    model: 'sim-strong',
-    apiKeyEnv: 'CODECLM_TEST_KEY',
-    ...over,
-  });
-}
+const role = (over: Partial<ResolvedRole> = {}): ResolvedRole => simRole(sim.url, over);
 
 async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
   const err = await p.then(

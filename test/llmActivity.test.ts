@@ -3,9 +3,10 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
 import { createLlmClient } from '../src/llm/client';
 import { LlmFailure } from '../src/llm/types';
-import { methodSchema, resolvedRoleSchema } from '../src/schemas/config';
+import { methodSchema } from '../src/schemas/config';
 import { startSimulator, type ScriptItem, type Simulator } from '../src/sim';
 import { testAddress, uniqueQueue } from './helpers/env';
+import { simRole } from './helpers/config';
 import type { LlmCallOutcome } from './workflows/llmCall';
 
 /**
@@ -59,12 +60,7 @@ async function script(items: ScriptItem[]): Promise<void> {
 }
 
 async function judgeOnce(over: Record<string, unknown> = {}): Promise<LlmCallOutcome> {
-  const judge = resolvedRoleSchema.parse({
-    baseURL: sim.url,
-    model: 'sim-judge',
-    apiKeyEnv: 'CODECLM_TEST_KEY',
-    ...over,
-  });
+  const judge = simRole(sim.url, { model: 'sim-judge', ...over });
   return client.workflow.execute('llmCallWorkflow', {
     taskQueue,
     workflowId: uniqueQueue('llm-call'),

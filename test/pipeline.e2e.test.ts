@@ -10,6 +10,7 @@ import type { Report } from '../src/report/build';
 import type { RunResult } from '../src/schemas/run';
 import { simConfig, startTestWorker, type TestWorker } from './helpers/pipeline';
 import { tmpDir } from './helpers/env';
+import { readDataset } from './helpers/files';
 
 /**
  * The whole CodecLM pipeline on a real Temporal dev server, a real worker and the simulator over
@@ -27,14 +28,6 @@ afterAll(async () => {
   await w?.stop();
   await sim?.close();
 });
-
-function readDataset(outDir: string): DatasetRecord[] {
-  return fs
-    .readFileSync(path.join(outDir, 'dataset.jsonl'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as DatasetRecord);
-}
 
 async function runOnce(runId: string, outDir: string): Promise<RunResult> {
   const config = simConfig(sim.url, { limits: { size: 40, concurrency: 16 }, method: { poolSize: 50 } });

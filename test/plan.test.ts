@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -7,33 +6,18 @@ import { estimatePlan, type Plan } from '../src/plan/estimate';
 import { BENCH_FIGURES, type Figures } from '../src/plan/figures';
 import { figuresFromRuns, matchingRuns, type HistoryEntry } from '../src/plan/history';
 import { renderPlan } from '../src/plan/render';
+import { runCli, type CliResult } from './helpers/cli';
 import { testAddress, tmpDir, uniqueQueue } from './helpers/env';
 import { freePort } from '../src/temporal/devServer';
 import type { Report } from '../src/report/build';
 
 /** `codeclm plan` and `run --dry-run`: the model of the method, the figures, and the CLI. */
-const bin = path.join(__dirname, '..', 'bin', 'codeclm.js');
 const seeds = path.join(__dirname, '..', 'examples', 'seeds.jsonl');
 
-function cli(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: {
-        ...process.env,
-        CODECLM_HOME: tmpDir('codeclm-plan-cli-home-'),
-        OPENAI_API_KEY: '',
-        ...env,
-      },
-      cwd: tmpDir('codeclm-plan-cli-'),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runCli(args, {
+    env: { CODECLM_HOME: tmpDir('codeclm-plan-cli-home-'), OPENAI_API_KEY: '', ...env },
+    cwd: tmpDir('codeclm-plan-cli-'),
   });
 }
 

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { codeclmRun } from '../src/workflows/pipeline';
 import { pendingRetries, retryLine, summarise } from '../src/cli/retries';
-import type { RunInput } from '../src/schemas/run';
-import { simConfig, startTestWorker, type TestWorker } from './helpers/pipeline';
+import { simConfig, simRunInput } from './helpers/config';
+import { startTestWorker, type TestWorker } from './helpers/pipeline';
 import { testAddress, tmpDir, uniqueQueue } from './helpers/env';
 import { until } from './helpers/control';
 
@@ -19,7 +19,6 @@ import { until } from './helpers/control';
  */
 const run = promisify(execFile);
 const bin = path.join(__dirname, '..', 'bin', 'codeclm.js');
-const examples = path.join(__dirname, '..', 'examples', 'seeds.jsonl');
 
 /** A provider that is down: every request gets 503, as an overloaded or restarting server answers. */
 let down: http.Server;
@@ -57,14 +56,7 @@ test('status of a run whose provider is down shows the retrying activities and t
     limits: { size: 4, concurrency: 4, llmMaxRetryIntervalSeconds: 1 },
     method: { poolSize: 2 },
   });
-  const input: RunInput = {
-    runId,
-    seedsFile: examples,
-    outDir,
-    skipInvalid: false,
-    config,
-    taskQueue: w.taskQueue,
-  };
+  const input = simRunInput({ runId, outDir, config, taskQueue: w.taskQueue });
   const handle = await w.client.workflow.start(codeclmRun, {
     workflowId: runId,
     taskQueue: w.taskQueue,

@@ -7,7 +7,9 @@ import { createWorker } from '../src/worker';
 import { startSimulator } from '../src/sim/server';
 import { freePort } from '../src/temporal/devServer';
 import { versionName } from '../src/workflows/scheduled';
+import { sleep, until } from './helpers/control';
 import { testAddress, tmpDir, uniqueQueue } from './helpers/env';
+import { makeSeeds, writeSeeds } from './helpers/seeds';
 
 /**
  * `codeclm schedule` end to end, through the CLI as a user runs it, against the suite's Temporal
@@ -15,32 +17,6 @@ import { testAddress, tmpDir, uniqueQueue } from './helpers/env';
  */
 const exec = promisify(execFile);
 
-function makeSeeds(n: number): string[] {
-  const tasks = [
-    'Write a Python function that',
-    'Explain to a beginner how',
-    'Draft an email that',
-    'Write a SQL query that',
-  ];
-  const topics = [
-    'merges sorted lists',
-    'compound interest works',
-    'declines a meeting politely',
-    'finds duplicate customers',
-  ];
-  return Array.from(
-    { length: n },
-    (_, i) =>
-      `${tasks[i % tasks.length]} ${topics[Math.floor(i / tasks.length) % topics.length]} (case ${i + 1}).`,
-  );
-}
-
-function writeSeeds(file: string, seeds: string[]): void {
-  fs.writeFileSync(
-    file,
-    seeds.map((s, i) => JSON.stringify({ id: `s-${i + 1}`, instruction: s })).join('\n') + '\n',
-  );
-}
 const cli = path.join(__dirname, '..', 'bin', 'codeclm.js');
 
 let sim: Awaited<ReturnType<typeof startSimulator>>;
@@ -93,22 +69,10 @@ async function codeclm(
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 function versions(out: string): { all: string[]; published: string[] } {
   const vdir = path.join(out, 'versions');
   const all = fs.existsSync(vdir) ? fs.readdirSync(vdir).sort() : [];
   return { all, published: all.filter((v) => fs.existsSync(path.join(vdir, v, 'changes.json'))) };
-}
-
-async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 90_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(500);
-  }
 }
 
 test('version names sort by time and carry the execution id', () => {
@@ -233,10 +197,14 @@ test('a schedule every 3s: runs write their own versions, latest follows, delete
   try {
     // The seed file is read at each run: change it after creation; later versions see it.
     writeSeeds(seeds, makeSeeds(8));
-    const published = await until('two published versions', () => {
-      const v = versions(out).published;
-      return v.length >= 2 ? v : undefined;
-    });
+    const published = await until(
+      'two published versions',
+      () => {
+        const v = versions(out).published;
+        return v.length >= 2 ? v : undefined;
+      },
+      90_000,
+    );
     expect(new Set(published).size).toBe(published.length);
     const second = path.join(out, 'versions', published[1]!);
     expect(fs.existsSync(path.join(second, 'dataset.jsonl'))).toBe(true);
@@ -291,10 +259,14 @@ test('a schedule every 3s: runs write their own versions, latest follows, delete
   }
 
   // Runs already started finish and publish; then nothing new appears.
-  await until('in-flight runs to finish', () => {
-    const v = versions(out);
-    return v.all.length === v.published.length ? true : undefined;
-  });
+  await until(
+    'in-flight runs to finish',
+    () => {
+      const v = versions(out);
+      return v.all.length === v.published.length ? true : undefined;
+    },
+    90_000,
+  );
   const settled = versions(out).all;
   expect(settled.length).toBeGreaterThanOrEqual(2);
   await sleep(10_000);

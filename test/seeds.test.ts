@@ -1,27 +1,14 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { parseDelimited } from '../src/seeds/csv';
 import { loadSeeds } from '../src/seeds/load';
-import { InputError } from '../src/util/errors';
 import { tmpDir } from './helpers/env';
+import { errorOf } from './helpers/expect';
+import { writer } from './helpers/files';
 
 const dir = tmpDir('codeclm-seeds-');
-function write(name: string, text: string): string {
-  const file = path.join(dir, name);
-  fs.writeFileSync(file, text);
-  return file;
-}
+const write = writer(dir);
 const jsonl = (...rows: unknown[]) =>
   rows.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n') + '\n';
-function errorOf(fn: () => unknown): InputError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InputError);
-    return err as InputError;
-  }
-  throw new Error('expected an InputError');
-}
 const examples = (p: string) => path.join(__dirname, '../examples', p);
 
 describe('formats', () => {

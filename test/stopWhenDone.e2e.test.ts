@@ -4,8 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { codeclmRun, progressQuery } from '../src/workflows/pipeline';
 import { startSimulator, type Simulator } from '../src/sim/server';
 import type { Report } from '../src/report/build';
-import type { RunInput } from '../src/schemas/run';
-import { simConfig } from './helpers/pipeline';
+import { simConfig, simRunInput } from './helpers/config';
 import { tmpDir } from './helpers/env';
 import { readDataset, startControlWorker, until, type ControlWorker } from './helpers/control';
 
@@ -14,7 +13,6 @@ import { readDataset, startControlWorker, until, type ControlWorker } from './he
  * pairs it starts no new instruction (in-flight ones finish) and says what it left; a cancelled run's
  * report accounts for the instructions it left in flight.
  */
-const examples = path.join(__dirname, '..', 'examples', 'seeds.jsonl');
 let sim: Simulator;
 let w: ControlWorker;
 
@@ -46,14 +44,7 @@ test('a run that reaches its size in a top-up round starts no instruction after 
     limits: { size, concurrency: 1, topUpRounds: 3 },
     method: { poolSize: 1, maxIterations: 1, decodeBatch: 50 },
   });
-  const input: RunInput = {
-    runId,
-    seedsFile: examples,
-    outDir,
-    skipInvalid: false,
-    config,
-    taskQueue: w.taskQueue,
-  };
+  const input = simRunInput({ runId, outDir, config, taskQueue: w.taskQueue });
   const result = await w.client.workflow.execute(codeclmRun, {
     workflowId: runId,
     taskQueue: w.taskQueue,
@@ -110,7 +101,7 @@ test('a cancelled run reports the instructions it left in flight', async () => {
   const handle = await w.client.workflow.start(codeclmRun, {
     workflowId: runId,
     taskQueue: w.taskQueue,
-    args: [{ runId, seedsFile: examples, outDir, skipInvalid: false, config, taskQueue: w.taskQueue }],
+    args: [simRunInput({ runId, outDir, config, taskQueue: w.taskQueue })],
   });
   await until(
     'instructions in flight',

@@ -1,15 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { WorkflowExecutionDescription } from '@temporalio/client';
-import { Worker } from '@temporalio/worker';
 import { codeclmRun } from '../src/workflows/pipeline';
-import { workflowsPath } from '../src/worker';
 import { startSimulator } from '../src/sim/server';
 import { judgementSchema, type DatasetRecord, type Judgement } from '../src/schemas/records';
 import type { ViewerRow } from '../src/viewer/rows';
 import { judgementsDir } from '../src/viewer/store';
 import { simConfig, startTestWorker, type TestWorker } from './helpers/pipeline';
 import { tmpDir } from './helpers/env';
+import { expectReplays } from './helpers/replay';
 
 /**
  * A real run (dev server, worker, simulator over HTTP) leaves one judgement per decided instruction,
@@ -100,19 +99,5 @@ test('every judged instruction of a run, kept or dropped, is in viewer.html with
     ids.push(wf.workflowId);
     if (ids.length > 8) break;
   }
-  const histories = await Promise.all(
-    ids.map(async (workflowId) => ({
-      workflowId,
-      history: await w.client.workflow.getHandle(workflowId).fetchHistory(),
-    })),
-  );
-  let replayed = 0;
-  for await (const r of Worker.runReplayHistories(
-    { workflowsPath: workflowsPath(), replayName: 'viewer' },
-    histories,
-  )) {
-    expect(r.error).toBeUndefined();
-    replayed++;
-  }
-  expect(replayed).toBe(ids.length);
+  await expectReplays(w.client, ids, 'viewer');
 });

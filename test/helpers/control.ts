@@ -1,6 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import type { DatasetRecord } from '../../src/schemas/records';
 import { startTestWorker, type TestWorker } from './pipeline';
 
 /**
@@ -14,15 +11,7 @@ export function startControlWorker(name: string, concurrency = 32, address?: str
   return startTestWorker(name, { concurrency, cache: false, address });
 }
 
-export function readDataset(outDir: string): DatasetRecord[] {
-  const file = path.join(outDir, 'dataset.jsonl');
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as DatasetRecord);
-}
+export { readDataset } from './files';
 
 export async function until<T>(
   what: string,

@@ -1,26 +1,10 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
 import { createWorker } from '../../src/worker';
-import { configSchema, type ResolvedConfig } from '../../src/schemas/config';
 import { testAddress, uniqueQueue } from './env';
 
-/** A resolved config pointing every role at a simulator URL, paper defaults unless overridden. */
-export function simConfig(
-  baseURL: string,
-  patch: { method?: Partial<ResolvedConfig['method']>; limits?: Partial<ResolvedConfig['limits']> } = {},
-): ResolvedConfig {
-  const base = configSchema.parse({});
-  const role = (model: string) => ({ ...base.roles.strong, baseURL, model });
-  return {
-    roles: {
-      strong: role('sim-strong'),
-      target: role('sim-target'),
-      judge: { ...role('sim-strong'), temperature: 0 },
-    },
-    method: { ...base.method, ...patch.method },
-    limits: { ...base.limits, ...patch.limits },
-  };
-}
+// Config builders live in ./config; re-exported for the tests that take them from here.
+export { simConfig } from './config';
 
 export interface TestWorker {
   worker: Worker;
