@@ -4,6 +4,7 @@ import type { RunInputOptions } from './run';
 import { loadConfig } from '../config/load';
 import type { ResolvedConfig } from '../schemas/config';
 import { makePlan, writeRunPlan } from '../plan/make';
+import { prefetchRemoteInputs as prefetchSeeds } from '../seeds/load';
 import type { RunInput } from '../schemas/run';
 import { renderPlan } from '../plan/render';
 import type { Plan } from '../plan/estimate';
@@ -35,6 +36,8 @@ export const planCommand: CommandSpec<PlanOptions> = {
 
 async function planMain(options: PlanOptions): Promise<number> {
   const config = loadConfig(options.config, process.env, { size: options.size });
+  // `--seeds s3://...`: fetched first, as `run` does (a missing object is an input error, exit 2).
+  await prefetchSeeds([options.seeds]);
   const plan = planBeforeStart(options.seeds, plannedConfig(config, !!options.config), {
     field: options.field,
     skipInvalid: !!options.skipInvalid,
