@@ -1,0 +1,90 @@
+import { outcomesOf } from '../src/batch/provider';
+import { batcherWorkflowId, runWorkflowIdOf } from '../src/batch/protocol';
+import { computeCost } from '../src/report/cost';
+import { configSchema } from '../src/schemas/config';
+import { entryWorkflowId, encodeWorkflowId } from '../src/workflows/ids';
+
+/** The pure parts of batch mode: line outcomes, ids, prices and the config's bounds. */
+test('each request of a finished batch gets one outcome: ok, resubmit or failed with the reason', () => {
+  const lines = [
+    { custom_id: 'a', response: { status_code: 200, body: {} } },
+    { custom_id: 'b', response: { status_code: 500, body: { error: { message: 'boom' } } } },
+    { custom_id: 'c', response: { status_code: 400, body: { error: { message: 'bad schema' } } } },
+    { custom_id: 'd', response: null, error: { code: 'batch_expired', message: 'expired' } },
+    { custom_id: 'e', response: null, error: { code: 'batch_cancelled', message: 'cancelled' } },
+  ];
+  const out = outcomesOf({ status: 'completed', errors: undefined }, ['a', 'b', 'c', 'd', 'e', 'f'], lines);
+  expect(out.map((o) => [o.id, o.kind])).toEqual([
+    ['a', 'ok'],
+    ['b', 'retry'],
+    ['c', 'failed'],
+    ['d', 'retry'],
+    ['e', 'failed'],
+    ['f', 'retry'],
+  ]);
+  expect(out[1]).toMatchObject({ reason: 'HTTP 500: boom' });
+  expect(out[2]).toMatchObject({ status: 400, reason: 'HTTP 400: bad schema' });
+  expect((out[4] as { reason: string }).reason).toContain('cancelled at the provider');
+  // A failed batch (validation) has no lines: every request goes into a new batch with its reason.
+  const failed = outcomesOf(
+    { status: 'failed', errors: { data: [{ code: 'invalid_json_line', message: 'line 3' }] } },
+    ['x'],
+    [],
+  );
+  expect(failed).toEqual([{ id: 'x', kind: 'retry', reason: 'invalid_json_line: line 3' }]);
+});
+
+test('every workflow of a run finds the run batcher, and its id is no longer than an entry id', () => {
+  const run = 'my-run';
+  for (const id of [
+    run,
+    encodeWorkflowId(run, 3),
+    entryWorkflowId(run, 2, 17),
+    `${entryWorkflowId(run, 1, 0)}/i0003`,
+  ])
+    expect(runWorkflowIdOf(id)).toBe(run);
+  for (const role of ['strong', 'target', 'judge'] as const)
+    expect(batcherWorkflowId(run, role).length).toBeLessThanOrEqual(entryWorkflowId(run, 1, 0).length);
+});
+
+test('batch tokens at the batch price (default half), and what it would have cost online', () => {
+  const usage = {
+    'answer/target': {
+      calls: 4,
+      promptTokens: 4_000_000,
+      completionTokens: 1_000_000,
+      batchCalls: 2,
+      batchPromptTokens: 2_000_000,
+      batchCompletionTokens: 500_000,
+    },
+  };
+  const half = computeCost(usage, { target: { in: 1, out: 4 } })!;
+  expect(half.online_usd).toBe(4); // 2 M in at $1 + 0.5 M out at $4
+  expect(half.batch_usd).toBe(2);
+  expect(half.total_usd).toBe(6);
+  expect(half.all_online_usd).toBe(8);
+  expect(half.per_stage_role_batch_usd['answer/target']).toBe(2);
+  const set = computeCost(usage, { target: { in: 1, out: 4, batchIn: 0.1, batchOut: 0.1 } })!;
+  expect(set.batch_usd).toBe(0.25);
+});
+
+test('config: mode, per-stage modes and batch limits are checked', () => {
+  const ok = configSchema.parse({
+    roles: {
+      target: { mode: 'batch', batch: { maxWaitSeconds: 5 } },
+      strong: { stageModes: { answer: 'batch' } },
+    },
+  });
+  expect(ok.roles.target.mode).toBe('batch');
+  expect(ok.roles.target.batch!.maxRequests).toBe(1000);
+  expect(configSchema.safeParse({ roles: { target: { mode: 'offline' } } }).success).toBe(false);
+  expect(configSchema.safeParse({ roles: { strong: { stageModes: { answers: 'batch' } } } }).success).toBe(
+    false,
+  );
+  expect(configSchema.safeParse({ roles: { target: { batch: { maxRequests: 50_001 } } } }).success).toBe(
+    false,
+  );
+  expect(configSchema.safeParse({ roles: { target: { batch: { completionWindow: '48h' } } } }).success).toBe(
+    false,
+  );
+});
