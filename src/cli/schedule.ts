@@ -80,7 +80,7 @@ function isCron(expr: string): boolean {
   return fields.length >= 5 && fields.length <= 7 && fields.every((f) => /^[0-9A-Za-z*?/,\-#LW]+$/.test(f));
 }
 
-const scheduleCreateCommand: CommandSpec<ScheduleCreateOptions> = {
+export const scheduleCreateCommand: CommandSpec<ScheduleCreateOptions> = {
   name: 'create',
   summary: 'create a schedule that refreshes a dataset (takes the run options of `codeclm run`)',
   args: '<ID>',
@@ -135,7 +135,7 @@ const scheduleCreateCommand: CommandSpec<ScheduleCreateOptions> = {
   run: (options, [id]) => createSchedule(id!, options),
 };
 
-/** A subcommand taking the schedule ID, and `--note` for pause and unpause. */
+/** A subcommand acting on one existing schedule, named by its ID. */
 function onSchedule<O>(
   name: string,
   summary: string,
@@ -210,8 +210,6 @@ export const scheduleCommand: CommandSpec = {
     ),
   ] as CommandSpec<never>[],
 };
-
-export { scheduleCreateCommand };
 
 async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
   const client = await controlClient();
