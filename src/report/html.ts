@@ -90,6 +90,7 @@ ${card(`${r.wall_seconds} s`, 'wall time')}
 ${card(r.usage.total.calls, 'LLM calls')}
 ${card(r.usage.total.prompt_tokens + r.usage.total.completion_tokens, 'tokens')}
 ${card(cost ? money(cost.total_usd) : 'n/a', cost ? 'cost' : 'cost (no prices set)')}
+${cost && cost.batch_usd > 0 ? card(money(cost.all_online_usd), `all online (batch part ${money(cost.batch_usd)})`) : ''}
 </div>
 ${
   roles
