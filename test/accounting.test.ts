@@ -1,18 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities } from '../src/activities';
-import { autoHeartbeat } from '../src/worker';
-import { createLlmClient } from '../src/llm/client';
 import { LlmFailure } from '../src/llm/types';
 import { methodSchema } from '../src/schemas/config';
 import { startSimulator, type ScriptItem, type Simulator } from '../src/sim';
 import { codeclmRun } from '../src/workflows/pipeline';
 import type { Report } from '../src/report/build';
 import { simConfig, simRole } from './helpers/config';
-import { startTestWorker } from './helpers/pipeline';
-import { testAddress, tmpDir, uniqueQueue } from './helpers/env';
+import { startActivityTestWorker, startTestWorker, type TestWorker } from './helpers/pipeline';
+import { tmpDir, uniqueQueue } from './helpers/env';
 import type { LlmUsageOutcome } from './workflows/llmUsage';
 
 /**
@@ -21,32 +16,21 @@ import type { LlmUsageOutcome } from './workflows/llmUsage';
  * the final failure's details). The simulator's own request count is the truth.
  */
 let sim: Simulator;
-let worker: Worker;
-let running: Promise<void>;
-let connection: Connection;
-let client: Client;
-const taskQueue = uniqueQueue('accounting');
+let t: TestWorker;
 
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, seed: 11 });
-  const env = { CODECLM_TEST_KEY: 'not-a-real-key' };
-  worker = await Worker.create({
-    connection: await NativeConnection.connect({ address: testAddress() }),
-    taskQueue,
+  t = await startActivityTestWorker({
+    name: 'accounting',
     workflowsPath: require.resolve('./workflows/llmUsage'),
-    activities: createActivities({ llm: (role, cfg) => createLlmClient(role, cfg, env), now: Date.now }),
+    env: { CODECLM_TEST_KEY: 'not-a-real-key' },
     // The production heartbeat mechanism (src/activities/attemptUsage.ts), as createWorker installs it.
-    interceptors: { activity: [autoHeartbeat] },
+    heartbeat: true,
   });
-  running = worker.run();
-  connection = await Connection.connect({ address: testAddress() });
-  client = new Client({ connection });
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
-  await connection?.close();
+  await t?.stop();
   await sim?.close();
 });
 
@@ -64,8 +48,8 @@ async function script(items: ScriptItem[]): Promise<void> {
 
 function judgeOnce(): Promise<LlmUsageOutcome> {
   const judge = simRole(sim.url, { model: 'sim-judge', structuredOutput: 'json_schema' });
-  return client.workflow.execute('llmUsageWorkflow', {
-    taskQueue,
+  return t.client.workflow.execute('llmUsageWorkflow', {
+    taskQueue: t.taskQueue,
     workflowId: uniqueQueue('usage'),
     args: [
       {
@@ -120,8 +104,8 @@ test('invalid output until the attempts run out: the final failure counts all si
 /** Judges one instruction in both orders through pairUsageWorkflow: what a real pair of calls counts. */
 function judgePair(label: string, answerA: string) {
   const judge = simRole(sim.url, { model: 'sim-judge', structuredOutput: 'json_schema' });
-  return client.workflow.execute('pairUsageWorkflow', {
-    taskQueue,
+  return t.client.workflow.execute('pairUsageWorkflow', {
+    taskQueue: t.taskQueue,
     workflowId: uniqueQueue('pair'),
     args: [
       {

@@ -1,12 +1,9 @@
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities } from '../src/activities';
-import { createLlmClient } from '../src/llm/client';
 import { LlmFailure } from '../src/llm/types';
 import { methodSchema } from '../src/schemas/config';
 import { startSimulator, type ScriptItem, type Simulator } from '../src/sim';
-import { testAddress, uniqueQueue } from './helpers/env';
+import { uniqueQueue } from './helpers/env';
 import { simRole } from './helpers/config';
+import { startActivityTestWorker, type TestWorker } from './helpers/pipeline';
 import type { LlmCallOutcome } from './workflows/llmCall';
 
 /**
@@ -17,31 +14,20 @@ const KEY = 'sk-test-SECRET-123';
 let sim: Simulator;
 /** Speaks llama-cpp-python's dialect: refuses json_schema with HTTP 500 and a validation error. */
 let llamaSim: Simulator;
-let worker: Worker;
-let running: Promise<void>;
-let connection: Connection;
-let client: Client;
-const taskQueue = uniqueQueue('llm');
+let t: TestWorker;
 
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, seed: 9 });
   llamaSim = await startSimulator({ port: 0, seed: 9, dialect: 'llama-cpp-python' });
-  const env = { CODECLM_TEST_KEY: KEY };
-  worker = await Worker.create({
-    connection: await NativeConnection.connect({ address: testAddress() }),
-    taskQueue,
+  t = await startActivityTestWorker({
+    name: 'llm',
     workflowsPath: require.resolve('./workflows/llmCall'),
-    activities: createActivities({ llm: (role, cfg) => createLlmClient(role, cfg, env), now: Date.now }),
+    env: { CODECLM_TEST_KEY: KEY },
   });
-  running = worker.run();
-  connection = await Connection.connect({ address: testAddress() });
-  client = new Client({ connection });
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
-  await connection?.close();
+  await t?.stop();
   await sim?.close();
   await llamaSim?.close();
 });
@@ -61,8 +47,8 @@ async function script(items: ScriptItem[]): Promise<void> {
 
 async function judgeOnce(over: Record<string, unknown> = {}): Promise<LlmCallOutcome> {
   const judge = simRole(sim.url, { model: 'sim-judge', ...over });
-  return client.workflow.execute('llmCallWorkflow', {
-    taskQueue,
+  return t.client.workflow.execute('llmCallWorkflow', {
+    taskQueue: t.taskQueue,
     workflowId: uniqueQueue('llm-call'),
     args: [
       {

@@ -1,6 +1,8 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
-import { createWorker } from '../../src/worker';
+import { createActivities } from '../../src/activities';
+import { createLlmClient } from '../../src/llm/client';
+import { autoHeartbeat, createWorker } from '../../src/worker';
 import { testAddress, uniqueQueue } from './env';
 
 // Config builders live in ./config; re-exported for the tests that take them from here.
@@ -32,6 +34,41 @@ export async function startTestWorker(
   });
   const running = worker.run();
   const client = new Client({ connection: await Connection.connect({ address }) });
+  return {
+    worker,
+    taskQueue,
+    client,
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+      await client.connection.close();
+    },
+  };
+}
+
+/**
+ * A worker running test workflows (`workflowsPath`, e.g. test/workflows/llmCall.ts) with the
+ * project's real activities and LLM client, reading keys from `env`, on its own task queue of the
+ * suite's server. `heartbeat`: the production heartbeat interceptor, as createWorker installs it.
+ */
+export async function startActivityTestWorker(opts: {
+  name: string;
+  workflowsPath: string;
+  env: NodeJS.ProcessEnv;
+  heartbeat?: boolean;
+}): Promise<TestWorker> {
+  const taskQueue = uniqueQueue(opts.name);
+  const connection = await NativeConnection.connect({ address: testAddress() });
+  const worker = await Worker.create({
+    connection,
+    taskQueue,
+    workflowsPath: opts.workflowsPath,
+    activities: createActivities({ llm: (role, cfg) => createLlmClient(role, cfg, opts.env), now: Date.now }),
+    ...(opts.heartbeat ? { interceptors: { activity: [autoHeartbeat] } } : {}),
+  });
+  const running = worker.run();
+  const client = new Client({ connection: await Connection.connect({ address: testAddress() }) });
   return {
     worker,
     taskQueue,
