@@ -10,6 +10,7 @@ import { MAX_ID_LENGTH } from '../src/workflows/ids';
 import { progressQuery, type codeclmRun } from '../src/workflows/pipeline';
 import type { RunProgress } from '../src/schemas/run';
 import { chaosSeeds, checkDataset, startRunDetached } from '../src/chaos/harness';
+import { simRoles } from '../src/chaos/runStats';
 import { describeControlScenarios } from './helpers/controlScenarios';
 import { sleep, until } from './helpers/control';
 import { tmpDir, uniqueQueue } from './helpers/env';
@@ -159,16 +160,11 @@ describe('a generation on the cluster with 2 codeclm worker processes', () => {
       await putObject(s3, minio.bucket, seedsKey, chaosSeeds(40));
       const seedsFile = `s3://${minio.bucket}/${seedsKey}`;
       const outDir = `s3://${minio.bucket}/${prefix}/out`;
-      const role = (model: string) => ({ baseURL: sim.url, model, apiKeyEnv: 'CODECLM_CLUSTER_TEST_KEY' });
       const configFile = path.join(dir, 'config.json');
       fs.writeFileSync(
         configFile,
         JSON.stringify({
-          roles: {
-            strong: role('sim-strong'),
-            target: role('sim-target'),
-            judge: { ...role('sim-strong'), temperature: 0 },
-          },
+          roles: simRoles(sim.url, 'CODECLM_CLUSTER_TEST_KEY'),
           // Exact duplicate instructions removed (as in the chaos harness), so a repeated pair could only
           // come from a step that was written twice.
           method: { poolSize: 12, decodeBatch: 5, dedupeInstructions: true },

@@ -10,6 +10,7 @@ import type { RunProgress, RunResult } from '../schemas/run';
 import { runPaths } from '../store/runDir';
 import { listJsonFiles } from '../store/files';
 import { prng } from '../sim/prng';
+import { simRoles } from './runStats';
 
 /**
  * The chaos harness (issue 4): a real dev server (own temp db, free port), W `codeclm worker`
@@ -171,13 +172,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     malformedRate: opts.malformedRate ?? 0.03,
     latencyMs: opts.latencyMs ?? 20,
   });
-  const role = (model: string) => ({ baseURL: sim.url, model, apiKeyEnv: 'CODECLM_CHAOS_KEY' });
   const config = {
-    roles: {
-      strong: role('sim-strong'),
-      target: role('sim-target'),
-      judge: { ...role('sim-strong'), temperature: 0 },
-    },
+    roles: simRoles(sim.url, 'CODECLM_CHAOS_KEY'),
     method: {
       poolSize: Math.min(200, Math.max(10, Math.ceil(opts.size / 10))),
       dedupeInstructions: true,

@@ -7,6 +7,7 @@ import { freePort, startDevServer } from '../temporal/devServer';
 import { startSimulator } from '../sim/server';
 import type { codeclmRun } from '../workflows/pipeline';
 import { chaosSeeds, startRunDetached } from './harness';
+import { historyStats, printResultAndExit, rssKb, simRoles } from './runStats';
 
 /**
  * The scale measurement of README "Reliability": one `codeclm worker` process, its own dev server
@@ -19,28 +20,14 @@ import { chaosSeeds, startRunDetached } from './harness';
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'codeclm.js');
 
-function rssKb(pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number {
-  try {
-    const m = new RegExp(`${field}:\\s+(\\d+)`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-
 export async function measure(seeds: number, size: number, concurrency = 64) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'codeclm-measure-'));
   const sim = await startSimulator({ seed: 1 });
-  const role = (model: string) => ({ baseURL: sim.url, model, apiKeyEnv: 'CODECLM_MEASURE_KEY' });
   const configFile = path.join(dir, 'config.json');
   fs.writeFileSync(
     configFile,
     JSON.stringify({
-      roles: {
-        strong: role('sim-strong'),
-        target: role('sim-target'),
-        judge: { ...role('sim-strong'), temperature: 0 },
-      },
+      roles: simRoles(sim.url, 'CODECLM_MEASURE_KEY'),
       method: { dedupeInstructions: true },
       limits: { size, concurrency },
     }),
@@ -94,13 +81,7 @@ export async function measure(seeds: number, size: number, concurrency = 64) {
   clearInterval(sampler);
   peakWorker = Math.max(peakWorker, rssKb(worker.pid, 'VmHWM'));
   peakServer = Math.max(peakServer, rssKb(server.process.pid, 'VmHWM'));
-  let longest = { events: 0, workflowId: '' };
-  let workflows = 0;
-  for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH "${runId}"` })) {
-    workflows++;
-    if ((wf.historyLength ?? 0) > longest.events)
-      longest = { events: wf.historyLength ?? 0, workflowId: wf.workflowId };
-  }
+  const { workflows, longest } = await historyStats(client, runId);
   const dbBytes = ['', '-wal', '-shm'].reduce(
     (n, ext) => n + (fs.existsSync(dbFile + ext) ? fs.statSync(dbFile + ext).size : 0),
     0,
@@ -130,14 +111,5 @@ export async function measure(seeds: number, size: number, concurrency = 64) {
 
 if (require.main === module) {
   const [seeds, size, concurrency] = process.argv.slice(2).map(Number);
-  measure(seeds ?? 20000, size ?? 2000, concurrency || 64).then(
-    (r) => {
-      process.stdout.write(`${JSON.stringify(r)}\n`);
-      process.exit(0);
-    },
-    (err: unknown) => {
-      process.stderr.write(`${String((err as Error).stack ?? err)}\n`);
-      process.exit(1);
-    },
-  );
+  printResultAndExit(measure(seeds ?? 20000, size ?? 2000, concurrency || 64));
 }

@@ -6,6 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { startSimulator } from '../sim/server';
 import type { codeclmRun } from '../workflows/pipeline';
 import { chaosSeeds, startRunDetached } from '../chaos/harness';
+import { historyStats, printResultAndExit, rssKb, simRoles } from '../chaos/runStats';
 import { startCluster } from './cluster';
 import { SERVICES } from './server';
 
@@ -23,15 +24,6 @@ import { SERVICES } from './server';
  */
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'codeclm.js');
-
-function rssKb(pid: number | undefined): number {
-  try {
-    const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
 
 /**
  * A process and its children (PostgreSQL has one backend per connection). An upper bound: pages of
@@ -71,13 +63,8 @@ export async function measureCluster(seeds: number, size: number, workerCount = 
   await s3.send(
     new PutObjectCommand({ Bucket: minio.bucket, Key: `${prefix}/seeds.jsonl`, Body: chaosSeeds(seeds) }),
   );
-  const role = (model: string) => ({ baseURL: sim.url, model, apiKeyEnv: 'CODECLM_MEASURE_KEY' });
   const config = JSON.stringify({
-    roles: {
-      strong: role('sim-strong'),
-      target: role('sim-target'),
-      judge: { ...role('sim-strong'), temperature: 0 },
-    },
+    roles: simRoles(sim.url, 'CODECLM_MEASURE_KEY'),
     method: { dedupeInstructions: true },
     limits: { size, concurrency },
   });
@@ -144,13 +131,7 @@ export async function measureCluster(seeds: number, size: number, workerCount = 
   clearInterval(sampler);
   sample();
 
-  let longest = { events: 0, workflowId: '' };
-  let workflows = 0;
-  for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH "${runId}"` })) {
-    workflows++;
-    if ((wf.historyLength ?? 0) > longest.events)
-      longest = { events: wf.historyLength ?? 0, workflowId: wf.workflowId };
-  }
+  const { workflows, longest } = await historyStats(client, runId);
   let bucketBytes = 0;
   let objects = 0;
   let token: string | undefined;
@@ -203,14 +184,5 @@ export async function measureCluster(seeds: number, size: number, workerCount = 
 
 if (require.main === module) {
   const [seeds, size, workers, concurrency] = process.argv.slice(2).map(Number);
-  measureCluster(seeds ?? 100_000, size ?? 2000, workers || 2, concurrency || 64).then(
-    (r) => {
-      process.stdout.write(`${JSON.stringify(r)}\n`);
-      process.exit(0);
-    },
-    (err: unknown) => {
-      process.stderr.write(`${String((err as Error).stack ?? err)}\n`);
-      process.exit(1);
-    },
-  );
+  printResultAndExit(measureCluster(seeds ?? 100_000, size ?? 2000, workers || 2, concurrency || 64));
 }
