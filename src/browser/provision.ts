@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { codeclmCacheRoot } from '../temporal/provision';
 
 /**
  * Finds (or obtains) a Chromium-family browser that can run headless, for the tests that render
@@ -50,9 +50,7 @@ export class BrowserProvisionError extends Error {
 }
 
 export function browserCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base =
-    env.CODECLM_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'codeclm');
-  return path.join(base, 'browser');
+  return path.join(codeclmCacheRoot(env), 'browser');
 }
 
 export function commonBrowserPaths(env: NodeJS.ProcessEnv = process.env): string[] {

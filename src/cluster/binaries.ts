@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { codeclmCacheRoot } from '../temporal/provision';
+import { goInstallIntoCache, runGo } from '../util/goInstall';
 
 /**
  * The Temporal server and temporal-sql-tool for the native cluster (issue 13), built once from the
@@ -31,9 +32,7 @@ export class ClusterSetupError extends Error {
 }
 
 export function serverCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base =
-    env.CODECLM_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'codeclm');
-  return path.join(base, 'temporal-server', TEMPORAL_SERVER_VERSION);
+  return path.join(codeclmCacheRoot(env), 'temporal-server', TEMPORAL_SERVER_VERSION);
 }
 
 export function cachedServerBinaries(env: NodeJS.ProcessEnv = process.env): ServerBinaries {
@@ -93,42 +92,20 @@ export function provisionServerBinaries(opts: ProvisionServerOptions = {}): Serv
   return cached;
 }
 
-function go(args: string[], env: NodeJS.ProcessEnv, what: string): string {
-  const out = spawnSync('go', args, {
-    encoding: 'utf8',
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 30 * 60_000,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (out.error)
-    throw new ClusterSetupError(
-      `${what}: \`go ${args.join(' ')}\` could not run (${out.error.message}); install Go (https://go.dev/dl) and try again`,
-    );
-  if (out.status !== 0) {
-    const tail = (out.stderr || out.stdout).trim().split('\n').slice(-5).join('\n  ');
-    throw new ClusterSetupError(`${what}: \`go ${args.join(' ')}\` exited ${out.status}:\n  ${tail}`);
-  }
-  return out.stdout.trim();
-}
-
 function buildIntoCache(target: ServerBinaries, env: NodeJS.ProcessEnv, log: (line: string) => void): void {
   const dir = path.dirname(target.server);
-  fs.mkdirSync(dir, { recursive: true });
-  // A private GOBIN, then renames: a concurrent provisioner never sees a half-written binary.
-  const gobin = fs.mkdtempSync(path.join(dir, '.build-'));
-  try {
-    const packages = [`${MODULE}/cmd/server`, `${MODULE}/cmd/tools/sql`].map(
-      (p) => `${p}@v${TEMPORAL_SERVER_VERSION}`,
-    );
-    log(`codeclm:   $ GOBIN=${gobin} go install ${packages.join(' ')}   (minutes, once)`);
-    const started = Date.now();
-    // CGO off: a static binary that does not depend on this machine's C libraries.
-    go(['install', ...packages], { ...env, GOBIN: gobin, CGO_ENABLED: '0' }, 'building the Temporal server');
-    log(`codeclm:   built in ${Math.round((Date.now() - started) / 1000)} s`);
-
+  const packages = [`${MODULE}/cmd/server`, `${MODULE}/cmd/tools/sql`].map(
+    (p) => `${p}@v${TEMPORAL_SERVER_VERSION}`,
+  );
+  const go = {
+    env,
+    log,
+    what: 'building the Temporal server',
+    fail: (m: string) => new ClusterSetupError(m),
+  };
+  goInstallIntoCache(packages, dir, go, (gobin) => {
     // The schema files ship in the module's source, which `go install` left in the module cache.
-    const modCache = go(['env', 'GOMODCACHE'], env, 'finding the Go module cache');
+    const modCache = runGo(['env', 'GOMODCACHE'], { ...go, what: 'finding the Go module cache' });
     const source = path.join(
       modCache,
       `${MODULE}@v${TEMPORAL_SERVER_VERSION}`,
@@ -152,9 +129,7 @@ function buildIntoCache(target: ServerBinaries, env: NodeJS.ProcessEnv, log: (li
       fs.chmodSync(path.join(gobin, built), 0o755);
       fs.renameSync(path.join(gobin, built), file);
     }
-  } finally {
-    fs.rmSync(gobin, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Module cache files are read-only; their copies in our cache must be replaceable later. */

@@ -5,6 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort } from '../temporal/devServer';
+import { candidatesOnPath, codeclmCacheRoot } from '../temporal/provision';
+import { goInstallIntoCache } from '../util/goInstall';
 import { superviseUntilReady, type ProcessExit } from '../util/supervise';
 
 /**
@@ -27,9 +29,7 @@ export class MinioSetupError extends Error {
 }
 
 export function minioCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base =
-    env.CODECLM_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'codeclm');
-  return path.join(base, 'minio', MINIO_VERSION);
+  return path.join(codeclmCacheRoot(env), 'minio', MINIO_VERSION);
 }
 
 /** A file that runs and says it is MinIO's server (`minio --version` starts "minio version"). */
@@ -41,14 +41,6 @@ function isMinio(file: string): boolean {
   }
   const out = spawnSync(file, ['--version'], { encoding: 'utf8', timeout: 20_000 });
   return out.status === 0 && /^minio version/m.test(out.stdout);
-}
-
-function onPath(env: NodeJS.ProcessEnv): string | undefined {
-  for (const dir of (env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
-    const file = path.join(dir, 'minio');
-    if (fs.existsSync(file)) return file;
-  }
-  return undefined;
 }
 
 export interface FoundMinio {
@@ -65,7 +57,7 @@ export function findMinio(env: NodeJS.ProcessEnv = process.env): FoundMinio | un
         '`--version` does not say "minio version")',
     );
   }
-  const fromPath = onPath(env);
+  const fromPath = candidatesOnPath(env, 'minio')[0];
   if (fromPath && isMinio(fromPath)) return { path: fromPath, from: 'PATH' };
   const cached = path.join(minioCacheDir(env), 'minio');
   if (isMinio(cached)) return { path: cached, from: 'cache' };
@@ -91,35 +83,18 @@ export function provisionMinio(opts: ProvisionMinioOptions = {}): FoundMinio {
       `no MinIO server binary (CODECLM_MINIO unset, none on PATH, ${target} missing); build it once with ` +
         '`temporal-docker/native/cluster provision` (needs go) or set CODECLM_MINIO',
     );
-  const dir = path.dirname(target);
-  fs.mkdirSync(dir, { recursive: true });
-  // A private GOBIN, then a rename: a concurrent provisioner never sees a half-written binary.
-  const gobin = fs.mkdtempSync(path.join(dir, '.build-'));
-  try {
-    const pkg = `${MINIO_MODULE}@${MINIO_VERSION}`;
-    log(`codeclm:   $ GOBIN=${gobin} go install ${pkg}   (minutes, once)`);
-    const started = Date.now();
-    const out = spawnSync('go', ['install', pkg], {
-      encoding: 'utf8',
-      env: { ...env, GOBIN: gobin, CGO_ENABLED: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 30 * 60_000,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    if (out.error)
-      throw new MinioSetupError(
-        `\`go install ${pkg}\` could not run (${out.error.message}); install Go (https://go.dev/dl) or set CODECLM_MINIO`,
-      );
-    if (out.status !== 0) {
-      const tail = (out.stderr || out.stdout).trim().split('\n').slice(-5).join('\n  ');
-      throw new MinioSetupError(`\`go install ${pkg}\` exited ${out.status}:\n  ${tail}`);
-    }
-    fs.renameSync(path.join(gobin, 'minio'), target);
-    log(`codeclm:   MinIO built in ${Math.round((Date.now() - started) / 1000)} s: ${target}`);
-  } finally {
-    fs.rmSync(gobin, { recursive: true, force: true });
-  }
+  const go = {
+    env,
+    log,
+    what: 'building MinIO',
+    hint: ' or set CODECLM_MINIO',
+    fail: (m: string) => new MinioSetupError(m),
+  };
+  goInstallIntoCache([`${MINIO_MODULE}@${MINIO_VERSION}`], path.dirname(target), go, (gobin) =>
+    fs.renameSync(path.join(gobin, 'minio'), target),
+  );
   if (!isMinio(target)) throw new MinioSetupError(`built MinIO, but ${target} does not run`);
+  log(`codeclm:   MinIO ready at ${target}`);
   return { path: target, from: 'built' };
 }
 
