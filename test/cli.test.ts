@@ -2,29 +2,14 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { codeclmBin, runCli } from './helpers/cli';
 import { tmpDir } from './helpers/env';
 import { freePort } from '../src/temporal/devServer';
 import { main } from '../src/client';
 
 /** The CLI as a user drives it: exit codes, messages that name the bad input, nothing started. */
-const bin = path.join(__dirname, '..', 'bin', 'codeclm.js');
 
-function cli(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, ...env },
-      cwd: tmpDir('codeclm-cli-'),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(args, { env });
 
 // An address where no Temporal server runs: a run that got past validation would fail to connect
 // (exit 1), so exit 2 proves validation stopped it first.
@@ -193,7 +178,7 @@ test('control commands say clearly when no server is there', async () => {
 
 test('sim-llm answers a json_schema request with schema-valid JSON', async () => {
   const port = await freePort();
-  const child = spawn(process.execPath, [bin, 'sim-llm', '--port', String(port), '--seed', '3']);
+  const child = spawn(process.execPath, [codeclmBin, 'sim-llm', '--port', String(port), '--seed', '3']);
   try {
     let banner = '';
     await new Promise<void>((resolve, reject) => {

@@ -1,41 +1,21 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { embeddedEnv, runCli } from './helpers/cli';
 import { tmpDir } from './helpers/env';
-import { freePort } from '../src/temporal/devServer';
 
 /**
  * The embedded defaults as a new user meets them: no TEMPORAL_ADDRESS, no OPENAI_API_KEY. The
  * commands start their own dev server (state under CODECLM_HOME) and the offline simulator.
  */
-const bin = path.join(__dirname, '..', 'bin', 'codeclm.js');
 let env: NodeJS.ProcessEnv;
 let cwd: string;
 
 beforeAll(async () => {
   cwd = tmpDir('codeclm-embedded-');
-  env = {
-    ...process.env,
-    TEMPORAL_ADDRESS: '',
-    OPENAI_API_KEY: '',
-    OPENAI_BASE_URL: '',
-    CODECLM_HOME: path.join(cwd, '.codeclm'),
-    CODECLM_EMBEDDED_PORT: String(await freePort()),
-    CODECLM_SIM_PORT: String(await freePort()),
-    CODECLM_DETACH_LINGER_SECONDS: '30',
-  };
+  env = await embeddedEnv(cwd, 30);
 });
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { env, cwd });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runCli(args, { env, cwd });
 
 const lines = (file: string) => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
 

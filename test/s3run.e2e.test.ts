@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { freePort } from '../src/temporal/devServer';
 import { openStore } from '../src/store/open';
 import type { DatasetRecord } from '../src/schemas/records';
+import { embeddedEnv, runCli, type CliResult } from './helpers/cli';
 import { tmpDir } from './helpers/env';
 import { startTestMinio, type TestMinio } from './helpers/s3minio';
 
@@ -14,7 +13,6 @@ import { startTestMinio, type TestMinio } from './helpers/s3minio';
  * variables: it completes, `export` reads the pairs from the bucket, they are the pairs a local run
  * of the same seeds keeps, and the credentials appear in no workflow history, log or object.
  */
-const bin = path.join(__dirname, '..', 'bin', 'codeclm.js');
 const seedsFile = path.join(__dirname, '..', 'examples', 'formats', 'vicuna.jsonl');
 let minio: TestMinio;
 let env: NodeJS.ProcessEnv;
@@ -24,17 +22,7 @@ const said: string[] = [];
 beforeAll(async () => {
   minio = await startTestMinio();
   cwd = tmpDir('codeclm-s3run-');
-  env = {
-    ...process.env,
-    ...minio.env,
-    TEMPORAL_ADDRESS: '',
-    OPENAI_API_KEY: '',
-    OPENAI_BASE_URL: '',
-    CODECLM_HOME: path.join(cwd, '.codeclm'),
-    CODECLM_EMBEDDED_PORT: String(await freePort()),
-    CODECLM_SIM_PORT: String(await freePort()),
-    CODECLM_DETACH_LINGER_SECONDS: '60',
-  };
+  env = { ...minio.env, ...(await embeddedEnv(cwd, 60)) };
   // The seeds, as an object in the bucket: four of the Vicuna-format examples.
   const seeds = fs.readFileSync(seedsFile, 'utf8').split('\n').slice(0, 4).join('\n');
   await withAwsEnv(() => openStore(`s3://${minio.bucket}/inputs`).write('seeds.jsonl', `${seeds}\n`));
@@ -59,18 +47,11 @@ async function withAwsEnv<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { env, cwd });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => {
-      said.push(stdout, stderr);
-      resolve({ code, stdout, stderr });
-    });
-  });
+/** `codeclm ARGS` with everything it printed kept, to search for the credentials afterwards. */
+async function cli(args: string[]): Promise<CliResult> {
+  const r = await runCli(args, { env, cwd });
+  said.push(r.stdout, r.stderr);
+  return r;
 }
 
 const readRecords = (file: string): DatasetRecord[] =>

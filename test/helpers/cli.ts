@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { freePort } from '../../src/temporal/devServer';
 import { tmpDir } from './env';
 
 /** The CLI as a user runs it: `node bin/codeclm.js`. */
@@ -30,4 +31,21 @@ export function runCli(
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * The embedded defaults as a new user meets them, for `runCli`'s env: no TEMPORAL_ADDRESS and no
+ * OpenAI settings, so commands start their own dev server (state in `cwd`/.codeclm) and the offline
+ * simulator, each on a free port; a detached run's dev server lingers `lingerSeconds`.
+ */
+export async function embeddedEnv(cwd: string, lingerSeconds: number): Promise<NodeJS.ProcessEnv> {
+  return {
+    TEMPORAL_ADDRESS: '',
+    OPENAI_API_KEY: '',
+    OPENAI_BASE_URL: '',
+    CODECLM_HOME: path.join(cwd, '.codeclm'),
+    CODECLM_EMBEDDED_PORT: String(await freePort()),
+    CODECLM_SIM_PORT: String(await freePort()),
+    CODECLM_DETACH_LINGER_SECONDS: String(lingerSeconds),
+  };
 }

@@ -32,19 +32,7 @@ export async function startTestWorker(
     concurrency: opts.concurrency,
     cache: opts.cache,
   });
-  const running = worker.run();
-  const client = new Client({ connection: await Connection.connect({ address }) });
-  return {
-    worker,
-    taskQueue,
-    client,
-    async stop() {
-      worker.shutdown();
-      await running;
-      await connection.close();
-      await client.connection.close();
-    },
-  };
+  return runTestWorker(worker, connection, taskQueue, address);
 }
 
 /**
@@ -67,8 +55,18 @@ export async function startActivityTestWorker(opts: {
     activities: createActivities({ llm: (role, cfg) => createLlmClient(role, cfg, opts.env), now: Date.now }),
     ...(opts.heartbeat ? { interceptors: { activity: [autoHeartbeat] } } : {}),
   });
+  return runTestWorker(worker, connection, taskQueue, testAddress());
+}
+
+/** Runs `worker`, with a client of the same server; stop() shuts it down and closes both connections. */
+async function runTestWorker(
+  worker: Worker,
+  connection: NativeConnection,
+  taskQueue: string,
+  address: string,
+): Promise<TestWorker> {
   const running = worker.run();
-  const client = new Client({ connection: await Connection.connect({ address: testAddress() }) });
+  const client = new Client({ connection: await Connection.connect({ address }) });
   return {
     worker,
     taskQueue,
