@@ -7,7 +7,7 @@ import { freePort, startDevServer } from '../temporal/devServer';
 import { startSimulator } from '../sim/server';
 import type { codeclmRun } from '../workflows/pipeline';
 import { chaosSeeds, startRunDetached } from './harness';
-import { historyStats, printResultAndExit, rssKb, simRoles } from './runStats';
+import { historyStats, printResultAndExit, rssKb, runFigures, simRoles } from './runStats';
 
 /**
  * The scale measurement of README "Reliability": one `codeclm worker` process, its own dev server
@@ -81,7 +81,7 @@ export async function measure(seeds: number, size: number, concurrency = 64) {
   clearInterval(sampler);
   peakWorker = Math.max(peakWorker, rssKb(worker.pid, 'VmHWM'));
   peakServer = Math.max(peakServer, rssKb(server.process.pid, 'VmHWM'));
-  const { workflows, longest } = await historyStats(client, runId);
+  const history = await historyStats(client, runId);
   const dbBytes = ['', '-wal', '-shm'].reduce(
     (n, ext) => n + (fs.existsSync(dbFile + ext) ? fs.statSync(dbFile + ext).size : 0),
     0,
@@ -91,17 +91,11 @@ export async function measure(seeds: number, size: number, concurrency = 64) {
   await client.connection.close();
   await server.stop();
   await sim.close();
-  const c = result.counters;
   return {
     seeds,
     size,
     wall_s: Math.round(wall),
-    kept: c.kept,
-    instructions: c.instructions,
-    llm_calls: Object.values(result.usage).reduce((n, u) => n + u.calls, 0),
-    workflow_executions: workflows,
-    longest_history_events: longest.events,
-    longest_history_workflow: longest.workflowId,
+    ...runFigures(result, history),
     peak_rss_worker_mb: Math.round(peakWorker / 1024),
     peak_rss_server_mb: Math.round(peakServer / 1024),
     state_file_mb: Math.round(dbBytes / 1024 / 1024),

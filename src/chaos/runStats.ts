@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type { Client } from '@temporalio/client';
+import type { RunResult } from '../schemas/run';
 
 /**
  * What the scale measurements (src/chaos/measure.ts on a dev server, src/cluster/measure.ts on the
@@ -27,11 +28,13 @@ export function rssKb(pid: number | undefined, field: 'VmRSS' | 'VmHWM' = 'VmRSS
   }
 }
 
+export interface HistoryStats {
+  workflows: number;
+  longest: { events: number; workflowId: string };
+}
+
 /** How many workflows run `runId` made, and which of them has the longest history. */
-export async function historyStats(
-  client: Client,
-  runId: string,
-): Promise<{ workflows: number; longest: { events: number; workflowId: string } }> {
+export async function historyStats(client: Client, runId: string): Promise<HistoryStats> {
   let longest = { events: 0, workflowId: '' };
   let workflows = 0;
   for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH "${runId}"` })) {
@@ -40,6 +43,18 @@ export async function historyStats(
       longest = { events: wf.historyLength ?? 0, workflowId: wf.workflowId };
   }
   return { workflows, longest };
+}
+
+/** The figures of a finished run that every measurement reports. */
+export function runFigures(result: RunResult, history: HistoryStats) {
+  return {
+    kept: result.counters.kept,
+    instructions: result.counters.instructions,
+    llm_calls: Object.values(result.usage).reduce((n, u) => n + u.calls, 0),
+    workflow_executions: history.workflows,
+    longest_history_events: history.longest.events,
+    longest_history_workflow: history.longest.workflowId,
+  };
 }
 
 /** A measurement script's end: its result as one JSON line and exit 0, or the stack and exit 1. */

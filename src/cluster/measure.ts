@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { startSimulator } from '../sim/server';
 import type { codeclmRun } from '../workflows/pipeline';
 import { chaosSeeds, startRunDetached } from '../chaos/harness';
-import { historyStats, printResultAndExit, rssKb, simRoles } from '../chaos/runStats';
+import { historyStats, printResultAndExit, rssKb, runFigures, simRoles } from '../chaos/runStats';
 import { startCluster } from './cluster';
 import { SERVICES } from './server';
 
@@ -131,7 +131,7 @@ export async function measureCluster(seeds: number, size: number, workerCount = 
   clearInterval(sampler);
   sample();
 
-  const { workflows, longest } = await historyStats(client, runId);
+  const history = await historyStats(client, runId);
   let bucketBytes = 0;
   let objects = 0;
   let token: string | undefined;
@@ -153,7 +153,6 @@ export async function measureCluster(seeds: number, size: number, workerCount = 
   await cluster.stop();
   await sim.close();
   const pgdataBytes = duBytes(cluster.postgres.dataDir);
-  const c = result.counters;
   const names = Object.keys(samples[0]?.rssMb ?? {});
   const peak = Object.fromEntries(names.map((n) => [n, Math.max(...samples.map((s) => s.rssMb[n] ?? 0))]));
   // RSS at each tenth of the run: flat or growing?
@@ -167,12 +166,7 @@ export async function measureCluster(seeds: number, size: number, workerCount = 
     size,
     workers: workerCount,
     wall_s: Math.round(wall),
-    kept: c.kept,
-    instructions: c.instructions,
-    llm_calls: Object.values(result.usage).reduce((n, u) => n + u.calls, 0),
-    workflow_executions: workflows,
-    longest_history_events: longest.events,
-    longest_history_workflow: longest.workflowId,
+    ...runFigures(result, history),
     peak_rss_mb: peak,
     rss_mb_by_tenth: tenths.map((s) => ({ t: s.t, ...s.rssMb })),
     postgres_data_mb: Math.round(pgdataBytes / 1024 / 1024),

