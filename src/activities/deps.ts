@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type { ResolvedRole, RoleName } from '../schemas/config';
-import type { LlmClient, LlmResult } from '../llm/types';
+import type { CallOptions, LlmClient, LlmResult } from '../llm/types';
 import type { Slots } from '../tasks/template';
 import type { StructuredPrompt, TextPrompt } from '../tasks/task';
 import type { Usage, UsageCell } from '../schemas/records';
@@ -44,13 +44,18 @@ function usageOf(stage: string, role: RoleName, cell: UsageCell): Usage {
  */
 async function tracked<T>(
   stage: string,
-  role: RoleName,
-  run: (onUsage: (cell: UsageCell) => void) => Promise<LlmResult<T>>,
+  call: LlmCallInput,
+  run: (opts: CallOptions) => Promise<LlmResult<T>>,
 ): Promise<{ value: T; usage: Usage }> {
   const track = trackCall();
   try {
-    const result = await run((cell) => track.progress(usageOf(stage, role, cell)));
-    return { value: result.value, usage: track.finish(usageOf(stage, role, result.usage)) };
+    const result = await run({
+      temperature: call.cfg.temperature ?? call.temperature,
+      signal: activitySignal(),
+      label: call.label,
+      onUsage: (cell) => track.progress(usageOf(stage, call.role, cell)),
+    });
+    return { value: result.value, usage: track.finish(usageOf(stage, call.role, result.usage)) };
   } catch (err) {
     throw failureWithUsage(err);
   }
@@ -63,14 +68,7 @@ export async function callStructured<O>(
   slots: Slots,
 ): Promise<{ value: O; usage: Usage }> {
   const client = deps.llm(call.role, call.cfg);
-  return tracked(task.stage, call.role, (onUsage) =>
-    client.structured(task, slots, {
-      temperature: call.cfg.temperature ?? call.temperature,
-      signal: activitySignal(),
-      label: call.label,
-      onUsage,
-    }),
-  );
+  return tracked(task.stage, call, (opts) => client.structured(task, slots, opts));
 }
 
 export async function callText(
@@ -80,12 +78,5 @@ export async function callText(
   slots: Slots,
 ): Promise<{ value: string; usage: Usage }> {
   const client = deps.llm(call.role, call.cfg);
-  return tracked(task.stage, call.role, (onUsage) =>
-    client.text(task, slots, {
-      temperature: call.cfg.temperature ?? call.temperature,
-      signal: activitySignal(),
-      label: call.label,
-      onUsage,
-    }),
-  );
+  return tracked(task.stage, call, (opts) => client.text(task, slots, opts));
 }
