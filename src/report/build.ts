@@ -4,7 +4,7 @@ import type { DatasetRecord, Metadata, Usage, UsageCell } from '../schemas/recor
 import { usageTotals } from '../schemas/records';
 import type { Counters, Failure, RunProgress } from '../schemas/run';
 import { costSplitLine, type Cost } from './cost';
-import { money, table } from './markdown';
+import { money, table, usageRows } from './markdown';
 import { renderRemovedMarkdown, type RemovedSection } from './removed';
 import { comparePlan, type PlanComparison } from '../plan/compare';
 import type { Plan } from '../plan/estimate';
@@ -242,20 +242,14 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
   const hits = Object.values(r.usage.per_stage_role).some((u) => u.cacheHits);
   // Batch API calls (src/batch): how many of each row's calls, and the cost of that part.
   const batched = Object.values(r.usage.per_stage_role).some((u) => u.batchCalls);
-  const usageRows = Object.entries(r.usage.per_stage_role)
-    .sort()
-    .map(([k, u]) => [
-      k,
-      u.calls,
-      u.promptTokens,
-      u.completionTokens,
-      ...(hits ? [u.cacheHits ?? 0] : []),
-      ...(batched ? [u.batchCalls ?? 0] : []),
-      ...(cost
-        ? [cost.per_stage_role_usd[k] !== undefined ? money(cost.per_stage_role_usd[k]!) : 'no price']
-        : []),
-      ...(cost && batched ? [money(cost.per_stage_role_batch_usd?.[k] ?? 0)] : []),
-    ]);
+  const usageTableRows = usageRows(r.usage.per_stage_role, (k, u) => [
+    ...(hits ? [u.cacheHits ?? 0] : []),
+    ...(batched ? [u.batchCalls ?? 0] : []),
+    ...(cost
+      ? [cost.per_stage_role_usd[k] !== undefined ? money(cost.per_stage_role_usd[k]!) : 'no price']
+      : []),
+    ...(cost && batched ? [money(cost.per_stage_role_batch_usd?.[k] ?? 0)] : []),
+  ]);
   const img = (key: keyof ChartLinks, alt: string) => (charts[key] ? [`![${alt}](${charts[key]})`, ''] : []);
   const roles = r.config?.roles;
   // The structured-output dialect each role's calls were sent in (auto mode finds it per server).
@@ -342,7 +336,7 @@ export function renderReportMarkdown(r: Report, charts: ChartLinks = {}): string
         ...(cost ? ['cost'] : []),
         ...(cost && batched ? ['of it batch'] : []),
       ],
-      usageRows,
+      usageTableRows,
     ),
     '',
     `Total: ${r.usage.total.calls} calls, ${r.usage.total.prompt_tokens} prompt + ${r.usage.total.completion_tokens} completion tokens` +

@@ -4,7 +4,7 @@ import { usageTotals } from '../schemas/records';
 import type { EvalFailureRecord, EvalRecord } from '../activities/eval';
 import { summariseCrr, type CrrCell, type CrrSummary } from './crr';
 import type { Cost } from './cost';
-import { money, percent, table } from './markdown';
+import { money, percent, table, usageRows } from './markdown';
 import { stackedShareChart } from './svg';
 
 /** eval-report.json: the CRR of one evaluation, overall and per category, and how it was obtained. */
@@ -117,15 +117,9 @@ export function renderEvalSvg(r: EvalReport): string {
 
 export function renderEvalMarkdown(r: EvalReport, chartFile?: string): string {
   const o = r.crr.overall;
-  const usageRows = Object.entries(r.usage.per_stage_role)
-    .sort()
-    .map(([k, u]) => [
-      k,
-      u.calls,
-      u.promptTokens,
-      u.completionTokens,
-      r.usage.cost?.per_stage_role_usd[k] !== undefined ? money(r.usage.cost.per_stage_role_usd[k]!) : '',
-    ]);
+  const usageTableRows = usageRows(r.usage.per_stage_role, (k) => [
+    r.usage.cost?.per_stage_role_usd[k] !== undefined ? money(r.usage.cost.per_stage_role_usd[k]!) : '',
+  ]);
   return [
     `# codeclm eval ${r.eval_id}`,
     '',
@@ -146,7 +140,7 @@ export function renderEvalMarkdown(r: EvalReport, chartFile?: string): string {
     '',
     '## LLM calls and tokens',
     '',
-    table(['stage/role', 'calls', 'prompt tokens', 'completion tokens', 'cost'], usageRows),
+    table(['stage/role', 'calls', 'prompt tokens', 'completion tokens', 'cost'], usageTableRows),
     '',
     `Total: ${r.usage.total.calls} calls, ${r.usage.total.prompt_tokens} prompt + ${r.usage.total.completion_tokens} completion tokens` +
       (r.usage.cost
