@@ -77,3 +77,28 @@ test.each(recorded)('histories recorded by version %s replay on this version', a
   expect(replayed).toBe(files.length);
   expect(types.size).toBeGreaterThan(0);
 });
+
+test('a batcher history (batch mode) is among those replayed: batches created, polled again, ended with its run', () => {
+  const batchers = recorded.flatMap((version) => {
+    const from = path.join(root, version);
+    return fs
+      .readdirSync(from)
+      .filter((f) => f.endsWith('.history.bin'))
+      .map((f) => load(f, from).history)
+      .filter(
+        (h) =>
+          h.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name === 'codeclmBatcher',
+      );
+  });
+  expect(batchers.length).toBeGreaterThan(0);
+  for (const h of batchers) {
+    const activities = (h.events ?? []).flatMap(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? [],
+    );
+    const count = (name: string) => activities.filter((a) => a === name).length;
+    expect(count('batchSubmit')).toBeGreaterThan(1);
+    // More polls than batches: some were polled again after a back-off timer.
+    expect(count('batchPoll')).toBeGreaterThan(count('batchSubmit'));
+    expect(h.events?.at(-1)?.workflowExecutionCompletedEventAttributes).toBeTruthy();
+  }
+});

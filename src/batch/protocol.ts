@@ -26,7 +26,7 @@ export interface BatcherInput {
   role: RoleName;
   /** Keyless role config: endpoint, model, key variable name, batch settings. */
   cfg: ResolvedRole;
-  carried?: BatcherState;
+  carried?: BatcherCarry;
 }
 
 /** What becomes of a request: its line in an output file, or a final failure. */
@@ -49,7 +49,8 @@ export interface OpenBatch {
   cancelling?: boolean;
 }
 
-export interface BatcherState {
+/** What a batcher carries through continue-as-new (src/workflows/batcherState.ts). */
+export interface BatcherCarry {
   seq: number;
   pending: (BatchRequest & { attempts: number })[];
   pendingSince?: number;

@@ -1,12 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { WorkflowExecutionDescription } from '@temporalio/client';
+import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { startSimulator } from '../../src/sim/server';
 import { codeclmRun, pauseSignal, resumeSignal } from '../../src/workflows/pipeline';
 import { refineInstruction } from '../../src/workflows/legacy';
 import { codeclmEval } from '../../src/workflows/eval';
 import { codeclmScheduledRun } from '../../src/workflows/scheduled';
+import { batcherWorkflowId } from '../../src/batch/protocol';
+import type { ResolvedRole } from '../../src/schemas/config';
 import { simConfig, startTestWorker } from '../helpers/pipeline';
 import { tmpDir } from '../helpers/env';
 
@@ -19,7 +21,9 @@ import { tmpDir } from '../helpers/env';
  *
  * The run is small but takes the paths that matter for replay: several decode batches per entry,
  * duplicate screening, kept, dropped and failed instructions (malformed replies), a pause and resume, continue-as-new of the
- * run and of its entries, and a top-up round.
+ * run and of its entries, and a top-up round. A second, smaller run puts the judge in batch mode
+ * (issue 14) to record the batcher workflow: gathering, submitting, polling with back-off, a failed
+ * and an expired line resubmitted, and its end when the run closes.
  */
 const name = process.env.RECORD_AS;
 const record = name ? test : test.skip;
@@ -93,24 +97,12 @@ record(
         ],
       });
 
-      // Every execution (continued-as-new segments too), at most eight per workflow type.
-      const perType = new Map<string, number>();
-      let written = 0;
-      for (const prefix of [runId, scheduledId, legacyId, evalId]) {
-        const query = `WorkflowId = "${prefix}" OR WorkflowId STARTS_WITH "${prefix}/"`;
-        for await (const e of w.client.workflow.list({
-          query,
-        }) as AsyncIterable<WorkflowExecutionDescription>) {
-          // (An evaluation has one workflow per instruction: three of them are enough.)
-          const seen = perType.get(e.type) ?? 0;
-          if (seen >= (e.type === 'evalInstruction' ? 3 : 8)) continue;
-          perType.set(e.type, seen + 1);
-          const history = await w.client.workflow.getHandle(e.workflowId, e.runId).fetchHistory();
-          const file = `${e.workflowId.replace(/\//g, '__')}@${e.runId}.history.bin`;
-          fs.writeFileSync(path.join(dir, file), History.encode(history).finish());
-          written++;
-        }
-      }
+      const { perType, written } = await writeHistories(w.client, dir, [
+        runId,
+        scheduledId,
+        legacyId,
+        evalId,
+      ]);
       expect([...perType.keys()].sort()).toEqual(
         [
           'codeclmEval',
@@ -131,3 +123,91 @@ record(
   },
   10 * 60_000,
 );
+
+record(
+  'record a run with the judge in batch mode (the batcher workflow)',
+  async () => {
+    const dir = path.join(__dirname, name!);
+    fs.mkdirSync(dir, { recursive: true });
+    process.env.CODECLM_BATCH_TICK_MS = '200';
+    const sim = await startSimulator({
+      port: 0,
+      seed: 7,
+      batch: { completionDelayMs: 3000, validatingMs: 50, finalizingMs: 50, failureRate: 0.15, expire: 1 },
+    });
+    const w = await startTestWorker('record-batch', { cache: false });
+    const config = simConfig(sim.url, {
+      limits: { size: 4, concurrency: 4, topUpRounds: 0, llmActivityTimeoutMinutes: 30 },
+      method: { poolSize: 2 },
+    });
+    const batch: ResolvedRole['batch'] = {
+      maxRequests: 200,
+      maxBytes: 1_000_000,
+      maxWaitSeconds: 0.25,
+      completionWindow: '24h',
+      marginHours: 2,
+      maxResubmits: 3,
+      pollSeconds: 0.2,
+      maxPollSeconds: 0.5,
+      runCheckSeconds: 1,
+    };
+    config.roles.judge = { ...config.roles.judge, mode: 'batch', batch };
+    const seedsFile = path.join(tmpDir('codeclm-rec-batch-seeds-'), 'seeds.jsonl');
+    const examples = path.join(__dirname, '..', '..', 'examples', 'seeds.jsonl');
+    const lines = fs
+      .readFileSync(examples, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim());
+    fs.writeFileSync(seedsFile, lines.slice(0, 4).join('\n') + '\n');
+    try {
+      const runId = `rec-batch-${Date.now().toString(36)}`;
+      await w.client.workflow.execute(codeclmRun, {
+        workflowId: runId,
+        taskQueue: w.taskQueue,
+        args: [
+          {
+            runId,
+            outDir: tmpDir('codeclm-rec-batch-'),
+            seedsFile,
+            skipInvalid: false,
+            config,
+            taskQueue: w.taskQueue,
+          },
+        ],
+      });
+      // The batcher ends once it sees the run closed: record that end too.
+      await w.client.workflow.getHandle(batcherWorkflowId(runId, 'judge')).result();
+      const { perType } = await writeHistories(w.client, dir, [runId]);
+      expect(perType.get('codeclmBatcher')).toBe(1);
+      expect(sim.stats().batch.byStatus.expired).toBe(1);
+    } finally {
+      await w.stop();
+      await sim.close();
+    }
+  },
+  5 * 60_000,
+);
+
+/** Every execution of these workflows and their children (continued-as-new segments too), at most eight per type. */
+async function writeHistories(
+  client: Client,
+  dir: string,
+  prefixes: string[],
+): Promise<{ perType: Map<string, number>; written: number }> {
+  const perType = new Map<string, number>();
+  let written = 0;
+  for (const prefix of prefixes) {
+    const query = `WorkflowId = "${prefix}" OR WorkflowId STARTS_WITH "${prefix}/"`;
+    for await (const e of client.workflow.list({ query }) as AsyncIterable<WorkflowExecutionDescription>) {
+      // (An evaluation has one workflow per instruction: three of them are enough.)
+      const seen = perType.get(e.type) ?? 0;
+      if (seen >= (e.type === 'evalInstruction' ? 3 : 8)) continue;
+      perType.set(e.type, seen + 1);
+      const history = await client.workflow.getHandle(e.workflowId, e.runId).fetchHistory();
+      const file = `${e.workflowId.replace(/\//g, '__')}@${e.runId}.history.bin`;
+      fs.writeFileSync(path.join(dir, file), History.encode(history).finish());
+      written++;
+    }
+  }
+  return { perType, written };
+}
