@@ -6,6 +6,7 @@ import type { DatasetRecord } from '../src/schemas/records';
 import type { Report } from '../src/report/build';
 import type { ResolvedConfig, ResolvedRole } from '../src/schemas/config';
 import { batchLines, runBatches } from '../src/batch/status';
+import { runStatus, statusLines } from '../src/cli/control';
 import { simConfig, startTestWorker, type TestWorker } from './helpers/pipeline';
 import { tmpDir } from './helpers/env';
 
@@ -111,7 +112,8 @@ test('answers and judging in batch mode: the same dataset as online, at the batc
 
   const s2 = await sim();
   const outBatch = tmpDir('codeclm-batch-');
-  await (await start(`batch-run-${Date.now()}`, outBatch, batchConfig(s2.url))).result();
+  const batchRun = await start(`batch-run-${Date.now()}`, outBatch, batchConfig(s2.url));
+  await batchRun.result();
   expect(readDataset(outBatch)).toEqual(online);
 
   const stats = s2.stats();
@@ -131,6 +133,13 @@ test('answers and judging in batch mode: the same dataset as online, at the batc
   expect(fs.readFileSync(path.join(outBatch, 'report.md'), 'utf8')).toContain(
     'all online it would have been',
   );
+  // `status` of the ended run: each stage/role's dollars, the batch part, and the all-online price.
+  const status = statusLines(await runStatus(batchRun)).join('\n');
+  expect(status).toMatch(
+    /answer\/target +\d+ calls \(\d+ in batches\), \d+\+\d+ tokens, \$\d+\.\d+ \(batch \$\d+\.\d+\)/,
+  );
+  expect(status).toMatch(/encode\/strong +\d+ calls, \d+\+\d+ tokens, \$\d+\.\d+\n/);
+  expect(status).toContain(`all online it would have been $${cost.all_online_usd.toFixed(4)}`);
 }, 240_000);
 
 test('failed and expired lines go into new batches; the run loses nothing', async () => {
@@ -194,6 +203,12 @@ test('pause holds new batches; status shows the open batch; cancel cancels it at
   expect(open.nextPollSeconds).toBeLessThanOrEqual(1);
   expect(batchLines(await views()).join('\n')).toContain(
     `${open.batchId} in_progress: 0 completed, 0 failed of ${open.total}`,
+  );
+  // `status` of the running run prices its calls so far from the prices in the run's config.
+  const view = await runStatus(handle);
+  expect(view.cost?.per_stage_role_usd['encode/strong']).toBeGreaterThan(0);
+  expect(statusLines(view).join('\n')).toMatch(
+    /encode\/strong +\d+ calls, \d+\+\d+ tokens, \$0\.\d{4}\n[^]* {2}cost \$0\.\d{4}/,
   );
   await handle.cancel();
   await until('the batches cancelled at the provider', () => {

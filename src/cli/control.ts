@@ -7,6 +7,8 @@ import { controlClient } from './runtime';
 import type { RunProgress, RunResult, RunState } from '../schemas/run';
 import { usageTotals, type DatasetRecord, type Usage } from '../schemas/records';
 import { dialectLines } from '../report/dialects';
+import { computeCost, costSplitLine, type Cost } from '../report/cost';
+import { money } from '../report/markdown';
 import { progressQuery, pauseSignal, resumeSignal, type codeclmRun } from '../workflows/pipeline';
 import { failureMessage } from '../util/failure';
 import { runKeys } from '../store/runDir';
@@ -66,6 +68,23 @@ export interface StatusView {
   retries?: RetrySummary;
   /** Running runs in batch mode: each role's batcher and its open batches (src/batch/status.ts). */
   batches?: BatcherView[];
+  /**
+   * Cost per stage and role, online and batch (src/report/cost.ts): a running run's from its usage
+   * and the prices in its config (the progress query), an ended one's from its report.json.
+   */
+  cost?: Cost | null;
+}
+
+interface ReportJson {
+  counts: RunProgress['counters'];
+  usage: { per_stage_role: RunProgress['usage']; cost?: Cost | null };
+}
+
+async function readReport(outDir: string | undefined): Promise<ReportJson | undefined> {
+  if (!outDir) return undefined;
+  return openStore(outDir)
+    .readJson<ReportJson>(runKeys.reportJson)
+    .catch(() => undefined);
 }
 
 export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Promise<StatusView> {
@@ -74,21 +93,20 @@ export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Prom
   const outDir = desc.memo?.outDir as string | undefined;
   let progress: (Pick<RunProgress, 'counters' | 'usage'> & Partial<RunProgress>) | undefined;
   let error: string | undefined;
+  let cost: Cost | null | undefined;
   if (state === 'running') {
-    progress = await handle.query(progressQuery).catch(() => undefined);
+    const p = await handle.query(progressQuery).catch(() => undefined);
+    progress = p;
+    if (p?.prices) cost = computeCost(p.usage, p.prices);
   } else if (state === 'completed') {
     const result: RunResult = await handle.result();
     progress = { counters: result.counters, usage: result.usage, phase: 'done' };
+    cost = (await readReport(outDir ?? result.outDir))?.usage.cost;
   } else {
     await handle.result().catch((err: unknown) => (error = failureMessage(err)));
-    const report = outDir
-      ? await openStore(outDir)
-          .readJson<{ counts: RunProgress['counters']; usage: { per_stage_role: RunProgress['usage'] } }>(
-            runKeys.reportJson,
-          )
-          .catch(() => undefined)
-      : undefined;
+    const report = await readReport(outDir);
     if (report) progress = { counters: report.counts, usage: report.usage.per_stage_role };
+    cost = report?.usage.cost;
   }
   const view: StatusView = {
     run_id: handle.workflowId,
@@ -96,6 +114,7 @@ export async function runStatus(handle: WorkflowHandle<typeof codeclmRun>): Prom
     out_dir: outDir,
     error,
   };
+  if (cost !== undefined) view.cost = cost;
   if (progress) {
     const c = progress.counters;
     const t = usageTotals(progress.usage);
@@ -137,44 +156,63 @@ export const statusCommand: CommandSpec<JsonOption> = {
   options: jsonOnly,
   async run(options, [runId]) {
     const view = await withRun(runId!, (h) => runStatus(h));
-    if (options.json) process.stdout.write(`${JSON.stringify(view)}\n`);
-    else {
-      const lines = [
-        `run ${view.run_id}: ${view.state}${view.paused_reason ? ` (${view.paused_reason})` : ''}${view.phase ? `, phase ${view.phase}` : ''}`,
-      ];
-      if (view.out_dir) lines.push(`  out: ${view.out_dir}`);
-      if (view.error) lines.push(`  error: ${view.error}`);
-      const retrying = view.retries && retryLine(view.retries);
-      if (retrying) {
-        lines.push(`  ${retrying}`);
-        for (const [stage, r] of Object.entries(view.retries!.per_stage).sort())
-          lines.push(
-            `    ${stage.padEnd(16)} ${r.retrying} retrying, attempt up to ${r.max_attempt}` +
-              (r.last_error ? `, last error: ${r.last_error}` : ''),
-          );
-      }
-      if (view.counters) {
-        const { per_stage, tokens, ...counts } = view.counters as {
-          per_stage: Usage;
-          tokens: { prompt: number; completion: number };
-        };
-        lines.push(
-          `  ${Object.entries(counts)
-            .map(([k, v]) => `${k} ${String(v)}`)
-            .join(', ')}`,
-        );
-        lines.push(`  tokens: ${tokens.prompt} prompt, ${tokens.completion} completion`);
-        for (const [k, u] of Object.entries(per_stage).sort())
-          lines.push(
-            `    ${k.padEnd(16)} ${u.calls} calls${u.batchCalls ? ` (${u.batchCalls} in batches)` : ''}, ${u.promptTokens}+${u.completionTokens} tokens`,
-          );
-        for (const line of dialectLines(per_stage)) lines.push(`  ${line}`);
-      }
-      for (const line of batchLines(view.batches ?? [])) lines.push(`  ${line}`);
-      process.stdout.write(`${lines.join('\n')}\n`);
-    }
+    process.stdout.write(options.json ? `${JSON.stringify(view)}\n` : `${statusLines(view).join('\n')}\n`);
   },
 };
+
+/** `codeclm status` as text: state, counters, usage and cost per stage and role, retries, batches. */
+export function statusLines(view: StatusView): string[] {
+  const lines = [
+    `run ${view.run_id}: ${view.state}${view.paused_reason ? ` (${view.paused_reason})` : ''}${view.phase ? `, phase ${view.phase}` : ''}`,
+  ];
+  if (view.out_dir) lines.push(`  out: ${view.out_dir}`);
+  if (view.error) lines.push(`  error: ${view.error}`);
+  const retrying = view.retries && retryLine(view.retries);
+  if (retrying) {
+    lines.push(`  ${retrying}`);
+    for (const [stage, r] of Object.entries(view.retries!.per_stage).sort())
+      lines.push(
+        `    ${stage.padEnd(16)} ${r.retrying} retrying, attempt up to ${r.max_attempt}` +
+          (r.last_error ? `, last error: ${r.last_error}` : ''),
+      );
+  }
+  if (view.counters) {
+    const { per_stage, tokens, ...counts } = view.counters as {
+      per_stage: Usage;
+      tokens: { prompt: number; completion: number };
+    };
+    lines.push(
+      `  ${Object.entries(counts)
+        .map(([k, v]) => `${k} ${String(v)}`)
+        .join(', ')}`,
+    );
+    lines.push(`  tokens: ${tokens.prompt} prompt, ${tokens.completion} completion`);
+    for (const [k, u] of Object.entries(per_stage).sort())
+      lines.push(
+        `    ${k.padEnd(16)} ${u.calls} calls${u.batchCalls ? ` (${u.batchCalls} in batches)` : ''}, ${u.promptTokens}+${u.completionTokens} tokens${stageCost(view.cost, k)}`,
+      );
+    const total = view.cost && costLine(view.cost);
+    if (total) lines.push(`  ${total}`);
+    for (const line of dialectLines(per_stage)) lines.push(`  ${line}`);
+  }
+  for (const line of batchLines(view.batches ?? [])) lines.push(`  ${line}`);
+  return lines;
+}
+
+/** A stage/role's cost after its usage: `, $0.0120 (batch $0.0040)`, or nothing without prices. */
+function stageCost(cost: Cost | null | undefined, key: string): string {
+  const usd = cost?.per_stage_role_usd[key];
+  if (usd === undefined) return '';
+  // (Reports from before batch mode have no per_stage_role_batch_usd.)
+  const batch = (cost!.per_stage_role_batch_usd as Cost['per_stage_role_batch_usd'] | undefined)?.[key];
+  return `, ${money(usd)}${batch !== undefined ? ` (batch ${money(batch)})` : ''}`;
+}
+
+/** The run's cost: online and batch parts and the all-online price when batches were used. */
+function costLine(cost: Cost): string {
+  const unpriced = cost.unpriced_roles.length ? ` (no price for: ${cost.unpriced_roles.join(', ')})` : '';
+  return `${costSplitLine(cost, money) ?? `cost ${money(cost.total_usd)}`}${unpriced}`;
+}
 
 export const waitCommand: CommandSpec<JsonOption> = {
   name: 'wait',

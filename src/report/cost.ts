@@ -24,13 +24,14 @@ export interface Cost {
   all_online_usd: number;
 }
 
-interface Price {
+/** A role's prices in USD per million tokens (no secrets: `codeclm status` reads them from the run). */
+export interface Price {
   in?: number;
   out?: number;
   batchIn?: number;
   batchOut?: number;
 }
-type Prices = Record<string, Price>;
+export type Prices = Record<string, Price>;
 
 export function pricesOf(config: Pick<ResolvedConfig, 'roles'>): Prices {
   const out: Prices = {};

@@ -15,6 +15,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { pricesOf, type Prices } from '../report/cost';
 import { addUsage, usageTotals, type Usage } from '../schemas/records';
 import {
   emptyCounters,
@@ -36,7 +37,9 @@ import {
 } from './control';
 import { STOP_WHEN_DONE } from './patches';
 
-export const progressQuery = defineQuery<RunProgress>('progress');
+/** The `progress` query's answer: the run's progress and its roles' prices, so `status` shows cost. */
+export type ProgressView = RunProgress & { prices?: Prices };
+export const progressQuery = defineQuery<ProgressView>('progress');
 export const pauseSignal = defineSignal<[string?]>('pause');
 /** Resume, optionally with raised budgets (a run paused by its budget needs them raised to go on). */
 export interface ResumeOptions {
@@ -82,7 +85,9 @@ export class RunState {
     this.counters = this.progress.counters;
     this.control = new Control(this.carry.control);
     this.stopWhenDone = patched(STOP_WHEN_DONE);
-    setHandler(progressQuery, () => this.progress);
+    // A query answer only (no command): prices from the run's config, which holds no keys.
+    const prices = pricesOf(input.config);
+    setHandler(progressQuery, () => ({ ...this.progress, prices }));
     setHandler(pauseSignal, (reason) => this.pause(reason));
     setHandler(resumeSignal, (opts) => this.resume(opts));
     setHandler(reportSignal, (report) => this.report(report));
