@@ -137,7 +137,10 @@ async function evalMain(options: EvalOptions): Promise<number> {
     printResult(result, !!options.json);
     return 0;
   } catch (err) {
-    process.stderr.write(`codeclm eval: evaluation ${evalId} did not complete: ${failureMessage(err)}\n`);
+    const gone = await session.serverGone();
+    process.stderr.write(
+      `codeclm eval: evaluation ${evalId} did not complete: ${gone ?? failureMessage(err)}\n`,
+    );
     return 1;
   } finally {
     await session.close();

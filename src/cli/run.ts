@@ -15,6 +15,7 @@ import { codeclmRun, progressQuery } from '../workflows/pipeline';
 import { connectClient, temporalTarget } from '../temporal/connection';
 import { onShutdownSignal } from '../temporal/logging';
 import { codeclmHome, embeddedPort } from './runtime';
+import { lastLeaseActivity, liveLeases } from './serverLease';
 import { checkUserId, openSession, startOrAttachWorkflow } from './session';
 import { failureMessage } from '../util/failure';
 import { temporalAnswers } from '../temporal/devServer';
@@ -216,7 +217,8 @@ async function runMain(options: RunOptions): Promise<number> {
     if (daemon && session.server) await lingerForControlCommands(session.client);
     return 0;
   } catch (err) {
-    process.stderr.write(`codeclm run: run ${runId} did not complete: ${failureMessage(err)}\n`);
+    const gone = await session.serverGone();
+    process.stderr.write(`codeclm run: run ${runId} did not complete: ${gone ?? failureMessage(err)}\n`);
     return 1;
   } finally {
     stopSignals();
@@ -345,13 +347,23 @@ async function runExists(runId: string): Promise<boolean> {
 /**
  * A detached embedded run owns its dev server. After the run ends the server stays up a while
  * (CODECLM_DETACH_LINGER_SECONDS, default 600) so that `status`, `wait` and `export` still answer,
- * and for as long as any other workflow on it is still running.
+ * counted again from each command that uses it (src/cli/serverLease.ts; the session's close then
+ * waits for the commands still attached), and for as long as any other workflow on it is running.
  */
 async function lingerForControlCommands(client: Client): Promise<void> {
-  const lingerMs = Number(process.env.CODECLM_DETACH_LINGER_SECONDS ?? 600) * 1000;
+  const lingerSeconds = Number(process.env.CODECLM_DETACH_LINGER_SECONDS ?? 600);
+  const lingerMs = lingerSeconds * 1000;
+  const port = embeddedPort();
+  process.stderr.write(
+    `codeclm: the embedded Temporal server stays up ${lingerSeconds} s after the last command that ` +
+      'uses it (CODECLM_DETACH_LINGER_SECONDS)\n',
+  );
   let until = Date.now() + lingerMs;
   while (Date.now() < until) {
-    await new Promise((r) => setTimeout(r, Math.min(5000, Math.max(0, until - Date.now()))));
+    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, until - Date.now()))));
+    // Counted again from the last command that attached or finished, and never while one is attached.
+    const lastUse = liveLeases(port).length > 0 ? Date.now() : lastLeaseActivity(port);
+    until = Math.max(until, lastUse + lingerMs);
     if (Date.now() >= until) {
       const running = await client.workflow.count('ExecutionStatus = "Running"').catch(() => ({ count: 0 }));
       if (running.count > 0) until = Date.now() + 30_000;

@@ -12,7 +12,9 @@ import type { DevServer } from '../temporal/devServer';
 import { createWorker } from '../worker';
 import { rolesRpm } from './control';
 import { useSimulatorIfNoProvider } from './offline';
-import { codeclmHome, ensureTemporal } from './runtime';
+import { codeclmHome, embeddedPort, ensureTemporal, leaseEmbedded } from './runtime';
+import { quiesce } from './serverLease';
+import { temporalAnswers } from '../temporal/devServer';
 import { workerLogsToFile } from '../temporal/logging';
 import { UsageError } from './command';
 import { MAX_ID_LENGTH } from '../workflows/ids';
@@ -32,12 +34,21 @@ export interface Session {
   /** The config with the simulator's endpoint filled in when it is used. */
   config: ResolvedConfig;
   startWorker(): Promise<void>;
+  /**
+   * When a call failed: a plain sentence if the embedded server no longer answers (it was stopped
+   * or died under this command), instead of the transport error it caused.
+   */
+  serverGone(): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
 export async function openSession(config: ResolvedConfig, hasConfigFile: boolean): Promise<Session> {
+  // Before looking for a simulator or server another command started: they stay up while we use them.
+  const lease = await leaseEmbedded();
   const offline = await useSimulatorIfNoProvider(config, hasConfigFile);
   const temporal = await ensureTemporal();
+  // Started here, so it is ours to stop: a lease would only hold up another owner of the port later.
+  if (temporal.server) lease?.release();
   const client = await connectClient(temporal.target);
   let worker: Worker | undefined;
   let workerConnection: NativeConnection | undefined;
@@ -63,6 +74,15 @@ export async function openSession(config: ResolvedConfig, hasConfigFile: boolean
       });
       workerRun = worker.run();
     },
+    async serverGone() {
+      if (temporal.target.explicit || (await temporalAnswers(temporal.target.address, 2000)))
+        return undefined;
+      return (
+        `the embedded Temporal server at ${temporal.target.address} stopped while this command was ` +
+        'using it; the workflow is kept in its state file: run the same command again to start a new ' +
+        'server and attach to it'
+      );
+    },
     async close() {
       if (worker) {
         worker.shutdown();
@@ -70,8 +90,15 @@ export async function openSession(config: ResolvedConfig, hasConfigFile: boolean
       }
       await workerConnection?.close();
       await client.connection.close();
-      await offline.stop();
-      await temporal.server?.stop();
+      // Other commands attached to the server (and simulator) started here finish first.
+      const say = (line: string) => process.stderr.write(`${line}\n`);
+      const gate = temporal.server ? await quiesce(embeddedPort(), { say }) : undefined;
+      try {
+        await offline.stop();
+        await temporal.server?.stop();
+      } finally {
+        gate?.done();
+      }
     },
   };
 }
