@@ -214,7 +214,7 @@ async function runMain(options: RunOptions): Promise<number> {
       return 130;
     }
     printResult(outcome, !!options.json);
-    if (daemon && session.server) await lingerForControlCommands(session.client);
+    if (daemon && session.server) await lingerForControlCommands(session.client, interrupted);
     return 0;
   } catch (err) {
     const gone = await session.serverGone();
@@ -350,7 +350,10 @@ async function runExists(runId: string): Promise<boolean> {
  * counted again from each command that uses it (src/cli/serverLease.ts; the session's close then
  * waits for the commands still attached), and for as long as any other workflow on it is running.
  */
-async function lingerForControlCommands(client: Client): Promise<void> {
+async function lingerForControlCommands(client: Client, stop: Promise<unknown>): Promise<void> {
+  // SIGTERM/Ctrl-C ends the linger (the session's close still waits for attached commands).
+  let stopped = false;
+  void stop.then(() => (stopped = true));
   const lingerSeconds = Number(process.env.CODECLM_DETACH_LINGER_SECONDS ?? 600);
   const lingerMs = lingerSeconds * 1000;
   const port = embeddedPort();
@@ -359,8 +362,9 @@ async function lingerForControlCommands(client: Client): Promise<void> {
       'uses it (CODECLM_DETACH_LINGER_SECONDS)\n',
   );
   let until = Date.now() + lingerMs;
-  while (Date.now() < until) {
+  while (Date.now() < until && !stopped) {
     await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, until - Date.now()))));
+    if (stopped) break;
     // Counted again from the last command that attached or finished, and never while one is attached.
     const lastUse = liveLeases(port).length > 0 ? Date.now() : lastLeaseActivity(port);
     until = Math.max(until, lastUse + lingerMs);
