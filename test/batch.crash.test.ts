@@ -12,6 +12,7 @@ import { batcherWorkflowId } from '../src/batch/protocol';
 import { KEY_METADATA } from '../src/batch/provider';
 import { simConfig } from './helpers/pipeline';
 import { testAddress, tmpDir, uniqueQueue } from './helpers/env';
+import { fastBatchSettings } from './helpers/config';
 
 /**
  * Batch mode survives crashes (issue 14): a `codeclm worker` process SIGKILLed and the provider
@@ -84,17 +85,7 @@ test('worker SIGKILLed and provider restarted with a batch open: each batch crea
     limits: { size: 8, concurrency: 16, topUpRounds: 0 },
     method: { poolSize: 8 },
   });
-  const settings = {
-    maxRequests: 200,
-    maxBytes: 1_000_000,
-    maxWaitSeconds: 0.25,
-    completionWindow: '24h' as const,
-    marginHours: 2,
-    maxResubmits: 3,
-    pollSeconds: 0.2,
-    maxPollSeconds: 0.5,
-    runCheckSeconds: 1,
-  };
+  const settings = fastBatchSettings;
   const config: ResolvedConfig = {
     ...base,
     roles: {

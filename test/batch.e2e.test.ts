@@ -9,6 +9,7 @@ import { batchLines, runBatches } from '../src/batch/status';
 import { runStatus, statusLines } from '../src/cli/control';
 import { simConfig, startTestWorker, type TestWorker } from './helpers/pipeline';
 import { tmpDir } from './helpers/env';
+import { fastBatchSettings } from './helpers/config';
 
 /**
  * Batch mode (issue 14) on a real dev server, a real worker and the simulator's Files + Batch API:
@@ -44,17 +45,7 @@ afterAll(async () => {
   await Promise.all(sims.map((s) => s.close()));
 });
 
-const batchSettings = {
-  maxRequests: 200,
-  maxBytes: 1_000_000,
-  maxWaitSeconds: 0.25,
-  completionWindow: '24h' as const,
-  marginHours: 2,
-  maxResubmits: 3,
-  pollSeconds: 0.2,
-  maxPollSeconds: 0.5,
-  runCheckSeconds: 1,
-};
+const batchSettings = fastBatchSettings;
 
 /** Answers (both roles) and judging in batch mode; encode, decode, rubrics and improve online. */
 function batchConfig(url: string): ResolvedConfig {

@@ -48,3 +48,19 @@ export function simConfig(
     limits: { ...base.limits, ...patch.limits },
   };
 }
+
+/**
+ * Batch settings for tests on the simulator: small batches flushed after 0.25 s and polled every
+ * 0.2-0.5 s, so a batch turns around in about a second instead of minutes.
+ */
+export const fastBatchSettings: NonNullable<ResolvedRole['batch']> = {
+  maxRequests: 200,
+  maxBytes: 1_000_000,
+  maxWaitSeconds: 0.25,
+  completionWindow: '24h',
+  marginHours: 2,
+  maxResubmits: 3,
+  pollSeconds: 0.2,
+  maxPollSeconds: 0.5,
+  runCheckSeconds: 1,
+};

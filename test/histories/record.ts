@@ -8,9 +8,9 @@ import { refineInstruction } from '../../src/workflows/legacy';
 import { codeclmEval } from '../../src/workflows/eval';
 import { codeclmScheduledRun } from '../../src/workflows/scheduled';
 import { batcherWorkflowId } from '../../src/batch/protocol';
-import type { ResolvedRole } from '../../src/schemas/config';
 import { simConfig, startTestWorker } from '../helpers/pipeline';
 import { tmpDir } from '../helpers/env';
+import { fastBatchSettings } from '../helpers/config';
 
 /**
  * Records one history of every workflow type of this version into test/histories/<RECORD_AS>/, so
@@ -140,18 +140,7 @@ record(
       limits: { size: 4, concurrency: 4, topUpRounds: 0, llmActivityTimeoutMinutes: 30 },
       method: { poolSize: 2 },
     });
-    const batch: ResolvedRole['batch'] = {
-      maxRequests: 200,
-      maxBytes: 1_000_000,
-      maxWaitSeconds: 0.25,
-      completionWindow: '24h',
-      marginHours: 2,
-      maxResubmits: 3,
-      pollSeconds: 0.2,
-      maxPollSeconds: 0.5,
-      runCheckSeconds: 1,
-    };
-    config.roles.judge = { ...config.roles.judge, mode: 'batch', batch };
+    config.roles.judge = { ...config.roles.judge, mode: 'batch', batch: fastBatchSettings };
     const seedsFile = path.join(tmpDir('codeclm-rec-batch-seeds-'), 'seeds.jsonl');
     const examples = path.join(__dirname, '..', '..', 'examples', 'seeds.jsonl');
     const lines = fs
