@@ -6,10 +6,17 @@ import { readText } from '../config/read';
 import { describeConfig } from '../config/describe';
 import type { ResolvedConfig } from '../schemas/config';
 import type { Usage } from '../schemas/records';
-import { loadSeeds, type LoadedSeeds } from '../seeds/load';
+import {
+  fetchedInput,
+  forgetRemoteInputs,
+  loadSeeds,
+  prefetchRemoteInputs,
+  type LoadedSeeds,
+} from '../seeds/load';
 import { readRecords } from '../seeds/formats';
 import { hash32 } from '../util/random';
-import { listJsonFiles, readJson, writeFileAtomic, writeJsonAtomic } from '../store/files';
+import { openStore } from '../store/open';
+import { isS3Location, readAllJson, type Store } from '../store/store';
 import type { EvalScores, Verdict } from '../report/crr';
 import { buildEvalReport, renderEvalMarkdown, renderEvalSvg } from '../report/evalReport';
 import { computeCost, pricesOf } from '../report/cost';
@@ -18,8 +25,9 @@ import type { CrrSummary } from '../report/crr';
 /**
  * Activities of `codeclm eval` (CRR, docs/method.md section 7). The LLM calls reuse the pipeline's
  * `answer` and `judge` activities; these only handle files: a snapshot of the instruction set, one
- * result file per instruction (written atomically, so a retry or a replay replaces its own file),
- * and the final assembly of eval.jsonl and the eval report from those files.
+ * result file per instruction (written whole, so a retry or a replay replaces its own file), and the
+ * final assembly of eval.jsonl and the eval report from those files. Every file goes through the
+ * out dir's Store (src/store): a local directory or `s3://bucket/prefix`, as for a run.
  */
 
 /** One instruction of an evaluation set, as snapshotted into the out dir. */
@@ -72,6 +80,9 @@ export function evalPaths(outDir: string) {
   };
 }
 
+/** The same layout as keys of the out dir's Store (relative, `/`-separated). */
+export const evalKeys = evalPaths('');
+
 // ---------------------------------------------------------------------------------------------
 // Reading an instruction set (any seed format) with its categories
 // ---------------------------------------------------------------------------------------------
@@ -112,7 +123,7 @@ function categoryOf(value: unknown, fields: readonly string[]): string | undefin
  * each instruction. Text files have no fields, so no categories.
  */
 export function readCategories(file: string, categoryField?: string): Map<string, string> {
-  const { entries, format } = readRecords(file, readText(file, 'instruction file'));
+  const { entries, format } = readRecords(file, instructionText(file));
   const out = new Map<string, string>();
   if (format === 'text') return out;
   const fields = categoryField ? [categoryField] : CATEGORY_FIELDS;
@@ -121,6 +132,27 @@ export function readCategories(file: string, categoryField?: string): Map<string
     if (category !== undefined) out.set(`${file}:${entry.label}`, category);
   }
   return out;
+}
+
+/**
+ * The text of an instruction file: a path, or an s3:// URL fetched beforehand (prefetchRemoteInputs,
+ * as `run --seeds s3://` is).
+ */
+function instructionText(file: string): string {
+  if (!isS3Location(file)) return readText(file, 'instruction file');
+  const text = fetchedInput(file);
+  if (text === undefined)
+    throw new Error(`${file}: an s3:// input must be fetched first (prefetchRemoteInputs)`);
+  return text;
+}
+
+/**
+ * What identifies an instruction set across attempts: sha256 of a local file's bytes, or of an
+ * s3:// object's fetched text.
+ */
+export function instructionsSha256(file: string): string {
+  const content = isS3Location(file) ? instructionText(file) : fs.readFileSync(file);
+  return crypto.createHash('sha256').update(content).digest('hex');
 }
 
 /** loadSeeds (every seed format, field detection, per-line errors) plus each instruction's category. */
@@ -199,100 +231,112 @@ export interface EvalFinal {
   reportMd: string;
 }
 
-// Instruction snapshots are read by every leaf workflow; cache the parsed file per worker process.
-const snapshotCache = new Map<string, { mtimeMs: number; items: EvalInstruction[] }>();
-function snapshot(outDir: string): EvalInstruction[] {
-  const file = evalPaths(outDir).instructions;
-  const { mtimeMs } = fs.statSync(file);
-  const hit = snapshotCache.get(file);
-  if (hit && hit.mtimeMs === mtimeMs) return hit.items;
-  const items = fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as EvalInstruction);
-  snapshotCache.set(file, { mtimeMs, items });
+// Instruction snapshots are read by every leaf workflow; cache the parsed file per worker process,
+// keyed by where it is and checked by its tag (one HEAD request on S3, not a download).
+const snapshotCache = new Map<string, { tag: string; items: EvalInstruction[] }>();
+async function snapshot(store: Store): Promise<EvalInstruction[]> {
+  const where = store.where(evalKeys.instructions);
+  const st = await store.stat(evalKeys.instructions);
+  if (!st) throw ApplicationFailure.nonRetryable(`no instruction snapshot at ${where}`, 'InputError');
+  const hit = snapshotCache.get(where);
+  if (hit && hit.tag === st.tag) return hit.items;
+  const items: EvalInstruction[] = [];
+  for await (const l of store.lines(evalKeys.instructions))
+    if (l.trim()) items.push(JSON.parse(l) as EvalInstruction);
+  snapshotCache.set(where, { tag: st.tag, items });
   if (snapshotCache.size > 16) snapshotCache.delete(snapshotCache.keys().next().value!);
   return items;
 }
 
-function readItems<T>(dir: string): T[] {
-  return listJsonFiles(dir).map((f) => readJson<T>(f)!);
+/** Reads the instruction file (fetching an s3:// one first) and hashes it; bad input is not retried. */
+async function readInstructionSet(
+  input: PrepareEvalInput,
+  existing: EvalSetInfo | undefined,
+): Promise<{ sha256: string; set?: InstructionSet }> {
+  try {
+    await prefetchRemoteInputs([input.instructionsFile]);
+    const sha256 = instructionsSha256(input.instructionsFile);
+    // The same set again (a retry, a re-attach): the snapshot stands, nothing to parse.
+    if (existing?.sha256 === sha256) return { sha256 };
+    return { sha256, set: loadInstructionSet(input.instructionsFile, input) };
+  } finally {
+    forgetRemoteInputs([input.instructionsFile]);
+  }
 }
 
 export function createEvalActivities() {
   return {
     /** Snapshot the instruction set into the out dir once; retries and replays reuse it. */
     async prepareEval(input: PrepareEvalInput): Promise<EvalSetInfo> {
-      const paths = evalPaths(input.outDir);
-      const existing = readJson<EvalSetInfo>(paths.info);
-      let sha256: string;
+      const store = openStore(input.outDir);
+      const existing = (await store.exists(evalKeys.instructions))
+        ? await store.readJson<EvalSetInfo>(evalKeys.info)
+        : undefined;
+      let read: Awaited<ReturnType<typeof readInstructionSet>>;
       try {
-        sha256 = crypto.createHash('sha256').update(fs.readFileSync(input.instructionsFile)).digest('hex');
+        read = await readInstructionSet(input, existing);
       } catch (err) {
         // The file may be gone on a retry long after the snapshot was taken: the snapshot is what counts.
-        if (existing && fs.existsSync(paths.instructions)) return existing;
+        if (existing) return existing;
         throw ApplicationFailure.nonRetryable((err as Error).message, 'InputError');
       }
-      if (existing && fs.existsSync(paths.instructions)) {
-        if (existing.sha256 === sha256) return existing;
+      if (existing) {
+        if (existing.sha256 === read.sha256) return existing;
         // Results in this out dir belong to another instruction set: never mix them.
         throw ApplicationFailure.nonRetryable(
           `${input.outDir} already holds an evaluation of a different instruction file; use a new --out directory`,
           'InputError',
         );
       }
-      let set: InstructionSet;
-      try {
-        set = loadInstructionSet(input.instructionsFile, input);
-      } catch (err) {
-        throw ApplicationFailure.nonRetryable((err as Error).message, 'InputError');
-      }
-      writeFileAtomic(paths.instructions, set.instructions.map((i) => JSON.stringify(i)).join('\n') + '\n');
+      const set = read.set!;
+      await store.write(
+        evalKeys.instructions,
+        set.instructions.map((i) => JSON.stringify(i)).join('\n') + '\n',
+      );
       const info: EvalSetInfo = {
-        sha256,
+        sha256: read.sha256,
         count: set.instructions.length,
         categorised: set.categorised,
         format: set.format,
         warnings: set.warnings,
         skipped: set.skipped,
       };
-      writeJsonAtomic(paths.info, info);
+      await store.writeJson(evalKeys.info, info);
       return info;
     },
 
     async loadEvalItem(input: { outDir: string; index: number }): Promise<EvalItemState> {
-      const item = snapshot(input.outDir)[input.index];
+      const store = openStore(input.outDir);
+      const item = (await snapshot(store))[input.index];
       if (!item)
         throw ApplicationFailure.nonRetryable(`no instruction at index ${input.index}`, 'InputError');
-      const done = readJson<EvalRecord>(evalPaths(input.outDir).resultFile(input.index));
+      const done = await store.readJson<EvalRecord>(evalKeys.resultFile(input.index));
       return done ? { item, done: { verdict: done.verdict, scores: done.scores } } : { item };
     },
 
     async saveEvalResult(input: { outDir: string; record: EvalRecord }): Promise<void> {
-      const paths = evalPaths(input.outDir);
-      writeJsonAtomic(paths.resultFile(input.record.index), input.record);
-      fs.rmSync(paths.failureFile(input.record.index), { force: true });
+      const store = openStore(input.outDir);
+      await store.writeJson(evalKeys.resultFile(input.record.index), input.record);
+      await store.remove(evalKeys.failureFile(input.record.index));
     },
 
     async saveEvalFailure(input: { outDir: string; failure: EvalFailureRecord }): Promise<void> {
-      writeJsonAtomic(evalPaths(input.outDir).failureFile(input.failure.index), input.failure);
+      await openStore(input.outDir).writeJson(evalKeys.failureFile(input.failure.index), input.failure);
     },
 
     /** eval.jsonl, eval-report.json, eval-report.md and eval-crr.svg, assembled from the per-item files. */
     async finalizeEval(input: FinalizeEvalInput): Promise<EvalFinal> {
-      const paths = evalPaths(input.outDir);
+      const store = openStore(input.outDir);
       const byIndex = (a: { index: number }, b: { index: number }) => a.index - b.index;
-      const records = readItems<EvalRecord>(paths.results).sort(byIndex);
+      // One listing per directory (pages of 1,000 keys), then the objects a few at a time.
+      const records = (await readAllJson<EvalRecord>(store, evalKeys.results)).sort(byIndex);
       const judged = new Set(records.map((r) => r.index));
-      const failures = readItems<EvalFailureRecord>(paths.failures)
+      const failures = (await readAllJson<EvalFailureRecord>(store, evalKeys.failures))
         .filter((f) => !judged.has(f.index))
         .sort(byIndex);
-      const info = readJson<EvalSetInfo>(paths.info);
-      writeFileAtomic(
-        paths.evalJsonl,
-        records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''),
-      );
+      const info = await store.readJson<EvalSetInfo>(evalKeys.info);
+      // The records are in memory already (the report needs them all): one PUT.
+      await store.write(evalKeys.evalJsonl, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
       const report = buildEvalReport({
         evalId: input.evalId,
         instructionsFile: input.instructionsFile,
@@ -306,16 +350,16 @@ export function createEvalActivities() {
         wallSeconds: (input.finishedAt - input.startedAt) / 1000,
         state: input.state,
       });
-      writeJsonAtomic(paths.reportJson, report);
-      writeFileAtomic(paths.chartSvg, renderEvalSvg(report));
-      writeFileAtomic(paths.reportMd, renderEvalMarkdown(report, path.basename(paths.chartSvg)));
+      await store.writeJson(evalKeys.reportJson, report);
+      await store.write(evalKeys.chartSvg, renderEvalSvg(report));
+      await store.write(evalKeys.reportMd, renderEvalMarkdown(report, path.basename(evalKeys.chartSvg)));
       return {
         judged: report.judged,
         failed: report.failed,
         crr: report.crr,
-        evalJsonl: paths.evalJsonl,
-        reportJson: paths.reportJson,
-        reportMd: paths.reportMd,
+        evalJsonl: store.where(evalKeys.evalJsonl),
+        reportJson: store.where(evalKeys.reportJson),
+        reportMd: store.where(evalKeys.reportMd),
       };
     },
   };

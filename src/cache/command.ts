@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command as Commander } from 'commander';
-import type { CommandSpec } from '../cli/command';
+import { localPathOption, type CommandSpec } from '../cli/command';
 import { sharedOptions, type ConfigOption, type JsonOption } from '../cli/options';
 import { cacheSectionOf, resolveCacheSettings } from './settings';
 import { CacheStore } from './store';
@@ -12,9 +12,12 @@ interface CacheOptions extends ConfigOption, JsonOption {
 /** The options both subcommands take: which cache, and how to print. */
 function cacheOptions(cmd: Commander): void {
   cmd
-    .option(
-      '--dir <dir>',
-      "the cache directory (default: CODECLM_CACHE if it names one, the config's cache.dir, or .codeclm/cache)",
+    .addOption(
+      localPathOption(
+        '--dir <dir>',
+        "the cache directory (default: CODECLM_CACHE if it names one, the config's cache.dir, or .codeclm/cache)",
+        "a shared S3 tier is CODECLM_CACHE_STORE=s3://... or the config's cache.store",
+      ),
     )
     .addOption(sharedOptions.config('read cache.dir / cache.maxMegabytes from this config file'))
     .addOption(sharedOptions.json());

@@ -231,3 +231,15 @@ export function checkedOption<T>(
     return r.value;
   });
 }
+
+/**
+ * An option that names a local file or directory: an s3:// value is refused (exit 2 naming the flag,
+ * with `instead`), not turned into a directory called "s3:".
+ */
+export function localPathOption(flags: string, description: string, instead: string): Option {
+  return checkedOption(flags, description, (value) =>
+    value.startsWith('s3://')
+      ? { ok: false, expected: `a local path (object storage does not apply here: ${instead})` }
+      : { ok: true, value },
+  );
+}

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { Option, type Command as Commander } from 'commander';
 import { choiceOption, intOption, type CommandSpec } from './command';
@@ -12,7 +11,9 @@ import { money } from '../report/markdown';
 import { progressQuery, pauseSignal, resumeSignal, type codeclmRun } from '../workflows/pipeline';
 import { failureMessage } from '../util/failure';
 import { runKeys } from '../store/runDir';
-import { openStore } from '../store/open';
+import { openStore, splitObjectUrl } from '../store/open';
+import { isS3Location, resolveLocation } from '../store/store';
+import { InputError } from '../util/errors';
 import { keptRecords } from '../activities/sink';
 import { writeFileAtomic } from '../store/files';
 import { createWorker } from '../worker';
@@ -337,10 +338,12 @@ export const exportCommand: CommandSpec<{ format: FormatName; out: string }> = {
           Object.keys(formats),
         ).makeOptionMandatory(),
       )
-      .addOption(new Option('--out <file>', 'the file to write').makeOptionMandatory());
+      .addOption(
+        new Option('--out <file>', 'the file to write (a path or s3://bucket/key)').makeOptionMandatory(),
+      );
   },
   async run({ format, out: outFile }, [runId]) {
-    const out = path.resolve(outFile);
+    const out = exportTarget(outFile);
     const outDir = await withRun(
       runId!,
       async (h) => (await h.describe()).memo?.outDir as string | undefined,
@@ -348,13 +351,25 @@ export const exportCommand: CommandSpec<{ format: FormatName; out: string }> = {
     if (!outDir) throw new Error(`run ${runId} has no out dir recorded`);
     const records = await readKept(outDir);
     const convert = formats[format];
-    writeFileAtomic(
-      out,
-      records.map((r) => JSON.stringify(convert(r))).join('\n') + (records.length ? '\n' : ''),
-    );
+    const text = records.map((r) => JSON.stringify(convert(r))).join('\n') + (records.length ? '\n' : '');
+    if (isS3Location(out)) {
+      const { dir, key } = splitObjectUrl(out);
+      await openStore(dir).write(key, text);
+    } else writeFileAtomic(out, text);
     process.stdout.write(`wrote ${records.length} pairs (${format}) to ${out}\n`);
   },
 };
+
+/** `export --out`: an absolute path, or an s3://bucket/key object (checked before the run is looked up). */
+function exportTarget(given: string): string {
+  try {
+    const out = resolveLocation(given);
+    if (isS3Location(out)) splitObjectUrl(out);
+    return out;
+  } catch (err) {
+    throw new InputError(`--out: ${(err as Error).message}; expected a file path or s3://bucket/key`);
+  }
+}
 
 export const workerCommand: CommandSpec<{ concurrency?: number } & ConfigOption> = {
   name: 'worker',

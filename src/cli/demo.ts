@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { intOption, type CommandSpec } from './command';
 import { runCommand, type RunOptions } from './run';
+import { joinLocation, resolveLocation } from '../store/store';
 
 /** `npm run demo`: the whole pipeline on the bundled example seeds with the embedded defaults. */
 export const demoCommand: CommandSpec<{ out: string; size: number }> = {
@@ -9,7 +10,7 @@ export const demoCommand: CommandSpec<{ out: string; size: number }> = {
     'run the pipeline on the bundled example seeds (embedded server; simulator without OPENAI_API_KEY)',
   options(cmd) {
     cmd
-      .option('--out <dir>', 'where the dataset and report are written', 'demo-out')
+      .option('--out <dir>', 'where the dataset and report are written (or s3://bucket/prefix)', 'demo-out')
       .addOption(intOption('--size <n>', 'target number of kept pairs').default(60));
   },
   async run({ out, size }) {
@@ -21,8 +22,8 @@ export const demoCommand: CommandSpec<{ out: string; size: number }> = {
         [
           '',
           'Demo finished. Look at:',
-          `  ${path.resolve(out, 'dataset.jsonl')}   the kept instruction/response pairs`,
-          `  ${path.resolve(out, 'report.md')}       what happened at each stage`,
+          `  ${joinLocation(resolveLocation(out), 'dataset.jsonl')}   the kept instruction/response pairs`,
+          `  ${joinLocation(resolveLocation(out), 'report.md')}       what happened at each stage`,
           '',
         ].join('\n'),
       );

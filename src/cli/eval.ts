@@ -1,13 +1,13 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Option } from 'commander';
 import type { CommandSpec } from './command';
 import { sharedOptions, type ConfigOption, type JsonOption } from './options';
 import { loadConfig } from '../config/load';
-import { evalPaths, loadInstructionSet } from '../activities/eval';
-import { readJson } from '../store/files';
+import { evalKeys, instructionsSha256, loadInstructionSet } from '../activities/eval';
+import { openStore } from '../store/open';
+import { isS3Location, resolveLocation } from '../store/store';
+import { prefetchRunInputs } from './run';
 import {
   codeclmEval,
   evalProgressQuery,
@@ -42,14 +42,15 @@ export const evalCommand: CommandSpec<EvalOptions> = {
       .addOption(
         new Option(
           '--instructions <file>',
-          'held-out instructions: JSONL, JSON array, CSV or text (same formats as seeds); ' +
-            'a "category" field (or --category-field NAME) gives CRR per category',
+          'held-out instructions (a path or s3://bucket/key): JSONL, JSON array, CSV or text (same formats ' +
+            'as seeds); a "category" field (or --category-field NAME) gives CRR per category',
         ).makeOptionMandatory(),
       )
       .addOption(
         new Option(
           '--out <dir>',
-          'where eval.jsonl, eval-report.json, eval-report.md and eval-crr.svg are written',
+          'where eval.jsonl, eval-report.json, eval-report.md and eval-crr.svg are written ' +
+            '(a directory or s3://bucket/prefix)',
         ).makeOptionMandatory(),
       )
       .addOption(sharedOptions.config('codeclm.config.json or .yaml (roles: target, strong, judge)'))
@@ -78,10 +79,14 @@ export function newEvalId(): string {
   return `eval-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
 }
 
-/** Validates the instruction file and config up front, so bad input exits 2 before anything starts. */
+/**
+ * Validates the instruction file and config up front, so bad input exits 2 before anything starts.
+ * An s3:// instruction file is fetched first (prefetchEvalInputs).
+ */
 export function prepareEvalInput(options: Omit<EvalOptions, 'check'>, evalId: string): EvalInput {
-  const instructionsFile = path.resolve(options.instructions);
-  const outDir = path.resolve(options.out);
+  // A path or s3://bucket/key; a directory or s3://bucket/prefix: only URLs travel, never credentials.
+  const instructionsFile = resolveLocation(options.instructions);
+  const outDir = resolveLocation(options.out);
   const config = loadConfig(options.config, process.env);
   const { field, categoryField } = options;
   const skipInvalid = !!options.skipInvalid;
@@ -99,23 +104,34 @@ export function prepareEvalInput(options: Omit<EvalOptions, 'check'>, evalId: st
       `--category-field ${categoryField}: no record of ${instructionsFile} has that field`,
     );
   }
-  if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory())
+  if (!isS3Location(outDir) && fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory())
     throw new InputError(`--out ${outDir} exists and is not a directory`);
-  const previous = readJson<{ sha256?: string }>(evalPaths(outDir).info);
-  if (previous?.sha256) {
-    const sha256 = crypto.createHash('sha256').update(fs.readFileSync(instructionsFile)).digest('hex');
-    if (previous.sha256 !== sha256) {
-      throw new InputError(
-        `--out ${outDir} already holds an evaluation of a different instruction file; use a new --out directory`,
-      );
-    }
-  }
   return { evalId, instructionsFile, outDir, field, categoryField, skipInvalid, config };
+}
+
+/**
+ * `--instructions s3://...` fetched and `--out s3://...` tried with one request (a missing bucket,
+ * endpoint or credentials exits 2 now), with this process's own AWS environment, as `run` does.
+ */
+export async function prefetchEvalInputs(options: Pick<EvalOptions, 'instructions' | 'out'>): Promise<void> {
+  await prefetchRunInputs({ seeds: options.instructions, out: options.out });
+}
+
+/** An out dir (or prefix) holding an evaluation of another instruction set is refused: never mix results. */
+export async function checkEvalOut(input: Pick<EvalInput, 'outDir' | 'instructionsFile'>): Promise<void> {
+  const previous = await openStore(input.outDir).readJson<{ sha256?: string }>(evalKeys.info);
+  if (previous?.sha256 && previous.sha256 !== instructionsSha256(input.instructionsFile)) {
+    throw new InputError(
+      `--out ${input.outDir} already holds an evaluation of a different instruction file; use a new --out directory`,
+    );
+  }
 }
 
 async function evalMain(options: EvalOptions): Promise<number> {
   const evalId = checkUserId(options.evalId ?? newEvalId(), 'eval-id', 'eval', longestEvalWorkflowId);
+  await prefetchEvalInputs(options);
   const prepared = prepareEvalInput(options, evalId);
+  await checkEvalOut(prepared);
   if (options.check) await preflight(prepared.config, 'eval', { hasConfigFile: !!options.config });
   const session = await openSession(prepared.config, !!options.config);
   const input = { ...prepared, config: session.config };

@@ -17,6 +17,11 @@ import { defaultTaskQueue } from '../temporal/connection';
 import { InputError } from '../util/errors';
 import type { ScheduledRunInput } from '../workflows/scheduled';
 import { preflight } from './check';
+import { isS3Location } from '../store/store';
+
+/** Where a schedule's newest version is named: the `latest` symlink, or the LATEST object on S3. */
+const latestOf = (outDir: string) =>
+  isS3Location(outDir) ? `${outDir}/LATEST (the newest version's name)` : `${outDir}/latest`;
 
 /**
  * `codeclm schedule`: recurring dataset refreshes on Temporal Schedules. Each action starts
@@ -309,7 +314,7 @@ async function createSchedule(id: string, options: ScheduleCreateOptions): Promi
       process.stdout.write(
         [
           `schedule ${id} created${options.paused ? ' (paused)' : ''}: ${every ? `every ${every}` : `cron "${cron}"`}, overlap ${overlap.toLowerCase()}`,
-          `  versions in ${run.outDir}/versions/, newest at ${run.outDir}/latest`,
+          `  versions in ${run.outDir}/versions/, newest at ${latestOf(run.outDir)}`,
           `  next: ${
             d
               ? d.info.nextActionTimes
@@ -381,7 +386,7 @@ function renderView(v: ReturnType<typeof scheduleView>): string {
   const lines = [
     `${v.schedule_id}: ${v.spec}${v.paused ? ` (paused${v.note ? `: ${v.note}` : ''})` : ''}${v.overlap ? `, overlap ${v.overlap}` : ''}`,
   ];
-  if (v.out_dir) lines.push(`  out: ${v.out_dir} (latest: ${v.out_dir}/latest)`);
+  if (v.out_dir) lines.push(`  out: ${v.out_dir} (latest: ${latestOf(v.out_dir)})`);
   if (v.seeds) lines.push(`  seeds: ${v.seeds}`);
   lines.push(`  next: ${v.next_runs.slice(0, 3).join(', ') || '-'}`);
   lines.push(`  recent: ${v.recent_runs.length ? '' : '-'}`);

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { EXIT_FAILURE, EXIT_OK, UsageError, portOption, type CommandSpec } from './command';
+import { EXIT_FAILURE, EXIT_OK, UsageError, localPathOption, portOption, type CommandSpec } from './command';
 import { sharedOptions, type JsonOption } from './options';
 import { PortInUseError, startDevServer, type DevServer, type DevServerExit } from '../temporal/devServer';
 
@@ -27,10 +27,13 @@ export const serverCommand: CommandSpec<ServerOptions> = {
   summary: 'run the Temporal dev server in the foreground, its state kept in a SQLite file',
   options(cmd) {
     cmd
-      .option(
-        '--db <file>',
-        `state file (default ${DEFAULT_DB_FILE}, relative to the current directory); ` +
-          'workflows, schedules and history survive restarts on the same file',
+      .addOption(
+        localPathOption(
+          '--db <file>',
+          `state file (default ${DEFAULT_DB_FILE}, relative to the current directory); ` +
+            'workflows, schedules and history survive restarts on the same file',
+          "the dev server's state is a SQLite file; a cluster keeps it in PostgreSQL",
+        ),
       )
       .addOption(portOption('--port <n>', 'frontend gRPC port on 127.0.0.1').default(7233))
       .addOption(portOption('--ui-port <n>', 'Web UI port (default: --port + 1000, i.e. 8233)'))

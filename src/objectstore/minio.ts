@@ -3,8 +3,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { freePort } from '../temporal/devServer';
+import { newS3Client } from '../store/s3client';
 import { candidatesOnPath, codeclmCacheRoot } from '../temporal/provision';
 import { goInstallIntoCache } from '../util/goInstall';
 import { superviseUntilReady, type ProcessExit } from '../util/supervise';
@@ -211,7 +212,8 @@ export async function startMinio(opts: MinioOptions = {}): Promise<Minio> {
     error: (message) => new MinioSetupError(message),
   });
 
-  const client = new S3Client({
+  // The SDK's Node-version notice kept out of the terminal, as for every codeclm S3 client.
+  const client = newS3Client({
     endpoint,
     region,
     forcePathStyle: true,

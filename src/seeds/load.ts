@@ -89,6 +89,11 @@ export async function prefetchRemoteInputs(locations: (string | undefined)[]): P
   }
 }
 
+/** The text of an s3:// input fetched by prefetchRemoteInputs (undefined if it was not fetched). */
+export function fetchedInput(location: string): string | undefined {
+  return isS3Location(location) ? remoteInputs.get(resolveLocation(location)) : undefined;
+}
+
 /** Drops fetched inputs (a long-running worker must not keep every run's seed file). */
 export function forgetRemoteInputs(locations: (string | undefined)[]): void {
   for (const location of locations)

@@ -63,7 +63,22 @@ export function workerLogsToFile(dir: string, now = new Date()): string {
     }
   };
   logFile = file;
+  for (const line of pendingNotes.splice(0)) sink(line);
   return file;
+}
+
+/** Notes made before this process had a log file (a few at most; see noteInLog). */
+const pendingNotes: string[] = [];
+
+/**
+ * A one-line note for this process's log file, never its terminal: written now if the process logs
+ * to a file, else kept until it does (workerLogsToFile) and dropped if it never does. For notices a
+ * user cannot act on from the command line (the AWS SDK's Node-version notice, src/store/s3client.ts).
+ */
+export function noteInLog(message: string, now = new Date()): void {
+  const line = `${now.toISOString()} [INFO] ${message}\n`;
+  if (logFile) sink(line);
+  else if (pendingNotes.length < 16) pendingNotes.push(line);
 }
 
 /** The worker log file of this process, when logs go to one. */
