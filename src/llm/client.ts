@@ -27,6 +27,7 @@ import {
   AUTO_ORDER,
   knownDialect,
   probeAlone,
+  probeOnceForBatch,
   rememberDialect,
   responseFormatFor,
   schemaInPrompt,
@@ -66,8 +67,11 @@ function usesBatch(cfg: ResolvedRole): boolean {
 /** Local servers (vLLM, Ollama, llama.cpp, the simulator) accept any key; the SDK insists on one. */
 const PLACEHOLDER_KEY = 'not-set';
 
-/** Within the client: `onAccepted` runs when the server answers a request with success. */
-type InternalOptions = CallOptions & { onAccepted?: () => void; stage?: string };
+/**
+ * Within the client: `onAccepted` runs when the server answers a request with success; `online`
+ * sends a request of a batch-mode stage online (the dialect probe).
+ */
+type InternalOptions = CallOptions & { onAccepted?: () => void; stage?: string; online?: boolean };
 
 type Verdict<T> = { ok: true; value: T } | { ok: false; error: string; repair: string };
 
@@ -107,7 +111,8 @@ export function createLlmClient(
     if (opts.signal?.aborted) throw classifyLlmError(opts.signal.reason, ctx, opts.signal);
     const temperature = opts.temperature ?? cfg.temperature;
     // Batch mode: no rate limit and no HTTP timeout apply; the call waits for its batch.
-    const viaBatch = batchSend && callModeOf(cfg, opts.stage) === 'batch' ? batchSend : undefined;
+    const viaBatch =
+      batchSend && !opts.online && callModeOf(cfg, opts.stage) === 'batch' ? batchSend : undefined;
     let started = Date.now();
     let permit: CallPermit | undefined;
     try {
@@ -245,6 +250,35 @@ export function createLlmClient(
     throw new Error('no structured-output dialect to try'); // unreachable: dialects is never empty
   }
 
+  /**
+   * Batch mode, auto: which dialect the endpoint takes, asked online with this call's own request
+   * cut to one output token (the server validates the request shape before it generates), in each
+   * dialect until one is taken. Its calls count in `usage` as online calls. Undefined when nothing
+   * was decided (not a refusal: the endpoint was down, or every dialect was refused).
+   */
+  async function probeDialect<O>(
+    task: StructuredPrompt<O>,
+    slots: Slots,
+    usage: UsageCell,
+  ): Promise<StructuredDialect | undefined> {
+    const schema = schemaOf(task as StructuredPrompt<unknown>);
+    for (const dialect of AUTO_ORDER) {
+      try {
+        await call(
+          structuredMessages(task, slots, schema, dialect),
+          `${task.name} (structured-output dialect probe)`,
+          usage,
+          { online: true },
+          { ...responseFormatFor(dialect, task.name, schema), max_tokens: 1 },
+        );
+        return dialect;
+      } catch (err) {
+        if (!wasMalformedRequest(err)) return undefined;
+      }
+    }
+    return undefined;
+  }
+
   function refusedInEvery(last: ApplicationFailure, refusals: string[]): Error {
     if (refusals.length < 2) return last;
     return ApplicationFailure.create({
@@ -301,10 +335,16 @@ export function createLlmClient(
       try {
         if (cfg.structuredOutput !== 'auto')
           return await inDialects(task, slots, opts, usage, [cfg.structuredOutput]);
-        // A batch-mode probe would hold every other call for a whole batch: each call steps down
-        // through the dialects by itself (json_schema first: what the Batch API's providers take).
+        // Batch mode: a probe through a batch would hold every other call for a whole batch
+        // turnaround, so the dialect is probed online, once per endpoint and model in this process
+        // (./dialect.ts, probeOnceForBatch). Undecided, each call steps down in its batches.
         if (batchSend && callModeOf(cfg, task.stage) === 'batch') {
-          const known = knownDialect(cfg.baseURL, cfg.model);
+          const known = await probeOnceForBatch(
+            cfg.baseURL,
+            cfg.model,
+            () => probeDialect(task, slots, usage),
+            opts.signal,
+          );
           return await inDialects(task, slots, opts, usage, known ? [known] : AUTO_ORDER);
         }
         // Auto: the dialect this endpoint and model settled on (a refusal now is about this request,

@@ -70,6 +70,58 @@ export function rememberDialect(baseURL: string, model: string, dialect: Structu
 /** For tests and `codeclm check`: start from scratch. */
 export function forgetDialects(): void {
   decided.clear();
+  batchProbes.clear();
+}
+
+/**
+ * Batch mode: the dialect is decided before the first batch line is written, by one short online
+ * probe per endpoint and model in this process (src/llm/client.ts sends the first request online
+ * with max_tokens 1, in each dialect until one is taken). Without it every line of the first
+ * batches would try json_schema, be refused line by line a whole batch turnaround later, and step
+ * down into the next batch. Concurrent first calls share the one probe. A probe that decided
+ * nothing (the endpoint was down, or refused every dialect) is remembered for a minute, in which the
+ * calls step down through the dialects in their batches as before.
+ */
+const batchProbes = new Map<string, Promise<StructuredDialect | undefined>>();
+const INCONCLUSIVE_KEPT_MS = 60_000;
+
+export async function probeOnceForBatch(
+  baseURL: string,
+  model: string,
+  probe: () => Promise<StructuredDialect | undefined>,
+  signal?: AbortSignal,
+): Promise<StructuredDialect | undefined> {
+  const key = keyOf(baseURL, model);
+  const known = decided.get(key);
+  if (known) return known;
+  let p = batchProbes.get(key);
+  if (!p) {
+    const mine: Promise<StructuredDialect | undefined> = probe().then(
+      (dialect) => {
+        if (dialect) rememberDialect(baseURL, model, dialect);
+        else forgetLater(key, mine);
+        return dialect;
+      },
+      () => {
+        forgetLater(key, mine);
+        return undefined;
+      },
+    );
+    batchProbes.set(key, (p = mine));
+  }
+  // A caller cancelled while it waits goes at once; the probe goes on for the others.
+  if (signal)
+    await untilSettledOrAborted(
+      p.then(() => undefined),
+      signal,
+    );
+  return p;
+}
+
+function forgetLater(key: string, p: Promise<StructuredDialect | undefined>): void {
+  setTimeout(() => {
+    if (batchProbes.get(key) === p) batchProbes.delete(key);
+  }, INCONCLUSIVE_KEPT_MS).unref?.();
 }
 
 /**
