@@ -76,7 +76,8 @@ test('config: mode, per-stage modes and batch limits are checked', () => {
     },
   });
   expect(ok.roles.target.mode).toBe('batch');
-  expect(ok.roles.target.batch!.maxRequests).toBe(1000);
+  expect(ok.roles.target.batch!.maxRequests).toBe(10_000);
+  expect(ok.roles.target.batch!.maxBytes).toBe(100_000_000);
   expect(configSchema.safeParse({ roles: { target: { mode: 'offline' } } }).success).toBe(false);
   expect(configSchema.safeParse({ roles: { strong: { stageModes: { answers: 'batch' } } } }).success).toBe(
     false,
@@ -87,4 +88,10 @@ test('config: mode, per-stage modes and batch limits are checked', () => {
   expect(configSchema.safeParse({ roles: { target: { batch: { completionWindow: '48h' } } } }).success).toBe(
     false,
   );
+  // The API's limits per file: 50,000 requests and 200 MB; the spool is an absolute dir or s3://.
+  const batch = (b: object) => configSchema.safeParse({ roles: { target: { batch: b } } }).success;
+  expect(batch({ maxRequests: 50_000, maxBytes: 200_000_000, spool: 's3://bucket/spool' })).toBe(true);
+  expect(batch({ maxBytes: 200_000_001 })).toBe(false);
+  expect(batch({ spool: '/var/spool/codeclm' })).toBe(true);
+  expect(batch({ spool: 'relative/dir' })).toBe(false);
 });

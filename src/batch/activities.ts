@@ -1,6 +1,9 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
-import { APIError } from 'openai';
+import OpenAI, { APIError } from 'openai';
 import { DEFAULT_BATCH_SETTINGS, type ResolvedRole } from '../schemas/config';
 import {
   batchSdk,
@@ -11,34 +14,63 @@ import {
   TERMINAL,
   type LineOutcome,
 } from './provider';
-import type { BatchRequest } from './protocol';
+import { CODE, type BatchRequest, type PartSelection, type StoredOutcome } from './protocol';
+import {
+  assembleBatchFile,
+  linesOf,
+  readManifest,
+  spoolStore,
+  writeOutcomes,
+  writePart,
+  type AssembledFile,
+} from './spool';
 
 /**
  * The batcher workflow's activities (src/workflows/batcher.ts). Each is safe to retry: creating is
  * idempotent by key (src/batch/provider.ts), the rest only reads or cancels.
  */
 
+/**
+ * A batch to create under `key`: with `spool`, its file is assembled from the spool (`lines` then
+ * the selected `parts`, src/batch/spool.ts); without (legacy), `lines` is the whole file.
+ */
 export interface SubmitInput {
   cfg: ResolvedRole;
   key: string;
-  lines: string[];
+  lines?: string[];
+  spool?: string;
+  parts?: PartSelection[];
 }
 
+/**
+ * With `spool` and `key`, the batch's requests are those of its manifest in the spool, and
+ * `attempts` holds each one's earlier batches (one base-36 digit per manifest row); without
+ * (legacy), `ids` lists them.
+ */
 export interface PollInput {
   cfg: ResolvedRole;
   batchId: string;
   inputFileId: string;
-  ids: string[];
+  ids?: string[];
+  spool?: string;
+  key?: string;
+  attempts?: string;
 }
 
 export interface PollResult {
   status: string;
   counts: { total: number; completed: number; failed: number };
-  /** When the batch has ended: one outcome per request, and the lines of those worth a new batch. */
+  /**
+   * When the batch has ended. Spooled: `codes` (one CODE per manifest row; every outcome but a
+   * resubmission is in the spool) and the resubmitted lines as a new part (their sizes in order).
+   * Legacy: one outcome per request, and the lines of those worth a new batch.
+   */
   ended?: {
     outputFileId?: string;
-    outcomes: LineOutcome[];
-    resubmit: BatchRequest[];
+    outcomes?: LineOutcome[];
+    resubmit?: BatchRequest[];
+    codes?: string;
+    retry?: { part: string; bytes: number[] };
   };
 }
 
@@ -69,15 +101,25 @@ async function runState(runWorkflowId: string): Promise<{ open: boolean; paused:
 export function createBatchActivities(env: NodeJS.ProcessEnv = process.env) {
   return {
     async batchSubmit(input: SubmitInput) {
+      const file = input.spool
+        ? await assembleBatchFile(
+            spoolStore(input.spool, env),
+            input.key,
+            input.lines ?? [],
+            input.parts ?? [],
+          )
+        : await inlineFile(input.lines ?? []);
       try {
         return await submitOnce(
           batchSdk(input.cfg, env),
           input.key,
-          input.lines,
+          file,
           (input.cfg.batch ?? DEFAULT_BATCH_SETTINGS).completionWindow,
         );
       } catch (err) {
         throw classify(err, `creating batch ${input.key} at ${input.cfg.baseURL}`);
+      } finally {
+        await file.remove();
       }
     },
 
@@ -86,7 +128,7 @@ export function createBatchActivities(env: NodeJS.ProcessEnv = process.env) {
       try {
         const b = await sdk.batches.retrieve(input.batchId);
         const counts = {
-          total: b.request_counts?.total ?? input.ids.length,
+          total: b.request_counts?.total ?? input.ids?.length ?? 0,
           completed: b.request_counts?.completed ?? 0,
           failed: b.request_counts?.failed ?? 0,
         };
@@ -95,7 +137,9 @@ export function createBatchActivities(env: NodeJS.ProcessEnv = process.env) {
           ...(b.output_file_id ? parseLines(await fileText(sdk, b.output_file_id)) : []),
           ...(b.error_file_id ? parseLines(await fileText(sdk, b.error_file_id)) : []),
         ];
-        const outcomes = outcomesOf(b, input.ids, lines);
+        if (input.spool && input.key)
+          return { status: b.status, counts, ended: await settleSpooled(input, b, lines, env) };
+        const outcomes = outcomesOf(b, input.ids ?? [], lines);
         const again = new Set(outcomes.filter((o) => o.kind === 'retry').map((o) => o.id));
         const resubmit: BatchRequest[] = [];
         if (again.size) {
@@ -128,6 +172,69 @@ export function createBatchActivities(env: NodeJS.ProcessEnv = process.env) {
       return runState(input.runWorkflowId);
     },
   };
+}
+
+/** Legacy: a batch file from inline lines, in a temp file. */
+async function inlineFile(lines: string[]): Promise<AssembledFile> {
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'codeclm-batch-'));
+  const file = path.join(dir, 'batch.jsonl');
+  const content = lines.join('\n') + '\n';
+  await fs.promises.writeFile(file, content);
+  return {
+    path: file,
+    bytes: Buffer.byteLength(content),
+    ids: [],
+    remove: () => fs.promises.rm(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * A spooled batch has ended: every request's outcome goes to the spool (done: its output file;
+ * failed: the provider's reason; failed or expired once too often: that reason and the count), and
+ * the lines worth another batch into a new part, so nothing per request but a code returns.
+ */
+async function settleSpooled(
+  input: PollInput,
+  b: Pick<OpenAI.Batches.Batch, 'id' | 'status' | 'output_file_id' | 'errors'>,
+  lines: ReturnType<typeof parseLines>,
+  env: NodeJS.ProcessEnv,
+): Promise<NonNullable<PollResult['ended']>> {
+  const store = spoolStore(input.spool!, env);
+  const rows = await readManifest(store, input.key!);
+  const outcomes = outcomesOf(
+    b,
+    rows.map((r) => r.id),
+    lines,
+  );
+  const maxResubmits = (input.cfg.batch ?? DEFAULT_BATCH_SETTINGS).maxResubmits;
+  const stored: [string, StoredOutcome][] = [];
+  const again: typeof rows = [];
+  let codes = '';
+  outcomes.forEach((o, i) => {
+    if (o.kind === 'ok') {
+      stored.push([o.id, { state: 'done', file: b.output_file_id ?? '', batchId: b.id }]);
+      codes += CODE.done;
+    } else if (o.kind === 'failed') {
+      stored.push([o.id, { state: 'failed', reason: o.reason, status: o.status, body: o.body }]);
+      codes += CODE.failed;
+    } else {
+      const n = parseInt(input.attempts?.[i] ?? '0', 36) + 1;
+      if (n > maxResubmits) {
+        const reason = `${o.reason} (in ${n} batch(es); ${maxResubmits} resubmission(s) allowed)`;
+        stored.push([o.id, { state: 'failed', reason }]);
+        codes += CODE.failed;
+      } else {
+        again.push(rows[i]!);
+        codes += CODE.retry;
+      }
+    }
+  });
+  await writeOutcomes(store, stored);
+  if (!again.length) return { outputFileId: b.output_file_id ?? undefined, codes };
+  const retryLines = await linesOf(store, again);
+  const part = await writePart(store, retryLines);
+  const bytes = retryLines.map((l) => Buffer.byteLength(l) + 1);
+  return { outputFileId: b.output_file_id ?? undefined, codes, retry: { part, bytes } };
 }
 
 export type BatchActivities = ReturnType<typeof createBatchActivities>;

@@ -7,7 +7,10 @@ import type { ResolvedRole, RoleName } from '../schemas/config';
  */
 
 export const BATCHER_WORKFLOW = 'codeclmBatcher';
+/** Legacy (src/workflows/legacy/batcher.ts): requests with their lines inline. */
 export const SUBMIT_SIGNAL = 'batchSubmit';
+/** Requests whose lines a process wrote to the spool (src/batch/spool.ts): references only. */
+export const SPOOL_SIGNAL = 'batchSpooled';
 export const OUTCOMES_QUERY = 'batchOutcomes';
 export const OPEN_BATCHES_QUERY = 'openBatches';
 /** ApplicationFailure type of a request that failed for good in its batches. */
@@ -20,6 +23,32 @@ export interface BatchRequest {
   line: string;
 }
 
+/**
+ * A part of the spool (one group of lines written by one process) and the requests in it, in line
+ * order: the line of `ids[i]` is line i of the part and `bytes[i]` long (with its newline).
+ */
+export interface SpooledRequests {
+  /** The spool's location (a directory or s3://bucket/prefix; no credentials). */
+  spool: string;
+  part: string;
+  ids: string[];
+  bytes: number[];
+}
+
+/** A request gathering in the batcher: a reference into the spool, or (legacy) its line inline. */
+export type PendingRequest = { id: string; attempts: number } & (
+  { line: string } | { part: string; index: number; bytes: number }
+);
+
+/** Lines picked from one part of the spool for a batch file: half-open index ranges. */
+export interface PartSelection {
+  part: string;
+  ranges: [number, number][];
+}
+
+/** How a spooled batch ended, per request (src/batch/activities.ts): done, failed for good, resubmitted. */
+export const CODE = { done: 'o', failed: 'f', retry: 'r' } as const;
+
 export interface BatcherInput {
   /** The run (or eval) workflow whose calls this batcher gathers; it ends when that one closes. */
   runWorkflowId: string;
@@ -27,12 +56,23 @@ export interface BatcherInput {
   /** Keyless role config: endpoint, model, key variable name, batch settings. */
   cfg: ResolvedRole;
   carried?: BatcherCarry;
+  /** Tests: continue-as-new after this many history events (default 5,000). */
+  tuning?: { maxHistoryEvents?: number };
 }
 
-/** What becomes of a request: its line in an output file, or a final failure. */
+/**
+ * What becomes of a request: `stored` when its outcome is in the spool (src/batch/spool.ts, read
+ * there by the waiting call); `done`/`failed` (legacy: batches of inline lines) held here only.
+ */
 export type Outcome =
+  | { state: 'stored'; at: number }
   | { state: 'done'; file: string; at: number }
   | { state: 'failed'; reason: string; status?: number; body?: unknown; at: number };
+
+/** A request's outcome as the spool keeps it, for as long as the spool is kept. */
+export type StoredOutcome =
+  | { state: 'done'; file: string; batchId: string }
+  | { state: 'failed'; reason: string; status?: number; body?: unknown };
 
 export type OutcomeView = Outcome | { state: 'pending' } | { state: 'unknown' };
 
@@ -41,6 +81,8 @@ export interface OpenBatch {
   batchId: string;
   inputFileId: string;
   ids: string[];
+  /** Set when the batch's file was assembled from this spool: its outcomes are written there. */
+  spool?: string;
   createdAt: number;
   nextPollAt: number;
   pollMs: number;
@@ -52,7 +94,9 @@ export interface OpenBatch {
 /** What a batcher carries through continue-as-new (src/workflows/batcherState.ts). */
 export interface BatcherCarry {
   seq: number;
-  pending: (BatchRequest & { attempts: number })[];
+  pending: PendingRequest[];
+  /** Where the requests' lines are (from the first spooled signal). */
+  spool?: string;
   pendingSince?: number;
   open: OpenBatch[];
   outcomes: Record<string, Outcome>;

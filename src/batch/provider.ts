@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
-import OpenAI, { toFile } from 'openai';
+import fs from 'node:fs';
+import OpenAI from 'openai';
 import type { ResolvedRole } from '../schemas/config';
 
 /**
@@ -35,11 +36,14 @@ export interface Submitted {
   createdNow: boolean;
 }
 
-/** Uploads the file (or reuses the one of that key) and creates the batch unless one has the key. */
+/**
+ * Uploads the batch file at `file.path` (or reuses the one of that key) and creates the batch
+ * unless one has the key. The file is streamed from disk, never held whole as a string.
+ */
 export async function submitOnce(
   sdk: OpenAI,
   key: string,
-  lines: string[],
+  file: { path: string; bytes: number },
   completionWindow: '24h',
 ): Promise<Submitted> {
   const existing = await findBatch(sdk, key);
@@ -50,18 +54,17 @@ export async function submitOnce(
       createdAt: existing.created_at * 1000,
       createdNow: false,
     };
-  const content = Buffer.from(lines.join('\n') + '\n', 'utf8');
   const name = fileNameFor(key);
   let fileId: string | undefined;
   let seen = 0;
   for await (const f of sdk.files.list({ purpose: 'batch' })) {
-    if (f.filename === name && f.bytes === content.length && f.status !== 'error') {
+    if (f.filename === name && f.bytes === file.bytes && f.status !== 'error') {
       fileId = f.id;
       break;
     }
     if (++seen >= LIST_LIMIT) break;
   }
-  fileId ??= (await sdk.files.create({ file: await toFile(content, name), purpose: 'batch' })).id;
+  fileId ??= (await sdk.files.create({ file: namedStream(file.path, name), purpose: 'batch' })).id;
   const batch = await sdk.batches.create({
     input_file_id: fileId,
     endpoint: '/v1/chat/completions',
@@ -69,6 +72,11 @@ export async function submitOnce(
     metadata: { [KEY_METADATA]: key },
   });
   return { batchId: batch.id, inputFileId: fileId, createdAt: batch.created_at * 1000, createdNow: true };
+}
+
+/** A read stream the SDK uploads (streaming) under `name` (it takes a `name` before the path). */
+function namedStream(file: string, name: string): fs.ReadStream {
+  return Object.assign(fs.createReadStream(file), { name });
 }
 
 async function findBatch(sdk: OpenAI, key: string): Promise<OpenAI.Batches.Batch | undefined> {

@@ -16,11 +16,15 @@ import {
   batcherWorkflowId,
   OUTCOMES_QUERY,
   runWorkflowIdOf,
-  SUBMIT_SIGNAL,
+  SPOOL_SIGNAL,
   type BatcherInput,
   type BatchRequest,
   type OutcomeView,
+  type SpooledRequests,
+  type StoredOutcome,
 } from '../batch/protocol';
+import { defaultSpool, PART_MAX_REQUESTS, readOutcome, spoolStore, writePart } from '../batch/spool';
+import { mapLimit } from '../store/store';
 
 /**
  * The batch-mode transport of the LLM client (src/llm/client.ts): a chat-completion request goes to
@@ -29,9 +33,13 @@ import {
  * call index within the activity), so a retried activity asks for the request it asked for before
  * and the batcher, which deduplicates by id, never sends it twice.
  *
- * One waiter per worker process and batcher (not one per activity): it signals new requests in
- * small groups and queries the batcher for the outcomes of every request waiting in this process
- * once per tick; an answer is read from the batch's output file, downloaded once per process.
+ * One waiter per worker process and batcher (not one per activity): once per tick it writes the
+ * new requests' lines to the batch spool (src/batch/spool.ts) as one part, signals the batcher
+ * their ids and sizes (never the lines), and queries the batcher for the outcomes of every request
+ * waiting in this process. A finished request's outcome is read from the spool, its answer from
+ * the batch's output file (downloaded once per process). A request the batcher does not know (it
+ * never got it, or forgot it after a continue-as-new) is looked up in the spool before it is sent
+ * again, so a late retry gets the answer of the batch that already ran instead of a second bill.
  */
 export type BatchSend = (
   params: ChatCompletionCreateParamsNonStreaming,
@@ -44,6 +52,8 @@ const tickMs = () => Number(process.env.CODECLM_BATCH_TICK_MS ?? 1000);
 const FAILED_TICKS = 30;
 const QUERY_CHUNK = 5000;
 const FILES_KEPT = 8;
+/** Outcomes read from the spool at once per tick. */
+const LOOKUPS = 32;
 
 const callIndex = new WeakMap<Context, number>();
 
@@ -58,6 +68,7 @@ class BatcherLink {
   private readonly toSend: BatchRequest[] = [];
   private timer: NodeJS.Timeout | undefined;
   private failedTicks = 0;
+  private spool: string | undefined;
   client!: Client;
   taskQueue!: string;
 
@@ -66,9 +77,11 @@ class BatcherLink {
     private readonly start: BatcherInput,
     private readonly files: OutputFiles,
     private readonly role: RoleName,
+    private readonly env: NodeJS.ProcessEnv,
   ) {}
 
-  ask(req: BatchRequest, signal?: AbortSignal): Promise<ChatCompletion> {
+  /** `retried`: an earlier attempt may have sent it already, so look in the spool before sending. */
+  ask(req: BatchRequest, signal?: AbortSignal, retried = false): Promise<ChatCompletion> {
     return new Promise<ChatCompletion>((resolve, reject) => {
       const onAbort = () => {
         this.waiting.delete(req.id);
@@ -84,9 +97,30 @@ class BatcherLink {
           f(v);
         };
       this.waiting.set(req.id, { resolve: done(resolve), reject: done(reject), req });
-      this.toSend.push(req);
-      this.schedule(0);
+      if (retried) void this.sendUnlessStored(req.id);
+      else this.enqueue(req);
     });
+  }
+
+  private enqueue(req: BatchRequest): void {
+    this.toSend.push(req);
+    this.schedule(0);
+  }
+
+  /**
+   * A retried call's request may have been answered long ago, by a batch its batcher has since
+   * forgotten (continue-as-new): its outcome in the spool then answers it, and nothing is sent.
+   */
+  private async sendUnlessStored(id: string): Promise<void> {
+    const w = this.waiting.get(id);
+    if (!w) return;
+    try {
+      const stored = await readOutcome(spoolStore(await this.spoolLocation(), this.env), id);
+      if (stored) return await this.settle(w, id, stored);
+    } catch {
+      // The spool is not readable now: the batcher still dedupes the requests it holds.
+    }
+    if (this.waiting.has(id)) this.enqueue(w.req);
   }
 
   private schedule(ms: number): void {
@@ -102,16 +136,10 @@ class BatcherLink {
 
   private async tick(): Promise<void> {
     try {
-      if (this.toSend.length) {
-        const batch = this.toSend.splice(0);
+      while (this.toSend.length) {
+        const batch = this.toSend.splice(0, PART_MAX_REQUESTS);
         try {
-          await this.client.workflow.signalWithStart(BATCHER_WORKFLOW, {
-            workflowId: this.workflowId,
-            taskQueue: this.taskQueue,
-            args: [this.start],
-            signal: SUBMIT_SIGNAL,
-            signalArgs: [batch],
-          });
+          await this.send(batch);
         } catch (err) {
           this.toSend.unshift(...batch.filter((r) => this.waiting.has(r.id)));
           throw err;
@@ -123,7 +151,7 @@ class BatcherLink {
         const views = await this.client.workflow
           .getHandle(this.workflowId)
           .query<Record<string, OutcomeView>, [string[]]>(OUTCOMES_QUERY, chunk);
-        for (const id of chunk) await this.deliver(id, views[id]);
+        await mapLimit(chunk, LOOKUPS, (id) => this.deliver(id, views[id]));
       }
       this.failedTicks = 0;
     } catch (err) {
@@ -140,14 +168,67 @@ class BatcherLink {
     }
   }
 
+  /** The spool: `batch.spool`, else `<out>/.work/batches` of the run (asked once per process). */
+  private async spoolLocation(): Promise<string> {
+    if (this.spool) return this.spool;
+    const configured = this.start.cfg.batch?.spool;
+    if (configured) return (this.spool = configured);
+    const run = this.client.workflow.getHandle(this.start.runWorkflowId);
+    const errors: string[] = [];
+    for (const query of ['progress', 'evalProgress']) {
+      try {
+        const p = await run.query<{ outDir?: string }>(query);
+        if (p?.outDir) return (this.spool = defaultSpool(p.outDir));
+      } catch (err) {
+        errors.push(`${query}: ${(err as Error).message}`);
+      }
+    }
+    throw new Error(
+      `role ${this.role}: no batch spool: batch.spool is not set and ${this.start.runWorkflowId} ` +
+        `does not tell its out location (${errors.join('; ')})`,
+    );
+  }
+
+  /** Writes the requests' lines to the spool as one part and tells the batcher where they are. */
+  private async send(batch: BatchRequest[]): Promise<void> {
+    const spool = await this.spoolLocation();
+    const lines = batch.map((r) => r.line);
+    const part = await writePart(spoolStore(spool, this.env), lines);
+    const msg: SpooledRequests = {
+      spool,
+      part,
+      ids: batch.map((r) => r.id),
+      bytes: lines.map((l) => Buffer.byteLength(l) + 1),
+    };
+    await this.client.workflow.signalWithStart(BATCHER_WORKFLOW, {
+      workflowId: this.workflowId,
+      taskQueue: this.taskQueue,
+      args: [this.start],
+      signal: SPOOL_SIGNAL,
+      signalArgs: [msg],
+    });
+  }
+
   private async deliver(id: string, view: OutcomeView | undefined): Promise<void> {
     const w = this.waiting.get(id);
     if (!w || !view || view.state === 'pending') return;
-    if (view.state === 'unknown') {
-      // Not (or no longer) known to the batcher, e.g. a batcher that ended with its run: ask again.
+    if (view.state === 'unknown' || view.state === 'stored') {
+      // Unknown: never got it, or forgot it (continue-as-new, ended with its run). Its outcome may
+      // be in the spool all the same; only if not is it sent (again).
+      const stored = await readOutcome(spoolStore(await this.spoolLocation(), this.env), id);
+      if (stored) return this.settle(w, id, stored);
+      if (view.state === 'stored') throw new Error(`request ${id}: outcome missing from the spool`);
       if (!this.toSend.some((r) => r.id === id)) this.toSend.push(w.req);
       return;
     }
+    return this.settle(w, id, view); // Legacy: outcomes of batches of inline lines
+  }
+
+  private async settle(
+    w: Waiter,
+    id: string,
+    view: StoredOutcome | Exclude<OutcomeView, { state: 'stored' | 'pending' | 'unknown' }>,
+  ): Promise<void> {
     if (view.state === 'done') {
       try {
         const line = (await this.files.get(view.file)).get(id);
@@ -243,14 +324,14 @@ export function createBatchSend(role: RoleName, cfg: ResolvedRole, env: NodeJS.P
     const key = `${info.workflowNamespace}\u0000${workflowId}`;
     let link = links.get(key);
     if (!link) {
-      link = new BatcherLink(workflowId, { runWorkflowId, role, cfg }, files, role);
+      link = new BatcherLink(workflowId, { runWorkflowId, role, cfg }, files, role, env);
       links.set(key, link);
     }
     link.client = ctx.client;
     link.taskQueue = mainQueue(info.taskQueue, role);
     const line = JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: params });
     try {
-      return { completion: await link.ask({ id, line }, signal), replayed };
+      return { completion: await link.ask({ id, line }, signal, info.attempt > 1), replayed };
     } catch (err) {
       if (err instanceof APIError) Object.assign(err, { replayed });
       throw err;

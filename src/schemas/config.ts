@@ -21,14 +21,26 @@ export const llmStages = ['encode', 'rubrics', 'decode', 'improve', 'answer', 'j
 
 /**
  * How a role's batch-mode requests are gathered into batch files (src/workflows/batcher.ts). A
- * file is flushed at `maxRequests`, at `maxBytes` or `maxWaitSeconds` after its first request. The
- * requests travel through the batcher workflow and one activity's input, so `maxBytes` stays under
- * Temporal's 2 MB payload limit (the API's own limits are 50,000 requests and 200 MB per file).
+ * file is flushed at `maxRequests`, at `maxBytes` or `maxWaitSeconds` after its first request,
+ * within the Batch API's limits of 50,000 requests and 200 MB per file: request lines go through
+ * the batch spool (src/batch/spool.ts), never through a workflow, so Temporal's payload limit does
+ * not bound a file.
  */
 export const batchSettingsSchema = z
   .object({
-    maxRequests: z.number().int().min(1).max(50_000).default(1000),
-    maxBytes: z.number().int().min(1024).max(1_500_000).default(1_000_000),
+    maxRequests: z.number().int().min(1).max(50_000).default(10_000),
+    maxBytes: z.number().int().min(1024).max(200_000_000).default(100_000_000),
+    /**
+     * Where request lines and outcomes are kept (a directory or s3://bucket/prefix; request bodies
+     * only, never keys). Default: `<out>/.work/batches` of the run or evaluation.
+     */
+    spool: z
+      .string()
+      .refine(
+        (v) => v.startsWith('s3://') || v.startsWith('/'),
+        'an absolute directory or s3://bucket/prefix',
+      )
+      .optional(),
     maxWaitSeconds: z.number().positive().default(60),
     completionWindow: z.literal('24h').default('24h'),
     /** Hours to keep polling past the completion window before a batch counts as lost. */

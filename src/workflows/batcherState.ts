@@ -11,6 +11,7 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -18,8 +19,10 @@ import {
 } from '@temporalio/workflow';
 import type { BatchActivities, PollResult } from '../batch/activities';
 import {
+  CODE,
   OPEN_BATCHES_QUERY,
   OUTCOMES_QUERY,
+  SPOOL_SIGNAL,
   SUBMIT_SIGNAL,
   type BatcherCarry,
   type BatcherInput,
@@ -28,19 +31,29 @@ import {
   type OpenBatch,
   type Outcome,
   type OutcomeView,
+  type PartSelection,
+  type PendingRequest,
+  type SpooledRequests,
 } from '../batch/protocol';
 import { DEFAULT_BATCH_SETTINGS, type BatchSettings } from '../schemas/config';
 import { failureMessage } from '../util/failure';
 
 import type { codeclmBatcher } from './batcher';
+import { carriedOutcomes, INLINE_MAX_BYTES, inlinePending, inlineSettlement } from './legacy/batcher';
+import { BATCH_SPOOL } from './patches';
 
+/** Legacy (src/workflows/legacy/batcher.ts): requests with their lines inline. */
 const submitSignal = defineSignal<[BatchRequest[]]>(SUBMIT_SIGNAL);
+const spooledSignal = defineSignal<[SpooledRequests]>(SPOOL_SIGNAL);
 const outcomesQuery = defineQuery<Record<string, OutcomeView>, [string[]]>(OUTCOMES_QUERY);
 const openBatchesQuery = defineQuery<BatcherView>(OPEN_BATCHES_QUERY);
 
 const MAX_HISTORY_EVENTS = 5_000;
-/** Outcomes carried over a continue-as-new: those recorded in the last hour. */
-const OUTCOME_KEEP_MS = 3_600_000;
+/**
+ * A continue-as-new carries the requests gathering and the ids of the open batches (about 50 bytes
+ * each): past this estimate it waits for batches to end (the input must stay under 2 MB).
+ */
+const MAX_CARRY_BYTES = 1_500_000;
 
 const retry: RetryPolicy = {
   initialInterval: '2 seconds',
@@ -70,6 +83,7 @@ export class BatcherState {
   private readonly attempts: Map<string, number>;
   /** The key of each batch starts with the first run's id: the same after a continue-as-new. */
   private readonly root = workflowInfo().firstExecutionRunId;
+  private readonly maxHistoryEvents: number;
   private woken = false;
   private paused = false;
   /** The run this batcher serves is still running; once closed, the batcher ends. */
@@ -80,6 +94,7 @@ export class BatcherState {
     this.settings = input.cfg.batch ?? DEFAULT_BATCH_SETTINGS;
     this.runCheckMs = this.settings.runCheckSeconds * 1000;
     const s = input.carried ?? { seq: 0, pending: [], open: [], outcomes: {}, created: 0 };
+    this.maxHistoryEvents = input.tuning?.maxHistoryEvents ?? MAX_HISTORY_EVENTS;
     this.s = s;
     this.known = new Set<string>([
       ...s.pending.map((r) => r.id),
@@ -88,7 +103,8 @@ export class BatcherState {
     ]);
     this.attempts = new Map<string, number>(s.pending.map((r) => [r.id, r.attempts]));
     for (const b of s.open) for (const id of b.ids) this.attempts.set(id, this.attempts.get(id) ?? 0);
-    setHandler(submitSignal, (reqs) => this.submit(reqs));
+    setHandler(submitSignal, (reqs) => this.submit(reqs.map(inlinePending)));
+    setHandler(spooledSignal, (msg) => this.spooled(msg));
     setHandler(outcomesQuery, (ids) => this.outcomes(ids));
     setHandler(openBatchesQuery, () => this.view());
   }
@@ -119,16 +135,29 @@ export class BatcherState {
   /** Nothing gathering and the history long (or the server suggests it): time to continue-as-new. */
   wantsContinueAsNew(): boolean {
     const info = workflowInfo();
-    return (
-      this.s.pending.length === 0 && (info.continueAsNewSuggested || info.historyLength >= MAX_HISTORY_EVENTS)
-    );
+    const due =
+      this.s.pending.length === 0 &&
+      (info.continueAsNewSuggested || info.historyLength >= this.maxHistoryEvents);
+    // Too much to carry (large open batches): wait for some to end. (A new command order, hence
+    // the patch: histories from before it continued-as-new here whatever they carried.)
+    if (due && this.carryBytes() > MAX_CARRY_BYTES && patched(BATCH_SPOOL)) return false;
+    return due;
   }
 
-  /** Continues as a new run of this batcher, carrying its state and the last hour's outcomes. */
+  /**
+   * Continues as a new run of this batcher, carrying the requests gathering and the open batches.
+   * Outcomes in the spool are dropped (a request asked for later finds its outcome there); legacy
+   * inline ones are carried for an hour.
+   */
   continueAsNew(): Promise<never> {
-    const since = Date.now() - OUTCOME_KEEP_MS;
-    const outcomes = Object.fromEntries(Object.entries(this.s.outcomes).filter(([, o]) => o.at >= since));
+    const outcomes = carriedOutcomes(this.s.outcomes, Date.now());
     return continueAsNew<typeof codeclmBatcher>({ ...this.input, carried: { ...this.s, outcomes } });
+  }
+
+  private carryBytes(): number {
+    const { s } = this;
+    const inline = s.pending.reduce((n, r) => n + ('line' in r ? r.line.length : 100), 0);
+    return inline + s.open.reduce((n, b) => n + b.ids.length * 50, 0) + Object.keys(s.outcomes).length * 100;
   }
 
   /** Sleeps until a poll, a flush or a run check is due, or a signal makes a flush due. */
@@ -153,16 +182,22 @@ export class BatcherState {
     return { created: this.s.created };
   }
 
-  private submit(reqs: BatchRequest[]): void {
+  private submit(reqs: PendingRequest[]): void {
     const { s } = this;
     for (const r of reqs) {
       if (this.known.has(r.id)) continue;
       this.known.add(r.id);
       this.attempts.set(r.id, 0);
-      s.pending.push({ ...r, attempts: 0 });
+      s.pending.push(r);
       s.pendingSince ??= Date.now();
     }
     this.woken = true;
+  }
+
+  private spooled(msg: SpooledRequests): void {
+    this.s.spool ??= msg.spool;
+    const { part, bytes } = msg;
+    this.submit(msg.ids.map((id, index) => ({ id, part, index, bytes: bytes[index]!, attempts: 0 })));
   }
 
   private outcomes(ids: string[]): Record<string, OutcomeView> {
@@ -198,25 +233,36 @@ export class BatcherState {
 
   private flushDue(): boolean {
     const { s, settings } = this;
-    const bytes = s.pending.reduce((n, r) => n + r.line.length + 1, 0);
+    let bytes = 0;
+    let inline = 0;
+    for (const r of s.pending) {
+      bytes += size(r);
+      if ('line' in r) inline += size(r);
+    }
     return (
       s.pending.length > 0 &&
       (s.pending.length >= settings.maxRequests ||
         bytes >= settings.maxBytes ||
+        inline >= INLINE_MAX_BYTES ||
         Date.now() - (s.pendingSince ?? Date.now()) >= settings.maxWaitSeconds * 1000)
     );
   }
 
   /** The oldest requests gathering, up to the file's limits of count and bytes. */
-  private take(): BatcherCarry['pending'] {
+  private take(): PendingRequest[] {
     const { s, settings } = this;
-    const take: BatcherCarry['pending'] = [];
+    const take: PendingRequest[] = [];
     let bytes = 0;
+    let inline = 0;
     while (s.pending.length && take.length < settings.maxRequests) {
       const next = s.pending[0]!;
-      if (take.length && bytes + next.line.length + 1 > settings.maxBytes) break;
+      const n = size(next);
+      if (take.length && bytes + n > settings.maxBytes) break;
+      // Legacy: inline lines travel in the activity's input.
+      if (take.length && 'line' in next && inline + n > INLINE_MAX_BYTES) break;
       take.push(s.pending.shift()!);
-      bytes += next.line.length + 1;
+      bytes += n;
+      if ('line' in next) inline += n;
     }
     s.pendingSince = s.pending.length ? Date.now() : undefined;
     return take;
@@ -226,14 +272,23 @@ export class BatcherState {
     const { s, settings } = this;
     const take = this.take();
     const key = `${this.root}#${s.seq++}`;
+    const { spool } = s;
+    const inline = take.filter((r) => 'line' in r);
+    // The file's order: inline lines, then each part's selected lines (src/batch/spool.ts).
+    const { parts, ids } = selection(take);
     try {
-      const sub = await batchSubmit({ cfg: this.input.cfg, key, lines: take.map((r) => r.line) });
+      const sub = await batchSubmit(
+        spool === undefined
+          ? { cfg: this.input.cfg, key, lines: inline.map((r) => r.line) } // Legacy: all inline
+          : { cfg: this.input.cfg, key, spool, lines: inline.map((r) => r.line), parts },
+      );
       s.created++;
       s.open.push({
         key,
         batchId: sub.batchId,
         inputFileId: sub.inputFileId,
-        ids: take.map((r) => r.id),
+        ids: spool === undefined ? inline.map((r) => r.id) : [...inline.map((r) => r.id), ...ids],
+        spool,
         createdAt: Date.now(),
         nextPollAt: Date.now() + settings.pollSeconds * 1000,
         pollMs: settings.pollSeconds * 1000,
@@ -257,24 +312,49 @@ export class BatcherState {
       await this.cancelQuietly(b);
     }
     const { cfg } = this.input;
-    const r = await batchPoll({ cfg, batchId: b.batchId, inputFileId: b.inputFileId, ids: b.ids });
+    const { batchId, inputFileId } = b;
+    const r = await batchPoll(
+      b.spool === undefined
+        ? { cfg, batchId, inputFileId, ids: b.ids } // Legacy: a batch of inline lines
+        : { cfg, batchId, inputFileId, spool: b.spool, key: b.key, attempts: this.attemptDigits(b) },
+    );
     b.status = r.status;
     b.counts = r.counts;
-    if (r.ended) return this.settle(b, r.ended);
+    if (r.ended) return b.spool === undefined ? this.settleInline(b, r.ended) : this.settle(b, r.ended);
     b.pollMs = Math.min(b.pollMs * 2, settings.maxPollSeconds * 1000);
     b.nextPollAt = Date.now() + b.pollMs;
   }
 
-  /** Records each request's outcome once; failed and expired lines go back to gathering (bounded). */
+  /** Each request's batches before this one, one base-36 digit per request (maxResubmits <= 10). */
+  private attemptDigits(b: OpenBatch): string {
+    return b.ids.map((id) => (this.attempts.get(id) ?? 0).toString(36)).join('');
+  }
+
+  /**
+   * A spooled batch ended: its outcomes are in the spool (recorded here as `stored`), and the
+   * requests worth another batch are in a new part of the spool, in order: back to gathering.
+   */
   private settle(b: OpenBatch, ended: NonNullable<PollResult['ended']>): void {
-    const lines = new Map(ended.resubmit.map((r) => [r.id, r.line]));
+    const { s } = this;
     const at = Date.now();
-    for (const o of ended.outcomes) {
-      if (o.kind === 'ok') this.record(o.id, { state: 'done', file: ended.outputFileId ?? '', at });
-      else if (o.kind === 'failed')
-        this.record(o.id, { state: 'failed', reason: o.reason, status: o.status, body: o.body, at });
-      else this.resubmit(o.id, o.reason, lines.get(o.id));
-    }
+    const codes = ended.codes ?? '';
+    let k = 0;
+    b.ids.forEach((id, i) => {
+      if (codes[i] !== CODE.retry) return this.record(id, { state: 'stored', at });
+      const n = (this.attempts.get(id) ?? 0) + 1;
+      this.attempts.set(id, n);
+      const bytes = ended.retry!.bytes[k]!;
+      s.pending.push({ id, part: ended.retry!.part, index: k++, bytes, attempts: n });
+      s.pendingSince ??= Date.now();
+    });
+    s.open = s.open.filter((x) => x !== b);
+  }
+
+  /** Legacy: records each request's outcome once; failed and expired lines go back to gathering (bounded). */
+  private settleInline(b: OpenBatch, ended: NonNullable<PollResult['ended']>): void {
+    const { outcomes, again } = inlineSettlement(ended, Date.now());
+    for (const [id, o] of outcomes) this.record(id, o);
+    for (const r of again) this.resubmit(r.id, r.reason, r.line);
     this.s.open = this.s.open.filter((x) => x !== b);
   }
 
@@ -303,4 +383,37 @@ export class BatcherState {
       // Already ended, or refused: polling shows what became of it.
     }
   }
+}
+
+/** Bytes of a request's line in a batch file (with its newline). */
+function size(r: PendingRequest): number {
+  return 'line' in r ? r.line.length + 1 : r.bytes;
+}
+
+/**
+ * The spooled requests of a batch as part selections (half-open index ranges), and their ids in
+ * the order the file will hold them: parts in order of first appearance, lines in part order.
+ */
+function selection(take: PendingRequest[]): { parts: PartSelection[]; ids: string[] } {
+  const byPart = new Map<string, { index: number; id: string }[]>();
+  for (const r of take) {
+    if ('line' in r) continue;
+    let list = byPart.get(r.part);
+    if (!list) byPart.set(r.part, (list = []));
+    list.push({ index: r.index, id: r.id });
+  }
+  const parts: PartSelection[] = [];
+  const ids: string[] = [];
+  for (const [part, list] of byPart) {
+    list.sort((a, b) => a.index - b.index);
+    const ranges: [number, number][] = [];
+    for (const { index, id } of list) {
+      const last = ranges[ranges.length - 1];
+      if (last && last[1] === index) last[1] = index + 1;
+      else ranges.push([index, index + 1]);
+      ids.push(id);
+    }
+    parts.push({ part, ranges });
+  }
+  return { parts, ids };
 }

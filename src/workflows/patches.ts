@@ -40,3 +40,14 @@ export const QUALITY_SCREEN = 'quality-screen';
  * so the usage of the one that succeeded is counted too (its calls were billed).
  */
 export const SETTLE_PAIRS = 'settle-pairs';
+
+/**
+ * Batch mode's request lines live in a spool (src/batch/spool.ts), not in the batcher workflow:
+ * waiters signal `batchSpooled` with references, batchSubmit assembles the file from the spool,
+ * batchPoll writes each request's outcome there and returns one code per request, and a
+ * continue-as-new carries no spooled outcomes. Those are new names and shapes that old histories do
+ * not contain (their `batchSubmit` signals and inline lines take src/workflows/legacy/batcher.ts's
+ * way); the one change of command order, a continue-as-new put off while the carry would be too
+ * large (src/workflows/batcherState.ts, wantsContinueAsNew), runs behind this patch.
+ */
+export const BATCH_SPOOL = 'batch-spool';

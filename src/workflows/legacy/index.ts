@@ -17,6 +17,8 @@
  * |                      | counted when decoded (entry.ts, `!stopWhenDone` branches)              |
  * | judgement-records    | a dropped instruction saves nothing (instruction.ts, saveDropped)      |
  * | settle-pairs         | a pair of calls passes the first failure on at once (contrast.ts)      |
+ * | batch-spool          | batch request lines inline in the batcher's signals, state and         |
+ * |                      | activity inputs; outcomes held only by the batcher (./batcher.ts)      |
  * | (no patch)           | buildPool results that list `entries` instead of `size` (`poolSize`);  |
  * |                      | configs from before method.decodeBatch (`DEFAULT_DECODE_BATCH`)        |
  *
@@ -26,7 +28,8 @@
  * by hand). Then: delete the old way here and its branch, replace `patched(id)` by
  * `deprecatePatch(id)` for one release (new histories still carry the marker), then drop the call;
  * delete the histories of that version from test/histories/ (pre-inline/ goes with
- * inline-instructions), and `refineInstruction` from src/workflows/index.ts.
+ * inline-instructions, batch-mode/ with batch-spool), and `refineInstruction` from
+ * src/workflows/index.ts.
  */
 import { setHandler } from '@temporalio/workflow';
 import type { ResolvedConfig } from '../../schemas/config';

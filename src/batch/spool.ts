@@ -1,0 +1,182 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openStore } from '../store/open';
+import { joinLocation, mapLimit, type Store } from '../store/store';
+import type { PartSelection, StoredOutcome } from './protocol';
+
+/**
+ * The batch spool: where batch-mode request lines and outcomes live instead of in the batcher
+ * workflow's state (issue 14). A directory or `s3://bucket/prefix` (src/store), by default
+ * `<out>/.work/batches` of the run (or evaluation) the requests belong to; `batch.spool` sets
+ * another. It holds request bodies and outcomes, never keys. Layout (keys relative to the spool):
+ *
+ * - `requests/<2 hex>/<part>.jsonl`: one part per group of lines a process sent at once, named by
+ *   the hash of its content (writing it again writes the same object);
+ * - `batches/<key hash>.tsv`: a batch file's manifest, one `id<TAB>part<TAB>line index` per request
+ *   in file order (the batch is polled and resubmitted from it, never from a workflow input);
+ * - `outcomes/<2 hex>/<request id>.json`: each finished request's outcome (output file id, or the
+ *   final failure), one small object per request, so looking one up is a single read.
+ */
+
+/** Requests of one part per signal: a signal stays far below Temporal's 2 MB payload limit. */
+export const PART_MAX_REQUESTS = 2000;
+/** Reads and writes of the spool in flight at once (object stores answer one object per request). */
+const SPOOL_CONCURRENCY = 32;
+
+const stores = new Map<string, Store>();
+
+/** One store per spool location and process. */
+export function spoolStore(location: string, env: NodeJS.ProcessEnv = process.env): Store {
+  let s = stores.get(location);
+  if (!s) {
+    s = openStore(location, env);
+    stores.set(location, s);
+  }
+  return s;
+}
+
+/** The default spool of a run or evaluation writing to `outDir`. */
+export function defaultSpool(outDir: string): string {
+  return joinLocation(outDir, '.work', 'batches');
+}
+
+const hex = (text: string, n: number) => crypto.createHash('sha256').update(text).digest('hex').slice(0, n);
+
+export const spoolKeys = {
+  part: (part: string) => `requests/${part.slice(0, 2)}/${part}.jsonl`,
+  manifest: (batchKey: string) => `batches/${hex(batchKey, 32)}.tsv`,
+  outcome: (id: string) => `outcomes/${id.slice(0, 2)}/${id}.json`,
+};
+
+/** Writes `lines` as a part (unless already there) and returns its name: the hash of its content. */
+export async function writePart(store: Store, lines: string[]): Promise<string> {
+  const content = lines.join('\n') + '\n';
+  const part = hex(content, 40);
+  const key = spoolKeys.part(part);
+  if (!(await store.exists(key))) await store.write(key, content);
+  return part;
+}
+
+/** The lines at `indexes` (ascending) of a part, streamed; fails if the part is missing. */
+async function* partLines(store: Store, part: string, ranges: [number, number][]): AsyncGenerator<string> {
+  const key = spoolKeys.part(part);
+  if (!(await store.exists(key))) throw new Error(`batch spool ${store.where(key)}: part missing`);
+  let r = 0;
+  let i = 0;
+  for await (const line of store.lines(key)) {
+    while (r < ranges.length && i >= ranges[r]![1]) r++;
+    if (r >= ranges.length) break;
+    if (i >= ranges[r]![0]) yield line;
+    i++;
+  }
+}
+
+/** The request id of a line (`{"custom_id":"<id>",...}` as batchClient writes it). */
+function customId(line: string): string {
+  const m = /^\{"custom_id":"([^"\\]+)"/.exec(line);
+  const id = m?.[1] ?? (JSON.parse(line) as { custom_id?: string }).custom_id;
+  if (!id) throw new Error(`batch line without custom_id: ${line.slice(0, 80)}`);
+  return id;
+}
+
+export interface AssembledFile {
+  path: string;
+  bytes: number;
+  ids: string[];
+  remove(): Promise<void>;
+}
+
+/**
+ * Writes a batch file to a temp file from the spool, streaming: `inline` lines first (written to a
+ * part of their own, so the manifest covers them), then each selected part's lines in order; and
+ * the batch's manifest to the spool.
+ */
+export async function assembleBatchFile(
+  store: Store,
+  batchKey: string,
+  inline: string[],
+  parts: PartSelection[],
+): Promise<AssembledFile> {
+  const sel = [...parts];
+  if (inline.length) sel.unshift({ part: await writePart(store, inline), ranges: [[0, inline.length]] });
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'codeclm-batch-'));
+  const file = path.join(dir, 'batch.jsonl');
+  const out = fs.createWriteStream(file);
+  const ids: string[] = [];
+  const manifest: string[] = [];
+  let bytes = 0;
+  try {
+    for (const { part, ranges } of sel) {
+      const indexes = ranges.flatMap(([a, b]) => Array.from({ length: b - a }, (_, k) => a + k));
+      let k = 0;
+      for await (const line of partLines(store, part, ranges)) {
+        const id = customId(line);
+        ids.push(id);
+        manifest.push(`${id}\t${part}\t${indexes[k++]}`);
+        bytes += Buffer.byteLength(line) + 1;
+        if (!out.write(line + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
+      }
+      if (k !== indexes.length)
+        throw new Error(`batch spool part ${part}: ${indexes.length} line(s) selected, ${k} found`);
+    }
+    await new Promise<void>((resolve, reject) =>
+      out.end((err?: Error | null) => (err ? reject(err) : resolve())),
+    );
+  } catch (err) {
+    out.destroy();
+    await fs.promises.rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  await store.write(spoolKeys.manifest(batchKey), manifest.join('\n') + '\n');
+  return { path: file, bytes, ids, remove: () => fs.promises.rm(dir, { recursive: true, force: true }) };
+}
+
+export interface ManifestRow {
+  id: string;
+  part: string;
+  index: number;
+}
+
+export async function readManifest(store: Store, batchKey: string): Promise<ManifestRow[]> {
+  const key = spoolKeys.manifest(batchKey);
+  const rows: ManifestRow[] = [];
+  for await (const l of store.lines(key)) {
+    if (!l) continue;
+    const [id, part, index] = l.split('\t');
+    rows.push({ id: id!, part: part!, index: Number(index) });
+  }
+  if (!rows.length) throw new Error(`batch spool ${store.where(key)}: manifest missing`);
+  return rows;
+}
+
+/** The lines of these manifest rows, in their order, read from their parts. */
+export async function linesOf(store: Store, rows: ManifestRow[]): Promise<string[]> {
+  const byPart = new Map<string, number[]>();
+  rows.forEach((r) => byPart.set(r.part, [...(byPart.get(r.part) ?? []), r.index]));
+  const found = new Map<string, string>();
+  for (const [part, indexes] of byPart) {
+    indexes.sort((a, b) => a - b);
+    const ranges = indexes.map((i): [number, number] => [i, i + 1]);
+    let k = 0;
+    for await (const line of partLines(store, part, ranges)) found.set(`${part}#${indexes[k++]}`, line);
+  }
+  return rows.map((r) => {
+    const line = found.get(`${r.part}#${r.index}`);
+    if (line === undefined) throw new Error(`batch spool part ${r.part}: line ${r.index} missing`);
+    return line;
+  });
+}
+
+export async function writeOutcomes(store: Store, outcomes: [string, StoredOutcome][]): Promise<void> {
+  await mapLimit(outcomes, SPOOL_CONCURRENCY, ([id, o]) =>
+    store.write(spoolKeys.outcome(id), JSON.stringify(o)),
+  );
+}
+
+export function readOutcome(store: Store, id: string): Promise<StoredOutcome | undefined> {
+  return store.readJson<StoredOutcome>(spoolKeys.outcome(id));
+}
+
+export { SPOOL_CONCURRENCY };

@@ -1,0 +1,170 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import OpenAI from 'openai';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
+import { createBatchSend, requestId, type BatchSend } from '../src/llm/batchClient';
+import {
+  BATCHER_WORKFLOW,
+  batcherWorkflowId,
+  OUTCOMES_QUERY,
+  type BatcherInput,
+  type OutcomeView,
+} from '../src/batch/protocol';
+import { spoolKeys } from '../src/batch/spool';
+import { startSimulator, type Simulator } from '../src/sim/server';
+import type { ResolvedRole } from '../src/schemas/config';
+import { startActivityTestWorker, type TestWorker } from './helpers/pipeline';
+import { fastBatchSettings, simRole } from './helpers/config';
+import { tmpDir } from './helpers/env';
+import { holdOpen, releaseSignal } from './workflows/holdOpen';
+
+/**
+ * The batch spool (src/batch/spool.ts) on a real dev server, a real batcher workflow and the
+ * simulator's Batch API. The batch-mode calls run as activities would (a mocked activity context
+ * with the real client), so a test can retry one "late" with the very request id it had.
+ */
+const FAST = { completionDelayMs: 200, validatingMs: 50, finalizingMs: 50, cancellingMs: 50 };
+let w: TestWorker;
+let sim: Simulator;
+
+beforeAll(async () => {
+  process.env.CODECLM_BATCH_TICK_MS = '200';
+  sim = await startSimulator({ port: 0, seed: 7, batch: FAST });
+  w = await startActivityTestWorker({
+    name: 'spool',
+    workflowsPath: require.resolve('./workflows/holdOpen'),
+    env: process.env,
+  });
+});
+afterAll(async () => {
+  await w?.stop();
+  await sim?.close();
+});
+
+function judgeRole(spool: string, over: Partial<NonNullable<ResolvedRole['batch']>> = {}): ResolvedRole {
+  return simRole(sim.url, { mode: 'batch', batch: { ...fastBatchSettings, spool, ...over } });
+}
+
+/** A run that stays open while its batcher works; released at the end of a test. */
+async function openRun(name: string): Promise<{ runId: string; release(): Promise<void> }> {
+  const runId = `${name}-${Date.now().toString(36)}`;
+  const h = await w.client.workflow.start(holdOpen, { workflowId: runId, taskQueue: w.taskQueue });
+  return { runId, release: () => h.signal(releaseSignal) };
+}
+
+/** One batch-mode call made as attempt `attempt` of activity `activityId` of an entry of `runId` would make it. */
+function callAsActivity(
+  runId: string,
+  activityId: string,
+  role: ResolvedRole,
+  params: ChatCompletionCreateParamsNonStreaming,
+  attempt = 1,
+) {
+  const env = new MockActivityEnvironment(
+    {
+      workflowExecution: { workflowId: `${runId}/r1-e00000`, runId: 'entry-run-1' },
+      activityId,
+      attempt,
+      taskQueue: `${w.taskQueue}-llm-judge`,
+      workflowNamespace: 'default',
+      heartbeatDetails: undefined,
+    },
+    { client: w.client },
+  );
+  const send = createBatchSend('judge', role, process.env);
+  return env.run(() => send(params)) as ReturnType<BatchSend>;
+}
+
+function question(i: number, padding: number): ChatCompletionCreateParamsNonStreaming {
+  const filler = `Context line ${i}: the quick brown fox jumps over the lazy dog. `.repeat(padding);
+  return {
+    model: 'sim-strong',
+    max_tokens: 64,
+    messages: [{ role: 'user', content: `${filler}\nQuestion ${i}: explain batch files in one sentence.` }],
+  };
+}
+
+test('a batch file larger than 2 MB: lines go through the spool, answers equal the online ones', async () => {
+  const spool = tmpDir('codeclm-spool-');
+  const run = await openRun('spool-big');
+  const role = judgeRole(spool, { maxRequests: 1000, maxBytes: 100_000_000, maxWaitSeconds: 1 });
+  const before = sim.stats().batch;
+  const n = 240;
+  try {
+    const params = Array.from({ length: n }, (_, i) => question(i, 150)); // ~10 KB each
+    const results = await Promise.all(params.map((p, i) => callAsActivity(run.runId, `a${i}`, role, p)));
+
+    const stats = sim.stats().batch;
+    expect(stats.batchesCreated - before.batchesCreated).toBe(1);
+    expect(stats.requests - before.requests).toBe(n);
+    const openai = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
+    const uploaded: number[] = [];
+    for await (const f of openai.files.list({ purpose: 'batch' })) uploaded.push(f.bytes);
+    expect(Math.max(...uploaded)).toBeGreaterThan(2 * 1024 * 1024);
+
+    // The same requests online: the simulator is deterministic, so the answers must be equal.
+    for (let i = 0; i < n; i += 40) {
+      const online = await openai.chat.completions.create(params[i]!);
+      expect(results[i]!.completion.choices[0]!.message.content).toBe(online.choices[0]!.message.content);
+    }
+    // No request line went through the batcher's history: it stays small and holds no prompt.
+    const history = await w.client.workflow.getHandle(batcherWorkflowId(run.runId, 'judge')).fetchHistory();
+    const text = JSON.stringify(history);
+    expect(text).not.toContain('quick brown fox');
+    expect(text.length).toBeLessThan(200_000);
+    expect(fs.readdirSync(path.join(spool, 'requests')).length).toBeGreaterThan(0);
+  } finally {
+    await run.release();
+  }
+}, 120_000);
+
+test('a call retried after its batcher forgot the outcome gets it from the spool, not a new batch', async () => {
+  const spool = tmpDir('codeclm-spool-late-');
+  const run = await openRun('spool-late');
+  const role = judgeRole(spool);
+  // The batcher continues-as-new after 30 history events (instead of 5,000), dropping outcomes
+  // it holds: "late" is then seconds away.
+  const batcherId = batcherWorkflowId(run.runId, 'judge');
+  const input: BatcherInput = {
+    runWorkflowId: run.runId,
+    role: 'judge',
+    cfg: role,
+    tuning: { maxHistoryEvents: 30 },
+  };
+  const batcher = await w.client.workflow.start(BATCHER_WORKFLOW, {
+    workflowId: batcherId,
+    taskQueue: w.taskQueue,
+    args: [input],
+  });
+  try {
+    const params = question(1, 2);
+    const first = await callAsActivity(run.runId, 'late-1', role, params);
+    const afterFirst = sim.stats().batch;
+
+    // Wait until the batcher has continued as new and no longer knows the request.
+    const id = requestId(`${run.runId}/r1-e00000`, 'entry-run-1', 'late-1', 0);
+    const deadline = Date.now() + 60_000;
+    let view: OutcomeView | undefined;
+    for (;;) {
+      const views = await w.client.workflow
+        .getHandle(batcherId)
+        .query<Record<string, OutcomeView>, [string[]]>(OUTCOMES_QUERY, [id]);
+      view = views[id];
+      if (view?.state === 'unknown' || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(view?.state).toBe('unknown');
+    expect((await batcher.describe()).runId).not.toBe(batcher.firstExecutionRunId);
+    expect(fs.existsSync(path.join(spool, spoolKeys.outcome(id)))).toBe(true);
+
+    // The retried activity: same request id, answered from the spool; nothing new at the provider.
+    const retried = await callAsActivity(run.runId, 'late-1', role, params, 2);
+    expect(retried.completion.choices[0]!.message.content).toBe(first.completion.choices[0]!.message.content);
+    const afterRetry = sim.stats().batch;
+    expect(afterRetry.batchesCreated).toBe(afterFirst.batchesCreated);
+    expect(afterRetry.requests).toBe(afterFirst.requests);
+  } finally {
+    await run.release();
+  }
+}, 120_000);
