@@ -102,3 +102,25 @@ test('a batcher history (batch mode) is among those replayed: batches created, p
     expect(h.events?.at(-1)?.workflowExecutionCompletedEventAttributes).toBeTruthy();
   }
 });
+
+/** Signal names a recorded batcher history received. */
+function batcherSignals(version: string): string[] {
+  const from = path.join(root, version);
+  return fs
+    .readdirSync(from)
+    .filter((f) => f.endsWith('.history.bin'))
+    .map((f) => load(f, from).history)
+    .filter(
+      (h) => h.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name === 'codeclmBatcher',
+    )
+    .flatMap((h) =>
+      (h.events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes?.signalName ?? []),
+    );
+}
+
+test('batchers of both shapes replay: lines inline (batch-mode) and references into the spool (batch-spool)', () => {
+  // Before the spool (src/workflows/legacy/batcher.ts): every request's line came in a signal.
+  expect(new Set(batcherSignals('batch-mode'))).toEqual(new Set(['batchSubmit']));
+  // Since: only references (part, ids, sizes); the lines are in the spool.
+  expect(new Set(batcherSignals('batch-spool'))).toEqual(new Set(['batchSpooled']));
+});

@@ -22,8 +22,9 @@ import { fastBatchSettings } from '../helpers/config';
  * The run is small but takes the paths that matter for replay: several decode batches per entry,
  * duplicate screening, kept, dropped and failed instructions (malformed replies), a pause and resume, continue-as-new of the
  * run and of its entries, and a top-up round. A second, smaller run puts the judge in batch mode
- * (issue 14) to record the batcher workflow: gathering, submitting, polling with back-off, a failed
- * and an expired line resubmitted, and its end when the run closes.
+ * (issue 14) to record the batcher workflow: gathering (requests arriving as references into the
+ * batch spool, since batch-spool/), submitting, polling with back-off, a failed and an expired line
+ * resubmitted, and its end when the run closes.
  */
 const name = process.env.RECORD_AS;
 const record = name ? test : test.skip;
