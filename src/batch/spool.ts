@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { openStore } from '../store/open';
 import { joinLocation, mapLimit, type Store } from '../store/store';
 import type { PartSelection, StoredOutcome } from './protocol';
@@ -62,7 +63,13 @@ export async function writePart(store: Store, lines: string[]): Promise<string> 
 /** The lines at `indexes` (ascending) of a part, streamed; fails if the part is missing. */
 async function* partLines(store: Store, part: string, ranges: [number, number][]): AsyncGenerator<string> {
   const key = spoolKeys.part(part);
-  if (!(await store.exists(key))) throw new Error(`batch spool ${store.where(key)}: part missing`);
+  // Written before its requests were signalled: missing means the spool was deleted under a live
+  // run. Retrying cannot bring it back, so the batch's requests fail with this reason.
+  if (!(await store.exists(key)))
+    throw ApplicationFailure.nonRetryable(
+      `batch spool ${store.where(key)}: part missing (was the spool deleted while the run was live?)`,
+      'BatchSpoolMissing',
+    );
   let r = 0;
   let i = 0;
   for await (const line of store.lines(key)) {
@@ -160,7 +167,12 @@ export async function linesOf(store: Store, rows: ManifestRow[]): Promise<string
     indexes.sort((a, b) => a - b);
     const ranges = indexes.map((i): [number, number] => [i, i + 1]);
     let k = 0;
-    for await (const line of partLines(store, part, ranges)) found.set(`${part}#${indexes[k++]}`, line);
+    try {
+      for await (const line of partLines(store, part, ranges)) found.set(`${part}#${indexes[k++]}`, line);
+    } catch (err) {
+      // While polling, retried (the batcher must not fail): the poll waits for the spool to return.
+      throw err instanceof ApplicationFailure ? new Error(err.message) : err;
+    }
   }
   return rows.map((r) => {
     const line = found.get(`${r.part}#${r.index}`);
