@@ -11,12 +11,13 @@ import {
   type BatcherInput,
   type OutcomeView,
 } from '../src/batch/protocol';
-import { spoolKeys } from '../src/batch/spool';
+import { spoolKeys, spoolStore } from '../src/batch/spool';
 import { startSimulator, type Simulator } from '../src/sim/server';
 import type { ResolvedRole } from '../src/schemas/config';
 import { startActivityTestWorker, type TestWorker } from './helpers/pipeline';
 import { fastBatchSettings, simRole } from './helpers/config';
 import { tmpDir } from './helpers/env';
+import { startTestMinio, type TestMinio } from './helpers/s3minio';
 import { holdOpen, releaseSignal } from './workflows/holdOpen';
 
 /**
@@ -119,8 +120,11 @@ test('a batch file larger than 2 MB: lines go through the spool, answers equal t
   }
 }, 120_000);
 
-test('a call retried after its batcher forgot the outcome gets it from the spool, not a new batch', async () => {
-  const spool = tmpDir('codeclm-spool-late-');
+/**
+ * One call answered by a batch, the batcher made to forget it (continue-as-new), then the same
+ * call retried: answered from the spool at `spool`, with nothing new at the provider.
+ */
+async function lateRetry(spool: string): Promise<void> {
   const run = await openRun('spool-late');
   const role = judgeRole(spool);
   // The batcher continues-as-new after 30 history events (instead of 5,000), dropping outcomes
@@ -156,7 +160,9 @@ test('a call retried after its batcher forgot the outcome gets it from the spool
     }
     expect(view?.state).toBe('unknown');
     expect((await batcher.describe()).runId).not.toBe(batcher.firstExecutionRunId);
-    expect(fs.existsSync(path.join(spool, spoolKeys.outcome(id)))).toBe(true);
+    const store = spoolStore(spool);
+    expect(await store.exists(spoolKeys.outcome(id))).toBe(true);
+    expect((await store.list('requests')).length).toBeGreaterThan(0);
 
     // The retried activity: same request id, answered from the spool; nothing new at the provider.
     const retried = await callAsActivity(run.runId, 'late-1', role, params, 2);
@@ -167,4 +173,23 @@ test('a call retried after its batcher forgot the outcome gets it from the spool
   } finally {
     await run.release();
   }
+}
+
+test('a call retried after its batcher forgot the outcome gets it from the spool, not a new batch', async () => {
+  await lateRetry(tmpDir('codeclm-spool-late-'));
 }, 120_000);
+
+describe('the spool on object storage (s3://, MinIO)', () => {
+  let minio: TestMinio;
+  beforeAll(async () => {
+    minio = await startTestMinio();
+    Object.assign(process.env, minio.env);
+  }, 120_000);
+  afterAll(async () => {
+    await minio?.stop();
+  });
+
+  test('the same late retry with the spool at s3://bucket/prefix', async () => {
+    await lateRetry(`s3://${minio.bucket}/spool-${Date.now().toString(36)}`);
+  }, 120_000);
+});
