@@ -182,7 +182,13 @@ test('upload, create, lifecycle to completion: every line answered exactly as on
     completionTokens,
     byStatus: { completed: 1 },
   });
-  expect(stats.files).toEqual({ uploaded: 1, bytes: Buffer.byteLength(text) });
+  // Downloads: the input file read back above, then the output file.
+  expect(stats.files).toEqual({
+    uploaded: 1,
+    bytes: Buffer.byteLength(text),
+    downloads: 2,
+    downloadedBytes: Buffer.byteLength(text) + outFile.bytes,
+  });
   // The online calls above asked the same requests: same tokens, at twice the batch price.
   expect(stats.requests).toBe(9);
   expect(stats.promptTokens).toBe(promptTokens);

@@ -4,12 +4,13 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import OpenAI, { APIError } from 'openai';
+import type { ChatCompletion } from 'openai/resources/chat/completions';
 import { DEFAULT_BATCH_SETTINGS, type ResolvedRole } from '../schemas/config';
 import {
   batchSdk,
-  fileText,
-  outcomesOf,
-  parseLines,
+  fileLines,
+  OutcomeCollector,
+  resultLines,
   submitOnce,
   TERMINAL,
   type LineOutcome,
@@ -18,6 +19,7 @@ import { CODE, type BatchRequest, type PartSelection, type StoredOutcome } from 
 import {
   assembleBatchFile,
   linesOf,
+  OutcomeWriter,
   readManifest,
   spoolStore,
   writeOutcomes,
@@ -133,17 +135,17 @@ export function createBatchActivities(env: NodeJS.ProcessEnv = process.env) {
           failed: b.request_counts?.failed ?? 0,
         };
         if (!TERMINAL.has(b.status)) return { status: b.status, counts };
-        const lines = [
-          ...(b.output_file_id ? parseLines(await fileText(sdk, b.output_file_id)) : []),
-          ...(b.error_file_id ? parseLines(await fileText(sdk, b.error_file_id)) : []),
-        ];
         if (input.spool && input.key)
-          return { status: b.status, counts, ended: await settleSpooled(input, b, lines, env) };
-        const outcomes = outcomesOf(b, input.ids ?? [], lines);
+          return { status: b.status, counts, ended: await settleSpooled(sdk, input, b, env) };
+        const ids = input.ids ?? [];
+        const collector = new OutcomeCollector(new Set(ids));
+        for (const fileId of [b.output_file_id, b.error_file_id])
+          if (fileId) for await (const line of resultLines(sdk, fileId, cancelled())) collector.add(line);
+        const outcomes = collector.finish(b, ids);
         const again = new Set(outcomes.filter((o) => o.kind === 'retry').map((o) => o.id));
         const resubmit: BatchRequest[] = [];
         if (again.size) {
-          for (const l of (await fileText(sdk, input.inputFileId)).split('\n')) {
+          for await (const l of fileLines(sdk, input.inputFileId, cancelled())) {
             if (!l.trim()) continue;
             const id = (JSON.parse(l) as { custom_id?: string }).custom_id;
             if (id && again.has(id)) resubmit.push({ id, line: l });
@@ -188,23 +190,51 @@ async function inlineFile(lines: string[]): Promise<AssembledFile> {
   };
 }
 
+/** The running activity's cancellation (a streamed download stops with it), if any. */
+function cancelled(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * A spooled batch has ended: every request's outcome goes to the spool (done: its output file;
- * failed: the provider's reason; failed or expired once too often: that reason and the count), and
- * the lines worth another batch into a new part, so nothing per request but a code returns.
+ * A spooled batch has ended: every request's outcome goes to the spool (done: its answer, written
+ * as its output file line streams by, at most SPOOL_CONCURRENCY writes at once; failed: the
+ * provider's reason; failed or expired once too often: that reason and the count), and the lines
+ * worth another batch into a new part, so nothing per request but a code returns. Neither file is
+ * ever held whole: memory grows with the batch's request count (ids, codes), not its answers. The
+ * worker's interceptor heartbeats every 2 s throughout (src/activities/attemptUsage.ts). A retried
+ * poll writes the same objects again.
  */
 async function settleSpooled(
+  sdk: OpenAI,
   input: PollInput,
-  b: Pick<OpenAI.Batches.Batch, 'id' | 'status' | 'output_file_id' | 'errors'>,
-  lines: ReturnType<typeof parseLines>,
+  b: Pick<OpenAI.Batches.Batch, 'id' | 'status' | 'output_file_id' | 'error_file_id' | 'errors'>,
   env: NodeJS.ProcessEnv,
 ): Promise<NonNullable<PollResult['ended']>> {
   const store = spoolStore(input.spool!, env);
   const rows = await readManifest(store, input.key!);
-  const outcomes = outcomesOf(
+  const collector = new OutcomeCollector(new Set(rows.map((r) => r.id)));
+  const answers = new OutcomeWriter(store);
+  for (const fileId of [b.output_file_id, b.error_file_id]) {
+    if (!fileId) continue;
+    for await (const line of resultLines(sdk, fileId, cancelled())) {
+      const o = collector.add(line);
+      if (o?.kind === 'ok')
+        await answers.write(o.id, {
+          state: 'done',
+          file: fileId,
+          batchId: b.id,
+          answer: line.response!.body as ChatCompletion,
+        });
+    }
+  }
+  await answers.drain();
+  const outcomes = collector.finish(
     b,
     rows.map((r) => r.id),
-    lines,
   );
   const maxResubmits = (input.cfg.batch ?? DEFAULT_BATCH_SETTINGS).maxResubmits;
   const stored: [string, StoredOutcome][] = [];
@@ -212,8 +242,7 @@ async function settleSpooled(
   let codes = '';
   outcomes.forEach((o, i) => {
     if (o.kind === 'ok') {
-      stored.push([o.id, { state: 'done', file: b.output_file_id ?? '', batchId: b.id }]);
-      codes += CODE.done;
+      codes += CODE.done; // written above, with its answer
     } else if (o.kind === 'failed') {
       stored.push([o.id, { state: 'failed', reason: o.reason, status: o.status, body: o.body }]);
       codes += CODE.failed;

@@ -1,3 +1,4 @@
+import type { ChatCompletion } from 'openai/resources/chat/completions';
 import type { ResolvedRole, RoleName } from '../schemas/config';
 
 /**
@@ -71,7 +72,17 @@ export type Outcome =
 
 /** A request's outcome as the spool keeps it, for as long as the spool is kept. */
 export type StoredOutcome =
-  | { state: 'done'; file: string; batchId: string }
+  | {
+      state: 'done';
+      file: string;
+      batchId: string;
+      /**
+       * The request's chat completion (its output file line's body), so a waiting call reads only
+       * this object. Absent in outcomes written before answers were spooled: then the call picks
+       * its line out of `file`.
+       */
+      answer?: ChatCompletion;
+    }
   | { state: 'failed'; reason: string; status?: number; body?: unknown };
 
 export type OutcomeView = Outcome | { state: 'pending' } | { state: 'unknown' };

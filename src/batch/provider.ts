@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import OpenAI from 'openai';
 import type { ResolvedRole } from '../schemas/config';
+import { splitLines } from '../store/local';
 
 /**
  * OpenAI's Files + Batches API as codeclm uses it: idempotent upload and create (a deterministic
@@ -105,33 +106,108 @@ export type LineOutcome =
   | { id: string; kind: 'retry'; reason: string }
   | { id: string; kind: 'failed'; reason: string; status?: number; body?: unknown };
 
-interface ResultLine {
+export interface ResultLine {
   custom_id?: string;
   response?: { status_code?: number; body?: unknown } | null;
   error?: { code?: string | null; message?: string | null } | null;
 }
 
-export async function fileText(sdk: OpenAI, fileId: string): Promise<string> {
-  const res = await sdk.files.content(fileId);
-  return res.text();
+/**
+ * The lines of a file's content as the provider sends them: the response body is read as a stream,
+ * so an output file of 200 MB never sits whole in memory.
+ */
+export async function* fileLines(sdk: OpenAI, fileId: string, signal?: AbortSignal): AsyncGenerator<string> {
+  const res = await sdk.files.content(fileId, { signal });
+  if (!res.body) return;
+  yield* splitLines(bytesOf(res.body));
+}
+
+async function* bytesOf(body: ReadableStream<Uint8Array>): AsyncGenerator<Buffer> {
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>)
+    yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+/** Each parsed line of a batch's output or error file, streamed (see fileLines). */
+export async function* resultLines(
+  sdk: OpenAI,
+  fileId: string,
+  signal?: AbortSignal,
+): AsyncGenerator<ResultLine> {
+  for await (const l of fileLines(sdk, fileId, signal)) {
+    const line = parseLine(l);
+    if (line) yield line;
+  }
+}
+
+function parseLine(l: string): ResultLine | undefined {
+  if (!l.trim()) return undefined;
+  try {
+    return JSON.parse(l) as ResultLine;
+  } catch {
+    return undefined; // a torn line cannot be attributed to a request: its request counts as missing
+  }
 }
 
 export function parseLines(text: string): ResultLine[] {
-  const out: ResultLine[] = [];
-  for (const l of text.split('\n')) {
-    if (!l.trim()) continue;
-    try {
-      out.push(JSON.parse(l) as ResultLine);
-    } catch {
-      // a torn line cannot be attributed to a request: its request counts as missing below
-    }
-  }
-  return out;
+  return text.split('\n').flatMap((l) => parseLine(l) ?? []);
 }
 
 function errorMessage(body: unknown): string {
   const e = (body as { error?: { message?: unknown } } | null)?.error;
   return typeof e?.message === 'string' ? e.message : JSON.stringify(body ?? null).slice(0, 300);
+}
+
+/**
+ * Outcomes of a finished batch's lines, taken one line at a time (its files are streamed): the
+ * first line of a request decides it. An answered (200) line's outcome is `ok` without its body:
+ * whoever needs the answer takes it from the line as it goes by (see add), nothing keeps it.
+ */
+export class OutcomeCollector {
+  private readonly byId = new Map<string, LineOutcome>();
+
+  constructor(private readonly wanted?: ReadonlySet<string>) {}
+
+  /** The line's outcome if it is the first line of a wanted request, else undefined. */
+  add(line: ResultLine): LineOutcome | undefined {
+    const id = line.custom_id;
+    if (!id || this.byId.has(id) || (this.wanted && !this.wanted.has(id))) return undefined;
+    const o = lineOutcome(id, line);
+    this.byId.set(id, o);
+    return o;
+  }
+
+  /** One outcome per request of `ids`, in order; a request without a line is decided by the batch. */
+  finish(batch: Pick<OpenAI.Batches.Batch, 'status' | 'errors'>, ids: string[]): LineOutcome[] {
+    const batchReason =
+      batch.errors?.data?.map((e) => `${e.code ?? 'error'}: ${e.message ?? ''}`).join('; ') ||
+      `batch ${batch.status} without a line for this request`;
+    return ids.map(
+      (id) =>
+        this.byId.get(id) ??
+        (batch.status === 'cancelled'
+          ? { id, kind: 'failed', reason: `batch cancelled at the provider: ${batchReason}` }
+          : { id, kind: 'retry', reason: batchReason }),
+    );
+  }
+}
+
+function lineOutcome(id: string, line: ResultLine): LineOutcome {
+  const status = line.response?.status_code;
+  if (status === 200) return { id, kind: 'ok' };
+  if (status !== undefined) {
+    const reason = `HTTP ${status}: ${errorMessage(line.response?.body)}`;
+    return status === 429 || status >= 500
+      ? { id, kind: 'retry', reason }
+      : { id, kind: 'failed', reason, status, body: line.response?.body };
+  }
+  const code = line.error?.code ?? 'unknown_error';
+  const reason = `${code}: ${line.error?.message ?? ''}`.trim();
+  if (RETRYABLE_CODES.has(code)) return { id, kind: 'retry', reason };
+  return {
+    id,
+    kind: 'failed',
+    reason: code === 'batch_cancelled' ? `cancelled at the provider (${reason})` : reason,
+  };
 }
 
 /** One outcome per request of a finished batch: from its output file, its error file, or missing. */
@@ -140,43 +216,7 @@ export function outcomesOf(
   ids: string[],
   lines: ResultLine[],
 ): LineOutcome[] {
-  const byId = new Map<string, LineOutcome>();
-  for (const line of lines) {
-    const id = line.custom_id;
-    if (!id || byId.has(id)) continue;
-    const status = line.response?.status_code;
-    if (status === 200) byId.set(id, { id, kind: 'ok' });
-    else if (status !== undefined) {
-      const reason = `HTTP ${status}: ${errorMessage(line.response?.body)}`;
-      byId.set(
-        id,
-        status === 429 || status >= 500
-          ? { id, kind: 'retry', reason }
-          : { id, kind: 'failed', reason, status, body: line.response?.body },
-      );
-    } else {
-      const code = line.error?.code ?? 'unknown_error';
-      const reason = `${code}: ${line.error?.message ?? ''}`.trim();
-      byId.set(
-        id,
-        RETRYABLE_CODES.has(code)
-          ? { id, kind: 'retry', reason }
-          : {
-              id,
-              kind: 'failed',
-              reason: code === 'batch_cancelled' ? `cancelled at the provider (${reason})` : reason,
-            },
-      );
-    }
-  }
-  const batchReason =
-    batch.errors?.data?.map((e) => `${e.code ?? 'error'}: ${e.message ?? ''}`).join('; ') ||
-    `batch ${batch.status} without a line for this request`;
-  return ids.map(
-    (id) =>
-      byId.get(id) ??
-      (batch.status === 'cancelled'
-        ? { id, kind: 'failed', reason: `batch cancelled at the provider: ${batchReason}` }
-        : { id, kind: 'retry', reason: batchReason }),
-  );
+  const c = new OutcomeCollector();
+  for (const line of lines) c.add(line);
+  return c.finish(batch, ids);
 }

@@ -17,8 +17,9 @@ import type { PartSelection, StoredOutcome } from './protocol';
  *   the hash of its content (writing it again writes the same object);
  * - `batches/<key hash>.tsv`: a batch file's manifest, one `id<TAB>part<TAB>line index` per request
  *   in file order (the batch is polled and resubmitted from it, never from a workflow input);
- * - `outcomes/<2 hex>/<request id>.json`: each finished request's outcome (output file id, or the
- *   final failure), one small object per request, so looking one up is a single read.
+ * - `outcomes/<2 hex>/<request id>.json`: each finished request's outcome (its answer, the chat
+ *   completion, with the output file's id; or the final failure), one small object per request, so
+ *   a waiting call answers from a single read and never downloads an output file.
  */
 
 /** Requests of one part per signal: a signal stays far below Temporal's 2 MB payload limit. */
@@ -185,6 +186,36 @@ export async function writeOutcomes(store: Store, outcomes: [string, StoredOutco
   await mapLimit(outcomes, SPOOL_CONCURRENCY, ([id, o]) =>
     store.write(spoolKeys.outcome(id), JSON.stringify(o)),
   );
+}
+
+/**
+ * Writes outcomes as they are decided (while a batch's output file streams by), at most
+ * SPOOL_CONCURRENCY at once: `write` waits for a free slot, so a fast download cannot pile up
+ * writes in memory; `drain` waits for the rest and throws the first failure.
+ */
+export class OutcomeWriter {
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: { err: unknown } | undefined;
+
+  constructor(private readonly store: Store) {}
+
+  async write(id: string, outcome: StoredOutcome): Promise<void> {
+    while (this.inFlight.size >= SPOOL_CONCURRENCY) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure.err;
+    const p: Promise<void> = this.store.write(spoolKeys.outcome(id), JSON.stringify(outcome)).then(
+      () => void this.inFlight.delete(p),
+      (err: unknown) => {
+        this.inFlight.delete(p);
+        this.failure ??= { err };
+      },
+    );
+    this.inFlight.add(p);
+  }
+
+  async drain(): Promise<void> {
+    while (this.inFlight.size) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure.err;
+  }
 }
 
 export function readOutcome(store: Store, id: string): Promise<StoredOutcome | undefined> {

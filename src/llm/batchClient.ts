@@ -9,7 +9,7 @@ import type {
 } from 'openai/resources/chat/completions';
 import type { ResolvedRole, RoleName } from '../schemas/config';
 import type { Usage } from '../schemas/records';
-import { batchSdk, fileText, parseLines } from '../batch/provider';
+import { batchSdk, resultLines } from '../batch/provider';
 import {
   BATCH_REQUEST_FAILED,
   BATCHER_WORKFLOW,
@@ -36,8 +36,9 @@ import { mapLimit } from '../store/store';
  * One waiter per worker process and batcher (not one per activity): once per tick it writes the
  * new requests' lines to the batch spool (src/batch/spool.ts) as one part, signals the batcher
  * their ids and sizes (never the lines), and queries the batcher for the outcomes of every request
- * waiting in this process. A finished request's outcome is read from the spool, its answer from
- * the batch's output file (downloaded once per process). A request the batcher does not know (it
+ * waiting in this process. A finished request is answered from its outcome in the spool (one small
+ * object holding its chat completion, written by the batcher's poll): no waiting process downloads
+ * an output file. A request the batcher does not know (it
  * never got it, or forgot it after a continue-as-new) is looked up in the spool before it is sent
  * again, so a late retry gets the answer of the batch that already ran instead of a second bill.
  */
@@ -51,7 +52,8 @@ const tickMs = () => Number(process.env.CODECLM_BATCH_TICK_MS ?? 1000);
 /** Consecutive failed ticks after which the waiting calls fail (retryably) with the error. */
 const FAILED_TICKS = 30;
 const QUERY_CHUNK = 5000;
-const FILES_KEPT = 8;
+/** How long answers wanted from one output file are gathered before one pass over it (fallback). */
+const GATHER_MS = 50;
 /** Outcomes read from the spool at once per tick. */
 const LOOKUPS = 32;
 
@@ -69,13 +71,15 @@ class BatcherLink {
   private timer: NodeJS.Timeout | undefined;
   private failedTicks = 0;
   private spool: string | undefined;
+  /** Requests whose answers are being picked out of an output file (see settle). */
+  private readonly fromFile = new Set<string>();
   client!: Client;
   taskQueue!: string;
 
   constructor(
     private readonly workflowId: string,
     private readonly start: BatcherInput,
-    private readonly files: OutputFiles,
+    private readonly files: OutputLookup,
     private readonly role: RoleName,
     private readonly env: NodeJS.ProcessEnv,
   ) {}
@@ -230,13 +234,16 @@ class BatcherLink {
     view: StoredOutcome | Exclude<OutcomeView, { state: 'stored' | 'pending' | 'unknown' }>,
   ): Promise<void> {
     if (view.state === 'done') {
-      try {
-        const line = (await this.files.get(view.file)).get(id);
-        if (!line) throw new Error(`request ${id} is not in output file ${view.file}`);
-        w.resolve(line);
-      } catch (err) {
-        w.reject(err);
-      }
+      if ('answer' in view && view.answer) return w.resolve(view.answer);
+      // Written before answers were spooled (a run in flight across an upgrade), or a legacy
+      // batch: the answer is picked out of the output file. Not awaited, so the other answers of
+      // this tick join the same pass over the file; a tick during the pass does not ask again.
+      if (this.fromFile.has(id)) return;
+      this.fromFile.add(id);
+      this.files
+        .answer(view.file, id)
+        .then(w.resolve, w.reject)
+        .finally(() => this.fromFile.delete(id));
       return;
     }
     if (view.status !== undefined) {
@@ -253,26 +260,47 @@ class BatcherLink {
   }
 }
 
-/** Output files of this process's batches, by id: custom_id -> the chat completion. */
-class OutputFiles {
-  private readonly cache = new Map<string, Promise<Map<string, ChatCompletion>>>();
+/**
+ * Answers picked out of output files, for outcomes that do not hold theirs (see settle). The file is
+ * streamed and only the asked-for answers are kept; the requests of one file asked for within
+ * GATHER_MS (or while a pass over it runs, then in the next pass) share one download.
+ */
+class OutputLookup {
+  private readonly asked = new Map<string, Map<string, Pick<Waiter, 'resolve' | 'reject'>[]>>();
+  private readonly passes = new Set<string>();
+
   constructor(private readonly sdk: OpenAI) {}
 
-  get(fileId: string): Promise<Map<string, ChatCompletion>> {
-    let p = this.cache.get(fileId);
-    if (!p) {
-      p = fileText(this.sdk, fileId).then((text) => {
-        const m = new Map<string, ChatCompletion>();
-        for (const l of parseLines(text))
-          if (l.custom_id && l.response?.status_code === 200)
-            m.set(l.custom_id, l.response.body as ChatCompletion);
-        return m;
-      });
-      p.catch(() => this.cache.delete(fileId));
-      this.cache.set(fileId, p);
-      if (this.cache.size > FILES_KEPT) this.cache.delete(this.cache.keys().next().value!);
+  answer(fileId: string, id: string): Promise<ChatCompletion> {
+    return new Promise<ChatCompletion>((resolve, reject) => {
+      let ids = this.asked.get(fileId);
+      if (!ids) this.asked.set(fileId, (ids = new Map()));
+      ids.set(id, [...(ids.get(id) ?? []), { resolve, reject }]);
+      if (!this.passes.has(fileId)) void this.pass(fileId);
+    });
+  }
+
+  private async pass(fileId: string): Promise<void> {
+    this.passes.add(fileId);
+    await new Promise((r) => setTimeout(r, GATHER_MS));
+    const ids = this.asked.get(fileId)!;
+    this.asked.delete(fileId);
+    try {
+      for await (const line of resultLines(this.sdk, fileId)) {
+        const waiters = line.custom_id === undefined ? undefined : ids.get(line.custom_id);
+        if (!waiters || line.response?.status_code !== 200) continue;
+        ids.delete(line.custom_id!);
+        for (const w of waiters) w.resolve(line.response.body as ChatCompletion);
+        if (!ids.size) break;
+      }
+      for (const [id, waiters] of ids)
+        for (const w of waiters) w.reject(new Error(`request ${id} is not in output file ${fileId}`));
+    } catch (err) {
+      for (const waiters of ids.values()) for (const w of waiters) w.reject(err);
+    } finally {
+      this.passes.delete(fileId);
+      if (this.asked.has(fileId)) void this.pass(fileId);
     }
-    return p;
   }
 }
 
@@ -299,7 +327,7 @@ export function requestId(workflowId: string, runId: string, activityId: string,
 }
 
 export function createBatchSend(role: RoleName, cfg: ResolvedRole, env: NodeJS.ProcessEnv): BatchSend {
-  const files = new OutputFiles(batchSdk(cfg, env));
+  const files = new OutputLookup(batchSdk(cfg, env));
   return async (params, signal) => {
     let ctx: Context;
     try {

@@ -55,6 +55,9 @@ export interface BatchStats {
 export interface FileStats {
   uploaded: number;
   bytes: number;
+  /** GET /v1/files/{id}/content answered, and their bytes (how often output files are fetched). */
+  downloads: number;
+  downloadedBytes: number;
 }
 
 export interface FileRecord {

@@ -99,7 +99,7 @@ export class BatchStore {
       files: [],
       batches: [],
       batchStats: emptyBatchStats(),
-      fileStats: { uploaded: 0, bytes: 0 },
+      fileStats: { uploaded: 0, bytes: 0, downloads: 0, downloadedBytes: 0 },
       pending: {
         expire: this.opts.expire ?? 0,
         failValidation: this.opts.failValidation ?? 0,
@@ -124,6 +124,13 @@ export class BatchStore {
     const file = this.stateFile;
     if (!file || !fs.existsSync(file)) return undefined;
     const state = JSON.parse(fs.readFileSync(file, 'utf8')) as PersistedState;
+    // A state saved by an older simulator counts no downloads.
+    const saved: Partial<FileStats> = state.fileStats;
+    state.fileStats = {
+      ...state.fileStats,
+      downloads: saved.downloads ?? 0,
+      downloadedBytes: saved.downloadedBytes ?? 0,
+    };
     for (const f of state.files) {
       const p = this.contentPath(f.id);
       if (fs.existsSync(p)) this.contents.set(f.id, fs.readFileSync(p));
@@ -207,6 +214,9 @@ export class BatchStore {
     this.getFile(id);
     const content = this.contents.get(id);
     if (!content) throw new HttpError(404, `The content of file ${id} is gone`, 'invalid_request_error');
+    this.state.fileStats.downloads++;
+    this.state.fileStats.downloadedBytes += content.length;
+    this.save();
     return content;
   }
 
