@@ -179,6 +179,31 @@ test('a call retried after its batcher forgot the outcome gets it from the spool
   await lateRetry(tmpDir('codeclm-spool-late-'));
 }, 120_000);
 
+test('an outcome deleted from the spool fails only its own retried call, at once, with the reason', async () => {
+  const spool = tmpDir('codeclm-spool-gone-');
+  const run = await openRun('spool-gone');
+  const role = judgeRole(spool);
+  try {
+    await callAsActivity(run.runId, 'gone-1', role, question(2, 1));
+    const id = requestId(`${run.runId}/r1-e00000`, 'entry-run-1', 'gone-1', 0);
+    fs.rmSync(path.join(spool, spoolKeys.outcome(id)));
+
+    // The batcher still knows the request as stored: its retry must fail with the spool's reason
+    // (not, seconds later, as "batcher unreachable"), and a call waiting beside it is still answered.
+    const [retried, other] = await Promise.allSettled([
+      callAsActivity(run.runId, 'gone-1', role, question(2, 1), 2),
+      callAsActivity(run.runId, 'gone-2', role, question(3, 1)),
+    ]);
+    expect(retried.status).toBe('rejected');
+    const err = (retried as PromiseRejectedResult).reason as { type?: string; message: string };
+    expect(err.type).toBe('BatchSpoolMissing');
+    expect(err.message).toContain(`batch request ${id}: outcome missing at ${spool}`);
+    expect(other.status).toBe('fulfilled');
+  } finally {
+    await run.release();
+  }
+}, 120_000);
+
 describe('the spool on object storage (s3://, MinIO)', () => {
   let minio: TestMinio;
   beforeAll(async () => {

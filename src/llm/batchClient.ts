@@ -23,7 +23,14 @@ import {
   type SpooledRequests,
   type StoredOutcome,
 } from '../batch/protocol';
-import { defaultSpool, PART_MAX_REQUESTS, readOutcome, spoolStore, writePart } from '../batch/spool';
+import {
+  defaultSpool,
+  PART_MAX_REQUESTS,
+  readOutcome,
+  spoolKeys,
+  spoolStore,
+  writePart,
+} from '../batch/spool';
 import { mapLimit } from '../store/store';
 
 /**
@@ -219,9 +226,21 @@ class BatcherLink {
     if (view.state === 'unknown' || view.state === 'stored') {
       // Unknown: never got it, or forgot it (continue-as-new, ended with its run). Its outcome may
       // be in the spool all the same; only if not is it sent (again).
-      const stored = await readOutcome(spoolStore(await this.spoolLocation(), this.env), id);
+      const store = spoolStore(await this.spoolLocation(), this.env);
+      const stored = await readOutcome(store, id);
       if (stored) return this.settle(w, id, stored);
-      if (view.state === 'stored') throw new Error(`request ${id}: outcome missing from the spool`);
+      if (view.state === 'stored') {
+        // Written before the batcher recorded it: missing means the spool was deleted under a live
+        // run. Only this call fails (throwing would fail the tick, and after FAILED_TICKS every
+        // waiting call of the process, as "unreachable"); a retry would find it missing again.
+        return w.reject(
+          ApplicationFailure.nonRetryable(
+            `role ${this.role}: batch request ${id}: outcome missing at ${store.where(spoolKeys.outcome(id))} ` +
+              '(was the spool deleted while the run was live?)',
+            'BatchSpoolMissing',
+          ),
+        );
+      }
       if (!this.toSend.some((r) => r.id === id)) this.toSend.push(w.req);
       return;
     }
