@@ -1,4 +1,9 @@
+import fs from 'node:fs';
 import { outcomesOf } from '../src/batch/provider';
+import { assembleBatchFile, writePart } from '../src/batch/spool';
+import { openStore } from '../src/store/open';
+import type { Store } from '../src/store/store';
+import { tmpDir } from './helpers/env';
 import { batcherWorkflowId, runWorkflowIdOf } from '../src/batch/protocol';
 import { computeCost } from '../src/report/cost';
 import { configSchema } from '../src/schemas/config';
@@ -94,4 +99,47 @@ test('config: mode, per-stage modes and batch limits are checked', () => {
   expect(batch({ maxBytes: 200_000_001 })).toBe(false);
   expect(batch({ spool: '/var/spool/codeclm' })).toBe(true);
   expect(batch({ spool: 'relative/dir' })).toBe(false);
+});
+
+test('a batch file that cannot be assembled leaves no temp file behind, and says why', async () => {
+  const spool = openStore(tmpDir('codeclm-assemble-spool-'));
+  const line = (id: string) =>
+    JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: {} });
+  const part = await writePart(spool, [line('a'), line('b')]);
+  // Where each batch file is assembled (a temp dir of its own).
+  const made: string[] = [];
+  const mkdtemp = fs.promises.mkdtemp.bind(fs.promises);
+  const spy = jest.spyOn(fs.promises, 'mkdtemp').mockImplementation(async (prefix: string) => {
+    const dir = await mkdtemp(prefix);
+    made.push(dir);
+    return dir;
+  });
+  try {
+    // The manifest's write fails (a full disk, an object store down): the assembled file goes.
+    const failing = new Proxy(spool, {
+      get: (target, prop) =>
+        prop === 'write'
+          ? (key: string, content: string) =>
+              key.startsWith('batches/') ? Promise.reject(new Error('disk full')) : target.write(key, content)
+          : Reflect.get(target, prop),
+    }) as Store;
+    await expect(assembleBatchFile(failing, 'k1', [], [{ part, ranges: [[0, 2]] }])).rejects.toThrow(
+      'disk full',
+    );
+    // A part missing from the spool: named, and nothing left behind either.
+    await expect(
+      assembleBatchFile(spool, 'k2', [], [{ part: 'ab' + '0'.repeat(38), ranges: [[0, 1]] }]),
+    ).rejects.toThrow(/part missing/);
+    expect(made).toHaveLength(2);
+    for (const dir of made) expect(fs.existsSync(dir)).toBe(false);
+    // And when it works, the file holds the selected lines until the caller removes it.
+    const file = await assembleBatchFile(spool, 'k3', [], [{ part, ranges: [[1, 2]] }]);
+    expect(file.ids).toEqual(['b']);
+    expect(fs.readFileSync(file.path, 'utf8')).toBe(line('b') + '\n');
+    expect(file.bytes).toBe(Buffer.byteLength(line('b')) + 1);
+    await file.remove();
+    expect(fs.existsSync(made[2]!)).toBe(false);
+  } finally {
+    spy.mockRestore();
+  }
 });

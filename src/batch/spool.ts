@@ -2,6 +2,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { openStore } from '../store/open';
 import { joinLocation, mapLimit, type Store } from '../store/store';
@@ -99,7 +101,8 @@ export interface AssembledFile {
 /**
  * Writes a batch file to a temp file from the spool, streaming: `inline` lines first (written to a
  * part of their own, so the manifest covers them), then each selected part's lines in order; and
- * the batch's manifest to the spool.
+ * the batch's manifest to the spool. On any failure (a part missing, the disk, the manifest's
+ * write) the temp file is removed before the error goes on.
  */
 export async function assembleBatchFile(
   store: Store,
@@ -110,12 +113,12 @@ export async function assembleBatchFile(
   const sel = [...parts];
   if (inline.length) sel.unshift({ part: await writePart(store, inline), ranges: [[0, inline.length]] });
   const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'codeclm-batch-'));
+  const remove = () => fs.promises.rm(dir, { recursive: true, force: true });
   const file = path.join(dir, 'batch.jsonl');
-  const out = fs.createWriteStream(file);
   const ids: string[] = [];
   const manifest: string[] = [];
   let bytes = 0;
-  try {
+  async function* content(): AsyncGenerator<string> {
     for (const { part, ranges } of sel) {
       const indexes = ranges.flatMap(([a, b]) => Array.from({ length: b - a }, (_, k) => a + k));
       let k = 0;
@@ -124,21 +127,21 @@ export async function assembleBatchFile(
         ids.push(id);
         manifest.push(`${id}\t${part}\t${indexes[k++]}`);
         bytes += Buffer.byteLength(line) + 1;
-        if (!out.write(line + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
+        yield line + '\n';
       }
       if (k !== indexes.length)
         throw new Error(`batch spool part ${part}: ${indexes.length} line(s) selected, ${k} found`);
     }
-    await new Promise<void>((resolve, reject) =>
-      out.end((err?: Error | null) => (err ? reject(err) : resolve())),
-    );
+  }
+  try {
+    // pipeline: backpressure, and a write error rejects here (never an unhandled 'error' event).
+    await pipeline(Readable.from(content()), fs.createWriteStream(file));
+    await store.write(spoolKeys.manifest(batchKey), manifest.join('\n') + '\n');
   } catch (err) {
-    out.destroy();
-    await fs.promises.rm(dir, { recursive: true, force: true });
+    await remove();
     throw err;
   }
-  await store.write(spoolKeys.manifest(batchKey), manifest.join('\n') + '\n');
-  return { path: file, bytes, ids, remove: () => fs.promises.rm(dir, { recursive: true, force: true }) };
+  return { path: file, bytes, ids, remove };
 }
 
 export interface ManifestRow {
