@@ -16,6 +16,7 @@ import {
 import { readRecords } from '../seeds/formats';
 import { hash32 } from '../util/random';
 import { openStore } from '../store/open';
+import { SnapshotCache } from '../store/snapshotCache';
 import { isS3Location, readAllJson, type Store } from '../store/store';
 import type { EvalScores, Verdict } from '../report/crr';
 import { buildEvalReport, renderEvalMarkdown, renderEvalSvg } from '../report/evalReport';
@@ -231,22 +232,12 @@ export interface EvalFinal {
   reportMd: string;
 }
 
-// Instruction snapshots are read by every leaf workflow; cache the parsed file per worker process,
-// keyed by where it is and checked by its tag (one HEAD request on S3, not a download).
-const snapshotCache = new Map<string, { tag: string; items: EvalInstruction[] }>();
-async function snapshot(store: Store): Promise<EvalInstruction[]> {
-  const where = store.where(evalKeys.instructions);
-  const st = await store.stat(evalKeys.instructions);
-  if (!st) throw ApplicationFailure.nonRetryable(`no instruction snapshot at ${where}`, 'InputError');
-  const hit = snapshotCache.get(where);
-  if (hit && hit.tag === st.tag) return hit.items;
-  const items: EvalInstruction[] = [];
-  for await (const l of store.lines(evalKeys.instructions))
-    if (l.trim()) items.push(JSON.parse(l) as EvalInstruction);
-  snapshotCache.set(where, { tag: st.tag, items });
-  if (snapshotCache.size > 16) snapshotCache.delete(snapshotCache.keys().next().value!);
-  return items;
-}
+// Instruction snapshots are read by every leaf workflow: parsed once per worker process.
+const instructionSnapshots = new SnapshotCache<EvalInstruction>(
+  'instruction snapshot',
+  (l) => JSON.parse(l) as EvalInstruction,
+);
+const snapshot = (store: Store) => instructionSnapshots.get(store, evalKeys.instructions);
 
 /** Reads the instruction file (fetching an s3:// one first) and hashes it; bad input is not retried. */
 async function readInstructionSet(

@@ -5,6 +5,7 @@ import type { Metadata, Rubric, Seed, Usage } from '../schemas/records';
 import { seedSchema } from '../schemas/records';
 import { runKeys } from '../store/runDir';
 import { openStore } from '../store/open';
+import { SnapshotCache } from '../store/snapshotCache';
 
 import { encodeTask } from '../tasks/encode';
 import { decodeTask } from '../tasks/decode';
@@ -174,31 +175,10 @@ export interface JudgeInput extends OutputBound {
   label: string;
 }
 
-// Seeds are read from the run's own normalised copy; cache parsed files per worker process, checked
-// against the snapshot's modification tag (one HEAD request on S3, not a download per seed). The
-// cache holds the parse in flight, not only its result: at the start of a run every encode slot of
-// a process asks at once, and 64 parses of a 100,000-seed file at once took a worker from 0.6 to
-// 1.5 GB (src/cluster/measure.ts); one parse serves them all.
-const seedCache = new Map<string, { tag: string; seeds: Promise<Seed[]> }>();
-async function runSeeds(store: Store): Promise<Seed[]> {
-  const where = store.where(runKeys.seeds);
-  const st = await store.stat(runKeys.seeds);
-  if (!st) throw ApplicationFailure.nonRetryable(`no seed snapshot at ${where}`, 'InputError');
-  const hit = seedCache.get(where);
-  if (hit && hit.tag === st.tag) return hit.seeds;
-  const seeds = (async () => {
-    const parsed: Seed[] = [];
-    for await (const l of store.lines(runKeys.seeds))
-      if (l.trim()) parsed.push(seedSchema.parse(JSON.parse(l)));
-    return parsed;
-  })();
-  const entry = { tag: st.tag, seeds };
-  seedCache.set(where, entry);
-  // A failed read is not cached: the next activity (or this one's retry) reads again.
-  seeds.catch(() => seedCache.get(where) === entry && seedCache.delete(where));
-  if (seedCache.size > 16) seedCache.delete(seedCache.keys().next().value!);
-  return seeds;
-}
+// Seeds are read from the run's own normalised copy, parsed once per worker process (all encode
+// slots of a process ask at once at the start of a run).
+const seedSnapshots = new SnapshotCache<Seed>('seed snapshot', (l) => seedSchema.parse(JSON.parse(l)));
+const runSeeds = (store: Store) => seedSnapshots.get(store, runKeys.seeds);
 
 export function createStageActivities(deps: ActivityDeps) {
   return {
