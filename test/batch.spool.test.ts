@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
-import { createBatchSend, requestId, type BatchSend } from '../src/llm/batchClient';
+import { createBatchSend, requestId } from '../src/llm/batchClient';
 import {
   BATCHER_WORKFLOW,
   batcherWorkflowId,
@@ -15,6 +14,7 @@ import { spoolKeys, spoolStore } from '../src/batch/spool';
 import { startSimulator, type Simulator } from '../src/sim/server';
 import type { ResolvedRole } from '../src/schemas/config';
 import { startActivityTestWorker, type TestWorker } from './helpers/pipeline';
+import { callBatchAsActivity } from './helpers/batchCalls';
 import { fastBatchSettings, simRole } from './helpers/config';
 import { tmpDir } from './helpers/env';
 import { startTestMinio, type TestMinio } from './helpers/s3minio';
@@ -54,7 +54,7 @@ async function openRun(name: string): Promise<{ runId: string; release(): Promis
   return { runId, release: () => h.signal(releaseSignal) };
 }
 
-/** One batch-mode call made as attempt `attempt` of activity `activityId` of an entry of `runId` would make it. */
+/** One batch-mode call of an entry of `runId` (test/helpers/batchCalls.ts). */
 function callAsActivity(
   runId: string,
   activityId: string,
@@ -62,19 +62,7 @@ function callAsActivity(
   params: ChatCompletionCreateParamsNonStreaming,
   attempt = 1,
 ) {
-  const env = new MockActivityEnvironment(
-    {
-      workflowExecution: { workflowId: `${runId}/r1-e00000`, runId: 'entry-run-1' },
-      activityId,
-      attempt,
-      taskQueue: `${w.taskQueue}-llm-judge`,
-      workflowNamespace: 'default',
-      heartbeatDetails: undefined,
-    },
-    { client: w.client },
-  );
-  const send = createBatchSend('judge', role, process.env);
-  return env.run(() => send(params)) as ReturnType<BatchSend>;
+  return callBatchAsActivity(w, createBatchSend, { runId, activityId, role, params, attempt });
 }
 
 function question(i: number, padding: number): ChatCompletionCreateParamsNonStreaming {

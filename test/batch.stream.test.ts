@@ -11,6 +11,7 @@ import { spoolKeys, spoolStore } from '../src/batch/spool';
 import { startSimulator, type Simulator } from '../src/sim/server';
 import type { ResolvedRole } from '../src/schemas/config';
 import { startActivityTestWorker, type TestWorker } from './helpers/pipeline';
+import { callBatchAsActivity } from './helpers/batchCalls';
 import { fastBatchSettings, simRole } from './helpers/config';
 import { tmpDir } from './helpers/env';
 import { holdOpen, releaseSignal } from './workflows/holdOpen';
@@ -48,7 +49,7 @@ function otherProcess(): Client {
   return copy!;
 }
 
-/** One batch-mode call made as attempt `attempt` of activity `activityId` of an entry of `runId`. */
+/** One batch-mode call of an entry of `runId`, made in `client`'s process (test/helpers/batchCalls.ts). */
 function callAsActivity(
   client: Client,
   runId: string,
@@ -57,19 +58,7 @@ function callAsActivity(
   params: ChatCompletionCreateParamsNonStreaming,
   attempt = 1,
 ) {
-  const env = new MockActivityEnvironment(
-    {
-      workflowExecution: { workflowId: `${runId}/r1-e00000`, runId: 'entry-run-1' },
-      activityId,
-      attempt,
-      taskQueue: `${w.taskQueue}-llm-judge`,
-      workflowNamespace: 'default',
-      heartbeatDetails: undefined,
-    },
-    { client: w.client },
-  );
-  const send = client.createBatchSend('judge', role, process.env);
-  return env.run(() => send(params)) as ReturnType<batchClient.BatchSend>;
+  return callBatchAsActivity(w, client.createBatchSend, { runId, activityId, role, params, attempt });
 }
 
 const question = (i: number): ChatCompletionCreateParamsNonStreaming => ({

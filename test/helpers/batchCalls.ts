@@ -1,0 +1,38 @@
+import { MockActivityEnvironment } from '@temporalio/testing';
+import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
+import type { BatchSend, createBatchSend } from '../../src/llm/batchClient';
+import type { ResolvedRole } from '../../src/schemas/config';
+import type { TestWorker } from './pipeline';
+
+/**
+ * One batch-mode judge call made as attempt `attempt` of activity `activityId` of an entry of
+ * `runId` would make it: a mocked activity context (the worker's client, its judge queue) around the
+ * real batch client, so a test can retry a call "late" with the very request id it had.
+ * `createSend` is the batch client module's (a second copy of the module stands for another
+ * worker process).
+ */
+export function callBatchAsActivity(
+  w: Pick<TestWorker, 'client' | 'taskQueue'>,
+  createSend: typeof createBatchSend,
+  call: {
+    runId: string;
+    activityId: string;
+    role: ResolvedRole;
+    params: ChatCompletionCreateParamsNonStreaming;
+    attempt?: number;
+  },
+): ReturnType<BatchSend> {
+  const env = new MockActivityEnvironment(
+    {
+      workflowExecution: { workflowId: `${call.runId}/r1-e00000`, runId: 'entry-run-1' },
+      activityId: call.activityId,
+      attempt: call.attempt ?? 1,
+      taskQueue: `${w.taskQueue}-llm-judge`,
+      workflowNamespace: 'default',
+      heartbeatDetails: undefined,
+    },
+    { client: w.client },
+  );
+  const send = createSend('judge', call.role, process.env);
+  return env.run(() => send(call.params)) as ReturnType<BatchSend>;
+}
