@@ -78,18 +78,20 @@ test.each(recorded)('histories recorded by version %s replay on this version', a
   expect(types.size).toBeGreaterThan(0);
 });
 
+/** The recorded histories of batcher workflows of one version (a directory of test/histories). */
+function batcherHistories(version: string) {
+  const from = path.join(root, version);
+  return fs
+    .readdirSync(from)
+    .filter((f) => f.endsWith('.history.bin'))
+    .map((f) => load(f, from).history)
+    .filter(
+      (h) => h.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name === 'codeclmBatcher',
+    );
+}
+
 test('a batcher history (batch mode) is among those replayed: batches created, polled again, ended with its run', () => {
-  const batchers = recorded.flatMap((version) => {
-    const from = path.join(root, version);
-    return fs
-      .readdirSync(from)
-      .filter((f) => f.endsWith('.history.bin'))
-      .map((f) => load(f, from).history)
-      .filter(
-        (h) =>
-          h.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name === 'codeclmBatcher',
-      );
-  });
+  const batchers = recorded.flatMap(batcherHistories);
   expect(batchers.length).toBeGreaterThan(0);
   for (const h of batchers) {
     const activities = (h.events ?? []).flatMap(
@@ -105,17 +107,9 @@ test('a batcher history (batch mode) is among those replayed: batches created, p
 
 /** Signal names a recorded batcher history received. */
 function batcherSignals(version: string): string[] {
-  const from = path.join(root, version);
-  return fs
-    .readdirSync(from)
-    .filter((f) => f.endsWith('.history.bin'))
-    .map((f) => load(f, from).history)
-    .filter(
-      (h) => h.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name === 'codeclmBatcher',
-    )
-    .flatMap((h) =>
-      (h.events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes?.signalName ?? []),
-    );
+  return batcherHistories(version).flatMap((h) =>
+    (h.events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes?.signalName ?? []),
+  );
 }
 
 test('batchers of both shapes replay: lines inline (batch-mode) and references into the spool (batch-spool)', () => {
