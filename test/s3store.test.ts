@@ -7,7 +7,7 @@ import { prefetchRunInputs } from '../src/cli/run';
 import { methodSchema } from '../src/schemas/config';
 import type { DatasetRecord } from '../src/schemas/records';
 import { emptyCounters, type RunProgress } from '../src/schemas/run';
-import { loadSeeds, prefetchRemoteInputs } from '../src/seeds/load';
+import { fetchedInput, holdRemoteInputs, loadSeeds, prefetchRemoteInputs } from '../src/seeds/load';
 import { openStore } from '../src/store/open';
 import { S3Store } from '../src/store/s3';
 import { runKeys } from '../src/store/runDir';
@@ -218,6 +218,20 @@ test('seeds from an s3:// URL load like a file; a bad line is named by the URL a
   await expect(prefetchRemoteInputs([`${dir}/missing.jsonl`])).rejects.toThrow(
     `cannot read ${dir}/missing.jsonl: ${dir}/missing.jsonl: no such object`,
   );
+});
+
+test('an s3:// input two activities of one worker fetched stays until the last lets go of it', async () => {
+  const url = location('shared-seeds.jsonl');
+  await openStore(url.slice(0, url.lastIndexOf('/'))).write(
+    url.slice(url.lastIndexOf('/') + 1),
+    '{"text":"x"}\n',
+  );
+  // Two runs (or evals) of the same seed file snapshot it at once in one worker process.
+  const [first, second] = await Promise.all([holdRemoteInputs([url]), holdRemoteInputs([url])]);
+  first(); // the first one is done
+  expect(fetchedInput(url)).toBe('{"text":"x"}\n'); // the second still reads it
+  second();
+  expect(fetchedInput(url)).toBeUndefined(); // nothing kept once both are done
 });
 
 test('the LLM cache in object storage: a result paid for on one machine is a hit on another', async () => {

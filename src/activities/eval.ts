@@ -6,13 +6,7 @@ import { readText } from '../config/read';
 import { describeConfig } from '../config/describe';
 import type { ResolvedConfig } from '../schemas/config';
 import type { Usage } from '../schemas/records';
-import {
-  fetchedInput,
-  forgetRemoteInputs,
-  loadSeeds,
-  prefetchRemoteInputs,
-  type LoadedSeeds,
-} from '../seeds/load';
+import { fetchedInput, holdRemoteInputs, loadSeeds, type LoadedSeeds } from '../seeds/load';
 import { readRecords } from '../seeds/formats';
 import { hash32 } from '../util/random';
 import { openStore } from '../store/open';
@@ -244,14 +238,14 @@ async function readInstructionSet(
   input: PrepareEvalInput,
   existing: EvalSetInfo | undefined,
 ): Promise<{ sha256: string; set?: InstructionSet }> {
+  const release = await holdRemoteInputs([input.instructionsFile]);
   try {
-    await prefetchRemoteInputs([input.instructionsFile]);
     const sha256 = instructionsSha256(input.instructionsFile);
     // The same set again (a retry, a re-attach): the snapshot stands, nothing to parse.
     if (existing?.sha256 === sha256) return { sha256 };
     return { sha256, set: loadInstructionSet(input.instructionsFile, input) };
   } finally {
-    forgetRemoteInputs([input.instructionsFile]);
+    release();
   }
 }
 

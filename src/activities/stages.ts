@@ -15,7 +15,7 @@ import { answerStrongTask, answerTargetTask } from '../tasks/answer';
 import { judgeTask, type JudgeOutput } from '../tasks/judge';
 import { TaskOutputError, type Note, type StructuredTask, type TextTask } from '../tasks/task';
 import { LlmFailure } from '../llm/types';
-import { forgetRemoteInputs, loadSeeds, prefetchRemoteInputs } from '../seeds/load';
+import { holdRemoteInputs, loadSeeds } from '../seeds/load';
 import { callStructured, callText, type ActivityDeps, type LlmCallInput } from './deps';
 import { allocate, mixAndMatch } from './pool';
 import { mapLimit, type Store } from '../store/store';
@@ -188,8 +188,9 @@ export function createStageActivities(deps: ActivityDeps) {
       const existing = await store.readJson<SeedsInfo>(runKeys.seedsInfo);
       if (existing && (await store.exists(runKeys.seeds))) return existing;
       let loaded;
+      let release: (() => void) | undefined;
       try {
-        await prefetchRemoteInputs([input.seedsFile]);
+        release = await holdRemoteInputs([input.seedsFile]);
         loaded = loadSeeds(input.seedsFile, {
           field: input.field,
           skipInvalid: input.skipInvalid,
@@ -199,7 +200,7 @@ export function createStageActivities(deps: ActivityDeps) {
         // Bad input will not get better by retrying.
         throw ApplicationFailure.nonRetryable((err as Error).message, 'InputError');
       } finally {
-        forgetRemoteInputs([input.seedsFile]);
+        release?.();
       }
       await store.write(runKeys.seeds, loaded.seeds.map((s) => JSON.stringify(s)).join('\n') + '\n');
       const info: SeedsInfo = {

@@ -94,10 +94,41 @@ export function fetchedInput(location: string): string | undefined {
   return isS3Location(location) ? remoteInputs.get(resolveLocation(location)) : undefined;
 }
 
-/** Drops fetched inputs (a long-running worker must not keep every run's seed file). */
-export function forgetRemoteInputs(locations: (string | undefined)[]): void {
-  for (const location of locations)
-    if (location && isS3Location(location)) remoteInputs.delete(resolveLocation(location));
+/**
+ * How many activities hold each fetched input (holdRemoteInputs, until they release it): runs or
+ * evaluations in one worker may share an input, and one that finishes must not drop the text
+ * another is about to read (it would fail as bad input).
+ */
+const holders = new Map<string, number>();
+
+/**
+ * prefetchRemoteInputs for an activity: the inputs are held until the returned release is called
+ * (in a `finally`), then dropped unless another activity still holds them (a long-running worker
+ * must not keep every run's seed file).
+ */
+export async function holdRemoteInputs(locations: (string | undefined)[]): Promise<() => void> {
+  const urls = locations.filter((l): l is string => !!l && isS3Location(l)).map((l) => resolveLocation(l));
+  for (const url of urls) holders.set(url, (holders.get(url) ?? 0) + 1);
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    for (const url of urls) {
+      const n = (holders.get(url) ?? 1) - 1;
+      if (n > 0) holders.set(url, n);
+      else {
+        holders.delete(url);
+        remoteInputs.delete(url);
+      }
+    }
+  };
+  try {
+    await prefetchRemoteInputs(locations);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return release;
 }
 
 export function loadSeeds(file: string, opts: LoadSeedsOptions = {}): LoadedSeeds {
