@@ -6,7 +6,13 @@ import { readText } from '../config/read';
 import { describeConfig } from '../config/describe';
 import type { ResolvedConfig } from '../schemas/config';
 import type { Usage } from '../schemas/records';
-import { fetchedInput, holdRemoteInputs, loadSeeds, type LoadedSeeds } from '../seeds/load';
+import {
+  fetchedInput,
+  holdRemoteInputs,
+  InputUnavailableError,
+  loadSeeds,
+  type LoadedSeeds,
+} from '../seeds/load';
 import { readRecords } from '../seeds/formats';
 import { hash32 } from '../util/random';
 import { openStore } from '../store/open';
@@ -263,6 +269,8 @@ export function createEvalActivities() {
       } catch (err) {
         // The file may be gone on a retry long after the snapshot was taken: the snapshot is what counts.
         if (existing) return existing;
+        // An unreachable store may heal: retried. Bad input will not get better by retrying.
+        if (err instanceof InputUnavailableError) throw err;
         throw ApplicationFailure.nonRetryable((err as Error).message, 'InputError');
       }
       if (existing) {

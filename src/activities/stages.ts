@@ -15,7 +15,7 @@ import { answerStrongTask, answerTargetTask } from '../tasks/answer';
 import { judgeTask, type JudgeOutput } from '../tasks/judge';
 import { TaskOutputError, type Note, type StructuredTask, type TextTask } from '../tasks/task';
 import { LlmFailure } from '../llm/types';
-import { holdRemoteInputs, loadSeeds } from '../seeds/load';
+import { holdRemoteInputs, InputUnavailableError, loadSeeds } from '../seeds/load';
 import { callStructured, callText, type ActivityDeps, type LlmCallInput } from './deps';
 import { allocate, mixAndMatch } from './pool';
 import { mapLimit, type Store } from '../store/store';
@@ -197,7 +197,8 @@ export function createStageActivities(deps: ActivityDeps) {
           maxSeedChars: input.limits.maxSeedChars,
         });
       } catch (err) {
-        // Bad input will not get better by retrying.
+        // An unreachable store may heal: retried. Bad input will not get better by retrying.
+        if (err instanceof InputUnavailableError) throw err;
         throw ApplicationFailure.nonRetryable((err as Error).message, 'InputError');
       } finally {
         release?.();

@@ -6,7 +6,7 @@ import { Option, type Command as Commander } from 'commander';
 import type { CommandSpec } from './command';
 import { sharedOptions, type ConfigOption, type JsonOption } from './options';
 import { loadConfig } from '../config/load';
-import { loadSeeds, prefetchRemoteInputs } from '../seeds/load';
+import { InputUnavailableError, loadSeeds, prefetchRemoteInputs } from '../seeds/load';
 import { isS3Location, joinLocation, resolveLocation } from '../store/store';
 import { openStore } from '../store/open';
 import type { ResolvedConfig } from '../schemas/config';
@@ -163,7 +163,10 @@ export async function prefetchRunInputs(
   try {
     await prefetchRemoteInputs(values.filter((v) => isS3Location(v)));
   } catch (err) {
-    throw err instanceof InputError ? err : new InputError((err as Error).message);
+    // A store that may come back is not bad input: exit 1 with its message (InputUnavailableError).
+    throw err instanceof InputError || err instanceof InputUnavailableError
+      ? err
+      : new InputError((err as Error).message);
   }
   if (!isS3Location(options.out)) return;
   try {

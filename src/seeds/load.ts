@@ -74,6 +74,48 @@ function checkSize(file: string): void {
  */
 const remoteInputs = new Map<string, string>();
 
+/**
+ * An s3:// input that could not be read for a reason that may heal (the store unreachable, a 5xx,
+ * throttling), after the SDK's own retries: not bad input, so an activity retries it and the CLI
+ * exits 1 saying so instead of calling the file bad (exit 2).
+ */
+export class InputUnavailableError extends Error {
+  override name = 'InputUnavailableError';
+}
+
+/** Network failures that can heal; ENOTFOUND (a host name that does not exist) is a wrong endpoint. */
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
+]);
+const TRANSIENT_NAMES = new Set([
+  'TimeoutError',
+  'RequestTimeout',
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'ServiceUnavailable',
+  'InternalError',
+]);
+
+/**
+ * Whether an error reading an s3:// input may heal by retrying. Anything else (no such object or
+ * bucket, access denied, no credentials, a malformed URL) is the user's input and will not.
+ */
+export function isTransientReadError(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined && (status >= 500 || status === 408 || status === 429)) return true;
+  if (e.name && TRANSIENT_NAMES.has(e.name)) return true;
+  return !!e.code && (TRANSIENT_CODES.has(e.code) || e.code.startsWith('UND_ERR_'));
+}
+
 export async function prefetchRemoteInputs(locations: (string | undefined)[]): Promise<void> {
   for (const location of locations) {
     if (!location || !isS3Location(location) || remoteInputs.has(resolveLocation(location))) continue;
@@ -81,7 +123,12 @@ export async function prefetchRemoteInputs(locations: (string | undefined)[]): P
     try {
       text = await readLocationText(location);
     } catch (err) {
-      throw new InputError(`cannot read ${location}: ${(err as Error).message}`);
+      const message = `cannot read ${location}: ${(err as Error).message}`;
+      if (isTransientReadError(err))
+        throw new InputUnavailableError(
+          `${message} (the object store may be unreachable or busy; retry later)`,
+        );
+      throw new InputError(message);
     }
     if (Buffer.byteLength(text) > MAX_SEED_FILE_BYTES)
       throw new InputError(`seed file ${location} is over ${MAX_SEED_FILE_BYTES / 1048576} MiB`);
