@@ -1,6 +1,14 @@
 import fs from 'node:fs';
 import { outcomesOf } from '../src/batch/provider';
-import { assembleBatchFile, writePart } from '../src/batch/spool';
+import {
+  assembleBatchFile,
+  manifestGoneCodes,
+  readManifestRows,
+  readOutcome,
+  settleRows,
+  spoolKeys,
+  writePart,
+} from '../src/batch/spool';
 import { openStore } from '../src/store/open';
 import type { Store } from '../src/store/store';
 import { tmpDir } from './helpers/env';
@@ -142,4 +150,78 @@ test('a batch file that cannot be assembled leaves no temp file behind, and says
   } finally {
     spy.mockRestore();
   }
+});
+
+test('a resubmission whose part was deleted from the spool fails with the reason; the rest of the batch goes on', async () => {
+  const dir = tmpDir('codeclm-settle-spool-');
+  const spool = openStore(dir);
+  const line = (id: string) =>
+    JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { id } });
+  const kept = await writePart(spool, [line('a'), line('b')]);
+  const deleted = await writePart(spool, [line('c'), line('d')]);
+  fs.rmSync(`${dir}/${spoolKeys.part(deleted)}`);
+  const rows = [
+    { id: 'a', part: kept, index: 0 },
+    { id: 'b', part: kept, index: 1 },
+    { id: 'c', part: deleted, index: 0 },
+    { id: 'd', part: deleted, index: 1 },
+  ];
+  const settled = await settleRows(
+    spool,
+    rows,
+    [
+      { id: 'a', kind: 'ok' },
+      { id: 'b', kind: 'retry', reason: 'expired' },
+      { id: 'c', kind: 'retry', reason: 'expired' },
+      { id: 'd', kind: 'failed', reason: 'HTTP 400: bad request', status: 400 },
+    ],
+    '0000',
+    3,
+  );
+  // b goes into another batch with its line; c cannot (its line is gone) and fails at once.
+  expect(settled.codes).toBe('orff');
+  expect(settled.retry!.bytes).toEqual([Buffer.byteLength(line('b')) + 1]);
+  expect(fs.readFileSync(`${dir}/${spoolKeys.part(settled.retry!.part)}`, 'utf8')).toBe(line('b') + '\n');
+  expect(await readOutcome(spool, 'c')).toEqual({
+    state: 'failed',
+    reason: expect.stringMatching(
+      /batch spool .*: part missing \(was the spool deleted while the run was live\?\)/,
+    ),
+  });
+  expect(await readOutcome(spool, 'd')).toMatchObject({ state: 'failed', status: 400 });
+  expect(await readOutcome(spool, 'b')).toBeUndefined();
+
+  // A line past the end of a present part: the same, named by its index.
+  const past = await settleRows(
+    spool,
+    [{ id: 'e', part: kept, index: 5 }],
+    [{ id: 'e', kind: 'retry', reason: 'x' }],
+    '0',
+    3,
+  );
+  expect(past).toEqual({ codes: 'f' });
+  expect(await readOutcome(spool, 'e')).toMatchObject({ reason: expect.stringMatching(/line 5 missing/) });
+
+  // The store unreachable may heal: thrown, so the poll is retried, and nothing is failed.
+  const down = new Proxy(spool, {
+    get: (target, prop) =>
+      prop === 'exists' ? () => Promise.reject(new Error('connect ECONNREFUSED')) : Reflect.get(target, prop),
+  }) as Store;
+  await expect(
+    settleRows(down, [rows[1]!], [{ id: 'b', kind: 'retry', reason: 'expired' }], '0', 3),
+  ).rejects.toThrow('ECONNREFUSED');
+  expect(await readOutcome(spool, 'b')).toBeUndefined();
+});
+
+test('a batch manifest deleted from the spool is told apart from a store error; its requests are not resubmitted', async () => {
+  const dir = tmpDir('codeclm-manifest-spool-');
+  const spool = openStore(dir);
+  const line = JSON.stringify({ custom_id: 'a', method: 'POST', url: '/v1/chat/completions', body: {} });
+  const part = await writePart(spool, [line]);
+  const file = await assembleBatchFile(spool, 'k1', [], [{ part, ranges: [[0, 1]] }]);
+  await file.remove();
+  expect(await readManifestRows(spool, 'k1')).toEqual([{ id: 'a', part, index: 0 }]);
+  fs.rmSync(`${dir}/${spoolKeys.manifest('k1')}`);
+  expect(await readManifestRows(spool, 'k1')).toBeUndefined();
+  expect(manifestGoneCodes('0a1')).toBe('fff');
 });

@@ -7,7 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { openStore } from '../store/open';
 import { joinLocation, mapLimit, type Store } from '../store/store';
-import type { PartSelection, StoredOutcome } from './protocol';
+import { CODE, type PartSelection, type StoredOutcome } from './protocol';
+import type { LineOutcome } from './provider';
 
 /**
  * The batch spool: where batch-mode request lines and outcomes live instead of in the batcher
@@ -150,23 +151,50 @@ export interface ManifestRow {
   index: number;
 }
 
-export async function readManifest(store: Store, batchKey: string): Promise<ManifestRow[]> {
-  const key = spoolKeys.manifest(batchKey);
+/**
+ * A batch's manifest rows; undefined when the manifest is gone (written, never empty, before the
+ * batch was created: the spool was deleted under a live run). A store error is thrown (it may heal).
+ */
+export async function readManifestRows(store: Store, batchKey: string): Promise<ManifestRow[] | undefined> {
   const rows: ManifestRow[] = [];
-  for await (const l of store.lines(key)) {
+  for await (const l of store.lines(spoolKeys.manifest(batchKey))) {
     if (!l) continue;
     const [id, part, index] = l.split('\t');
     rows.push({ id: id!, part: part!, index: Number(index) });
   }
-  if (!rows.length) throw new Error(`batch spool ${store.where(key)}: manifest missing`);
+  return rows.length ? rows : undefined;
+}
+
+export async function readManifest(store: Store, batchKey: string): Promise<ManifestRow[]> {
+  const rows = await readManifestRows(store, batchKey);
+  if (!rows) throw new Error(`batch spool ${store.where(spoolKeys.manifest(batchKey))}: manifest missing`);
   return rows;
 }
 
-/** The lines of these manifest rows, in their order, read from their parts. */
-export async function linesOf(store: Store, rows: ManifestRow[]): Promise<string[]> {
+/**
+ * The codes of an ended batch whose manifest is gone: every request "not to resubmit" (its lines
+ * cannot be found again). Its answered requests have their outcomes all the same (written by id from
+ * the output file); any other request's call finds no outcome and fails with BatchSpoolMissing,
+ * instead of the poll retrying until the batch's deadline.
+ */
+export function manifestGoneCodes(attempts: string | undefined): string {
+  return CODE.failed.repeat(attempts?.length ?? 0);
+}
+
+/** A manifest row's line, or why it cannot be read: its part, or the line, gone from the spool. */
+export type RowLine = { line: string } | { missing: string };
+
+/**
+ * The lines of these manifest rows, in their order, read from their parts. A part or line gone
+ * from the spool (deleted under a live run) cannot come back: its rows get the BatchSpoolMissing
+ * reason instead of a line, and the rest are read as usual. Any other error (the store unreachable)
+ * is thrown, so the poll is retried.
+ */
+export async function rowLines(store: Store, rows: ManifestRow[]): Promise<RowLine[]> {
   const byPart = new Map<string, number[]>();
   rows.forEach((r) => byPart.set(r.part, [...(byPart.get(r.part) ?? []), r.index]));
   const found = new Map<string, string>();
+  const gone = new Map<string, string>();
   for (const [part, indexes] of byPart) {
     indexes.sort((a, b) => a - b);
     const ranges = indexes.map((i): [number, number] => [i, i + 1]);
@@ -174,15 +202,81 @@ export async function linesOf(store: Store, rows: ManifestRow[]): Promise<string
     try {
       for await (const line of partLines(store, part, ranges)) found.set(`${part}#${indexes[k++]}`, line);
     } catch (err) {
-      // While polling, retried (the batcher must not fail): the poll waits for the spool to return.
-      throw err instanceof ApplicationFailure ? new Error(err.message) : err;
+      if (!(err instanceof ApplicationFailure && err.type === 'BatchSpoolMissing')) throw err;
+      gone.set(part, err.message);
     }
   }
   return rows.map((r) => {
     const line = found.get(`${r.part}#${r.index}`);
-    if (line === undefined) throw new Error(`batch spool part ${r.part}: line ${r.index} missing`);
-    return line;
+    if (line !== undefined) return { line };
+    return {
+      missing:
+        gone.get(r.part) ??
+        `batch spool ${store.where(spoolKeys.part(r.part))}: line ${r.index} missing (was the spool changed while the run was live?)`,
+    };
   });
+}
+
+/** The lines of these manifest rows, in their order; throws (retried) if one is gone (see rowLines). */
+export async function linesOf(store: Store, rows: ManifestRow[]): Promise<string[]> {
+  return (await rowLines(store, rows)).map((r) => {
+    if ('missing' in r) throw new Error(r.missing);
+    return r.line;
+  });
+}
+
+/**
+ * What becomes of each request of an ended spooled batch (`outcomes` in manifest order; `attempts`
+ * one base-36 digit per row: its batches before this one): one CODE per row; failures stored with
+ * their reason; those worth another batch copied to a new part (their sizes in order). A request
+ * to resubmit whose line is gone from the spool fails with the BatchSpoolMissing reason (retrying
+ * the poll could never bring it back); the others of the batch go on.
+ */
+export async function settleRows(
+  store: Store,
+  rows: ManifestRow[],
+  outcomes: LineOutcome[],
+  attempts: string | undefined,
+  maxResubmits: number,
+): Promise<{ codes: string; retry?: { part: string; bytes: number[] } }> {
+  const stored: [string, StoredOutcome][] = [];
+  const codes: string[] = [];
+  const again: number[] = [];
+  outcomes.forEach((o, i) => {
+    if (o.kind === 'ok') {
+      codes.push(CODE.done); // written as the output file streamed by, with its answer
+    } else if (o.kind === 'failed') {
+      stored.push([o.id, { state: 'failed', reason: o.reason, status: o.status, body: o.body }]);
+      codes.push(CODE.failed);
+    } else {
+      const n = parseInt(attempts?.[i] ?? '0', 36) + 1;
+      if (n > maxResubmits) {
+        const reason = `${o.reason} (in ${n} batch(es); ${maxResubmits} resubmission(s) allowed)`;
+        stored.push([o.id, { state: 'failed', reason }]);
+        codes.push(CODE.failed);
+      } else {
+        again.push(i);
+        codes.push(CODE.retry);
+      }
+    }
+  });
+  const lines: string[] = [];
+  if (again.length) {
+    (
+      await rowLines(
+        store,
+        again.map((i) => rows[i]!),
+      )
+    ).forEach((r, k) => {
+      if ('line' in r) return void lines.push(r.line);
+      stored.push([rows[again[k]!]!.id, { state: 'failed', reason: r.missing }]);
+      codes[again[k]!] = CODE.failed;
+    });
+  }
+  await writeOutcomes(store, stored);
+  if (!lines.length) return { codes: codes.join('') };
+  const part = await writePart(store, lines);
+  return { codes: codes.join(''), retry: { part, bytes: lines.map((l) => Buffer.byteLength(l) + 1) } };
 }
 
 export async function writeOutcomes(store: Store, outcomes: [string, StoredOutcome][]): Promise<void> {
