@@ -135,7 +135,7 @@ async function lateRetry(spool: string): Promise<void> {
     const afterFirst = sim.stats().batch;
 
     // Wait until the batcher has continued as new and no longer knows the request.
-    const id = requestId(`${run.runId}/r1-e00000`, 'entry-run-1', 'late-1', 0);
+    const id = requestId(`${run.runId}/r1-e00000`, 'entry-run-1', 'late-1', 0, params);
     const deadline = Date.now() + 60_000;
     let view: OutcomeView | undefined;
     for (;;) {
@@ -167,13 +167,34 @@ test('a call retried after its batcher forgot the outcome gets it from the spool
   await lateRetry(tmpDir('codeclm-spool-late-'));
 }, 120_000);
 
+test('a retry that asks something else at the same call index is a new request, not the stored answer', async () => {
+  const spool = tmpDir('codeclm-spool-other-');
+  const run = await openRun('spool-other');
+  const role = judgeRole(spool);
+  try {
+    const first = await callAsActivity(run.runId, 'other-1', role, question(4, 1));
+    const before = sim.stats().batch;
+    // Attempt 2 of the same activity, call 0, with another body (as when a later probe settles
+    // on another structured-output dialect): answered for what it asks, by one more request.
+    const retried = await callAsActivity(run.runId, 'other-1', role, question(5, 1), 2);
+    const fresh = await callAsActivity(run.runId, 'other-2', role, question(5, 1));
+    expect(retried.completion.choices[0]!.message.content).toBe(fresh.completion.choices[0]!.message.content);
+    expect(retried.completion.choices[0]!.message.content).not.toBe(
+      first.completion.choices[0]!.message.content,
+    );
+    expect(sim.stats().batch.requests).toBe(before.requests + 2);
+  } finally {
+    await run.release();
+  }
+}, 120_000);
+
 test('an outcome deleted from the spool fails only its own retried call, at once, with the reason', async () => {
   const spool = tmpDir('codeclm-spool-gone-');
   const run = await openRun('spool-gone');
   const role = judgeRole(spool);
   try {
     await callAsActivity(run.runId, 'gone-1', role, question(2, 1));
-    const id = requestId(`${run.runId}/r1-e00000`, 'entry-run-1', 'gone-1', 0);
+    const id = requestId(`${run.runId}/r1-e00000`, 'entry-run-1', 'gone-1', 0, question(2, 1));
     fs.rmSync(path.join(spool, spoolKeys.outcome(id)));
 
     // The batcher still knows the request as stored: its retry must fail with the spool's reason

@@ -97,7 +97,7 @@ test('two waiting processes: each output file is downloaded once (by the poll), 
 
     // An outcome written before answers went into the spool (an upgrade mid-run): a retried call
     // picks its line out of the output file instead, one download, no new batch.
-    const id = batchClient.requestId(`${runId}/r1-e00000`, 'entry-run-1', 'a3', 0);
+    const id = batchClient.requestId(`${runId}/r1-e00000`, 'entry-run-1', 'a3', 0, params[3]!);
     const store = spoolStore(spool);
     const stored = (await store.readJson<StoredOutcome>(spoolKeys.outcome(id)))!;
     expect(stored).toMatchObject({ state: 'done', answer: results[3]!.completion });

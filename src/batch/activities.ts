@@ -130,7 +130,8 @@ export function createBatchActivities(env: NodeJS.ProcessEnv = process.env) {
       try {
         const b = await sdk.batches.retrieve(input.batchId);
         const counts = {
-          total: b.request_counts?.total ?? input.ids?.length ?? 0,
+          // A provider that leaves out request_counts: the requests we sent (one attempt digit each).
+          total: b.request_counts?.total ?? input.ids?.length ?? input.attempts?.length ?? 0,
           completed: b.request_counts?.completed ?? 0,
           failed: b.request_counts?.failed ?? 0,
         };

@@ -337,10 +337,23 @@ function priorBatchCalls(ctx: Context): number {
   return Object.values(usage).reduce((n, c) => n + (c?.batchCalls ?? 0), 0);
 }
 
-export function requestId(workflowId: string, runId: string, activityId: string, index: number): string {
+/**
+ * A request's id: where it is asked (workflow, workflow run, activity, call index) and what it asks
+ * (the request body). A retried activity asking the same thing gets the same id, so the batcher and
+ * the spool answer it without a second request; one asking something else at the same index (e.g.
+ * in another structured-output dialect, decided by a later probe) gets a new id instead of the
+ * earlier request's stored answer or refusal.
+ */
+export function requestId(
+  workflowId: string,
+  runId: string,
+  activityId: string,
+  index: number,
+  body: ChatCompletionCreateParamsNonStreaming,
+): string {
   return crypto
     .createHash('sha256')
-    .update(`${workflowId}\u0000${runId}\u0000${activityId}\u0000${index}`)
+    .update(`${workflowId}\u0000${runId}\u0000${activityId}\u0000${index}\u0000${JSON.stringify(body)}`)
     .digest('hex')
     .slice(0, 40);
 }
@@ -365,7 +378,7 @@ export function createBatchSend(role: RoleName, cfg: ResolvedRole, env: NodeJS.P
     const replayed = index < priorBatchCalls(ctx);
     const info = ctx.info;
     const wf = info.workflowExecution ?? { workflowId: info.activityId, runId: '' };
-    const id = requestId(wf.workflowId, wf.runId, info.activityId, index);
+    const id = requestId(wf.workflowId, wf.runId, info.activityId, index, params);
     const runWorkflowId = runWorkflowIdOf(wf.workflowId);
     const workflowId = batcherWorkflowId(runWorkflowId, role);
     const key = `${info.workflowNamespace}\u0000${workflowId}`;
