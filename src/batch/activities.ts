@@ -15,15 +15,14 @@ import {
   TERMINAL,
   type LineOutcome,
 } from './provider';
-import { CODE, type BatchRequest, type PartSelection, type StoredOutcome } from './protocol';
+import type { BatchRequest, PartSelection } from './protocol';
 import {
   assembleBatchFile,
-  linesOf,
+  manifestGoneCodes,
   OutcomeWriter,
-  readManifest,
+  readManifestRows,
+  settleRows,
   spoolStore,
-  writeOutcomes,
-  writePart,
   type AssembledFile,
 } from './spool';
 
@@ -216,8 +215,10 @@ async function settleSpooled(
   env: NodeJS.ProcessEnv,
 ): Promise<NonNullable<PollResult['ended']>> {
   const store = spoolStore(input.spool!, env);
-  const rows = await readManifest(store, input.key!);
-  const collector = new OutcomeCollector(new Set(rows.map((r) => r.id)));
+  // Undefined when the manifest was deleted under a live run: the answers still go to the spool by
+  // id, and the rest of the batch fails with BatchSpoolMissing (manifestGoneCodes).
+  const rows = await readManifestRows(store, input.key!);
+  const collector = new OutcomeCollector(rows && new Set(rows.map((r) => r.id)));
   const answers = new OutcomeWriter(store);
   for (const fileId of [b.output_file_id, b.error_file_id]) {
     if (!fileId) continue;
@@ -233,38 +234,14 @@ async function settleSpooled(
     }
   }
   await answers.drain();
+  const outputFileId = b.output_file_id ?? undefined;
+  if (!rows) return { outputFileId, codes: manifestGoneCodes(input.attempts) };
   const outcomes = collector.finish(
     b,
     rows.map((r) => r.id),
   );
   const maxResubmits = (input.cfg.batch ?? DEFAULT_BATCH_SETTINGS).maxResubmits;
-  const stored: [string, StoredOutcome][] = [];
-  const again: typeof rows = [];
-  let codes = '';
-  outcomes.forEach((o, i) => {
-    if (o.kind === 'ok') {
-      codes += CODE.done; // written above, with its answer
-    } else if (o.kind === 'failed') {
-      stored.push([o.id, { state: 'failed', reason: o.reason, status: o.status, body: o.body }]);
-      codes += CODE.failed;
-    } else {
-      const n = parseInt(input.attempts?.[i] ?? '0', 36) + 1;
-      if (n > maxResubmits) {
-        const reason = `${o.reason} (in ${n} batch(es); ${maxResubmits} resubmission(s) allowed)`;
-        stored.push([o.id, { state: 'failed', reason }]);
-        codes += CODE.failed;
-      } else {
-        again.push(rows[i]!);
-        codes += CODE.retry;
-      }
-    }
-  });
-  await writeOutcomes(store, stored);
-  if (!again.length) return { outputFileId: b.output_file_id ?? undefined, codes };
-  const retryLines = await linesOf(store, again);
-  const part = await writePart(store, retryLines);
-  const bytes = retryLines.map((l) => Buffer.byteLength(l) + 1);
-  return { outputFileId: b.output_file_id ?? undefined, codes, retry: { part, bytes } };
+  return { outputFileId, ...(await settleRows(store, rows, outcomes, input.attempts, maxResubmits)) };
 }
 
 export type BatchActivities = ReturnType<typeof createBatchActivities>;

@@ -165,12 +165,6 @@ export async function readManifestRows(store: Store, batchKey: string): Promise<
   return rows.length ? rows : undefined;
 }
 
-export async function readManifest(store: Store, batchKey: string): Promise<ManifestRow[]> {
-  const rows = await readManifestRows(store, batchKey);
-  if (!rows) throw new Error(`batch spool ${store.where(spoolKeys.manifest(batchKey))}: manifest missing`);
-  return rows;
-}
-
 /**
  * The codes of an ended batch whose manifest is gone: every request "not to resubmit" (its lines
  * cannot be found again). Its answered requests have their outcomes all the same (written by id from
@@ -192,7 +186,11 @@ export type RowLine = { line: string } | { missing: string };
  */
 export async function rowLines(store: Store, rows: ManifestRow[]): Promise<RowLine[]> {
   const byPart = new Map<string, number[]>();
-  rows.forEach((r) => byPart.set(r.part, [...(byPart.get(r.part) ?? []), r.index]));
+  for (const r of rows) {
+    const indexes = byPart.get(r.part);
+    if (indexes) indexes.push(r.index);
+    else byPart.set(r.part, [r.index]);
+  }
   const found = new Map<string, string>();
   const gone = new Map<string, string>();
   for (const [part, indexes] of byPart) {
@@ -214,14 +212,6 @@ export async function rowLines(store: Store, rows: ManifestRow[]): Promise<RowLi
         gone.get(r.part) ??
         `batch spool ${store.where(spoolKeys.part(r.part))}: line ${r.index} missing (was the spool changed while the run was live?)`,
     };
-  });
-}
-
-/** The lines of these manifest rows, in their order; throws (retried) if one is gone (see rowLines). */
-export async function linesOf(store: Store, rows: ManifestRow[]): Promise<string[]> {
-  return (await rowLines(store, rows)).map((r) => {
-    if ('missing' in r) throw new Error(r.missing);
-    return r.line;
   });
 }
 
