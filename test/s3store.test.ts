@@ -21,7 +21,7 @@ import { answerStrongTask } from '../src/tasks/answer';
 import { cacheSchema } from '../src/schemas/config';
 import { simConfig } from './helpers/pipeline';
 import { createScheduleActivities, publishedVersions } from '../src/schedule/activities';
-import { tmpDir } from './helpers/env';
+import { saveAwsEnv, tmpDir } from './helpers/env';
 import { storeContract } from './helpers/storeContract';
 
 /**
@@ -30,14 +30,7 @@ import { storeContract } from './helpers/storeContract';
  * the quality index from object storage, and seeds from an s3:// URL.
  */
 let minio: TestMinio;
-const AWS_VARS = [
-  'AWS_ENDPOINT_URL_S3',
-  'AWS_ENDPOINT_URL',
-  'AWS_REGION',
-  'AWS_ACCESS_KEY_ID',
-  'AWS_SECRET_ACCESS_KEY',
-];
-const saved = Object.fromEntries(AWS_VARS.map((k) => [k, process.env[k]]));
+const restoreAwsEnv = saveAwsEnv();
 
 beforeAll(async () => {
   minio = await startTestMinio();
@@ -46,10 +39,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  restoreAwsEnv();
   await minio?.stop();
 });
 

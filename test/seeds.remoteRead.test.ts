@@ -8,21 +8,14 @@ import { prefetchRunInputs } from '../src/cli/run';
 import { limitsSchema } from '../src/schemas/config';
 import { InputUnavailableError, isTransientReadError, prefetchRemoteInputs } from '../src/seeds/load';
 import { InputError } from '../src/util/errors';
-import { tmpDir } from './helpers/env';
+import { saveAwsEnv, tmpDir } from './helpers/env';
 
 /**
  * Which failures to read an s3:// seed or instruction file are the user's input (not retried, exit
  * 2) and which may heal (retried by the activity, exit 1 at the CLI): an object store on a local port
  * answering as S3 does, with an object that is down (500) until the test brings it back.
  */
-const AWS_VARS = [
-  'AWS_ENDPOINT_URL_S3',
-  'AWS_ENDPOINT_URL',
-  'AWS_REGION',
-  'AWS_ACCESS_KEY_ID',
-  'AWS_SECRET_ACCESS_KEY',
-];
-const saved = Object.fromEntries(AWS_VARS.map((k) => [k, process.env[k]]));
+const restoreAwsEnv = saveAwsEnv();
 let server: http.Server;
 /** Keys answered with 500 InternalError (the SDK retries those itself, then gives up). */
 const down = new Set<string>();
@@ -55,10 +48,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  restoreAwsEnv();
   await new Promise((resolve) => server.close(resolve));
 });
 
