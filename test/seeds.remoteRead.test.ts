@@ -105,6 +105,18 @@ test('at the CLI an unreachable store is a failure to retry (exit 1), a missing 
   expect(missing).toBeInstanceOf(InputError);
 });
 
+test('run --out s3://: a store that answers 500 may heal (not bad input); a missing bucket is bad input', async () => {
+  // The up-front check lists a prefix of the bucket: its request path is the bucket's, `/bucket2/`.
+  down.add('/bucket2/');
+  const busy = await prefetchRunInputs({ seeds: tmpDir(), out: 's3://bucket2/out' }).catch((e: unknown) => e);
+  expect(busy).toBeInstanceOf(InputUnavailableError);
+  expect((busy as Error).message).toMatch(/^--out s3:\/\/bucket2\/out: the object store did not answer/);
+  down.delete('/bucket2/');
+  const gone = await prefetchRunInputs({ seeds: tmpDir(), out: 's3://bucket3/out' }).catch((e: unknown) => e);
+  expect(gone).toBeInstanceOf(InputError);
+  expect((gone as Error).message).toMatch(/^--out s3:\/\/bucket3\/out: cannot use this bucket/);
+});
+
 test('network failures and throttling may heal; a wrong host name or missing credentials do not', () => {
   expect(
     isTransientReadError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })),

@@ -6,7 +6,7 @@ import { Option, type Command as Commander } from 'commander';
 import type { CommandSpec } from './command';
 import { sharedOptions, type ConfigOption, type JsonOption } from './options';
 import { loadConfig } from '../config/load';
-import { InputUnavailableError, loadSeeds, prefetchRemoteInputs } from '../seeds/load';
+import { InputUnavailableError, isTransientReadError, loadSeeds, prefetchRemoteInputs } from '../seeds/load';
 import { isS3Location, joinLocation, resolveLocation } from '../store/store';
 import { openStore } from '../store/open';
 import type { ResolvedConfig } from '../schemas/config';
@@ -173,6 +173,13 @@ export async function prefetchRunInputs(
     // A prefix nothing is stored under: one request, whatever the run already holds.
     await openStore(resolveLocation(options.out)).list('.codeclm-access-check');
   } catch (err) {
+    // As for the inputs: a store that is down or busy may come back (exit 1, retry later); a
+    // missing bucket, a wrong endpoint or missing credentials are the user's to fix (exit 2).
+    if (isTransientReadError(err))
+      throw new InputUnavailableError(
+        `--out ${options.out}: the object store did not answer (${(err as Error).message}); it may be ` +
+          'unreachable or busy: retry later',
+      );
     throw new InputError(
       `--out ${options.out}: cannot use this bucket (${(err as Error).message}); S3 is configured by ` +
         'AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION and the AWS credential chain',
