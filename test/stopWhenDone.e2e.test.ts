@@ -94,6 +94,18 @@ async function startedInstructions(entryWorkflowId: string): Promise<number[]> {
 test('a cancelled run reports the instructions it left in flight', async () => {
   const runId = `stop-cancel-${Date.now()}`;
   const outDir = tmpDir('codeclm-stop-cancel-');
+  // Calls of ~300 ms keep each instruction in flight for a second or more: at 20 ms an entry could
+  // be between instructions (decoding the next batch) at the moment the cancel arrived, leaving
+  // nothing in flight to report (seen once in CI).
+  const slow = await startSimulator({ seed: 11, latencyMs: 300 });
+  try {
+    await cancelInFlight(slow, runId, outDir);
+  } finally {
+    await slow.close();
+  }
+});
+
+async function cancelInFlight(sim: Simulator, runId: string, outDir: string): Promise<void> {
   const config = simConfig(sim.url, {
     limits: { size: 200, concurrency: 8 },
     method: { poolSize: 4, decodeBatch: 10 },
@@ -121,4 +133,4 @@ test('a cancelled run reports the instructions it left in flight', async () => {
   expect(fs.readFileSync(path.join(outDir, 'report.md'), 'utf8')).toContain(
     `Left in flight: ${c.leftInFlight} instruction${c.leftInFlight === 1 ? '' : 's'}, cancelled`,
   );
-});
+}
