@@ -11,10 +11,8 @@ import {
   type OutcomeView,
 } from '../src/batch/protocol';
 import { spoolKeys, spoolStore } from '../src/batch/spool';
-import { startSimulator, type Simulator } from '../src/sim/server';
 import type { ResolvedRole } from '../src/schemas/config';
-import { startActivityTestWorker, type TestWorker } from './helpers/pipeline';
-import { callBatchAsActivity } from './helpers/batchCalls';
+import { callBatchAsActivity, useBatchTestbed } from './helpers/batchCalls';
 import { fastBatchSettings, simRole } from './helpers/config';
 import { tmpDir } from './helpers/env';
 import { startTestMinio, type TestMinio } from './helpers/s3minio';
@@ -25,32 +23,16 @@ import { holdOpen, releaseSignal } from './workflows/holdOpen';
  * simulator's Batch API. The batch-mode calls run as activities would (a mocked activity context
  * with the real client), so a test can retry one "late" with the very request id it had.
  */
-const FAST = { completionDelayMs: 200, validatingMs: 50, finalizingMs: 50, cancellingMs: 50 };
-let w: TestWorker;
-let sim: Simulator;
-
-beforeAll(async () => {
-  process.env.CODECLM_BATCH_TICK_MS = '200';
-  sim = await startSimulator({ port: 0, seed: 7, batch: FAST });
-  w = await startActivityTestWorker({
-    name: 'spool',
-    workflowsPath: require.resolve('./workflows/holdOpen'),
-    env: process.env,
-  });
-});
-afterAll(async () => {
-  await w?.stop();
-  await sim?.close();
-});
+const bed = useBatchTestbed('spool', 7);
 
 function judgeRole(spool: string, over: Partial<NonNullable<ResolvedRole['batch']>> = {}): ResolvedRole {
-  return simRole(sim.url, { mode: 'batch', batch: { ...fastBatchSettings, spool, ...over } });
+  return simRole(bed.sim.url, { mode: 'batch', batch: { ...fastBatchSettings, spool, ...over } });
 }
 
 /** A run that stays open while its batcher works; released at the end of a test. */
 async function openRun(name: string): Promise<{ runId: string; release(): Promise<void> }> {
   const runId = `${name}-${Date.now().toString(36)}`;
-  const h = await w.client.workflow.start(holdOpen, { workflowId: runId, taskQueue: w.taskQueue });
+  const h = await bed.w.client.workflow.start(holdOpen, { workflowId: runId, taskQueue: bed.w.taskQueue });
   return { runId, release: () => h.signal(releaseSignal) };
 }
 
@@ -62,7 +44,7 @@ function callAsActivity(
   params: ChatCompletionCreateParamsNonStreaming,
   attempt = 1,
 ) {
-  return callBatchAsActivity(w, createBatchSend, { runId, activityId, role, params, attempt });
+  return callBatchAsActivity(bed.w, createBatchSend, { runId, activityId, role, params, attempt });
 }
 
 function question(i: number, padding: number): ChatCompletionCreateParamsNonStreaming {
@@ -78,16 +60,16 @@ test('a batch file larger than 2 MB: lines go through the spool, answers equal t
   const spool = tmpDir('codeclm-spool-');
   const run = await openRun('spool-big');
   const role = judgeRole(spool, { maxRequests: 1000, maxBytes: 100_000_000, maxWaitSeconds: 1 });
-  const before = sim.stats().batch;
+  const before = bed.sim.stats().batch;
   const n = 240;
   try {
     const params = Array.from({ length: n }, (_, i) => question(i, 150)); // ~10 KB each
     const results = await Promise.all(params.map((p, i) => callAsActivity(run.runId, `a${i}`, role, p)));
 
-    const stats = sim.stats().batch;
+    const stats = bed.sim.stats().batch;
     expect(stats.batchesCreated - before.batchesCreated).toBe(1);
     expect(stats.requests - before.requests).toBe(n);
-    const openai = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
+    const openai = new OpenAI({ baseURL: bed.sim.url, apiKey: 'sk-sim', maxRetries: 0 });
     const uploaded: number[] = [];
     for await (const f of openai.files.list({ purpose: 'batch' })) uploaded.push(f.bytes);
     expect(Math.max(...uploaded)).toBeGreaterThan(2 * 1024 * 1024);
@@ -98,7 +80,9 @@ test('a batch file larger than 2 MB: lines go through the spool, answers equal t
       expect(results[i]!.completion.choices[0]!.message.content).toBe(online.choices[0]!.message.content);
     }
     // No request line went through the batcher's history: it stays small and holds no prompt.
-    const history = await w.client.workflow.getHandle(batcherWorkflowId(run.runId, 'judge')).fetchHistory();
+    const history = await bed.w.client.workflow
+      .getHandle(batcherWorkflowId(run.runId, 'judge'))
+      .fetchHistory();
     const text = JSON.stringify(history);
     expect(text).not.toContain('quick brown fox');
     expect(text.length).toBeLessThan(200_000);
@@ -124,22 +108,22 @@ async function lateRetry(spool: string): Promise<void> {
     cfg: role,
     tuning: { maxHistoryEvents: 30 },
   };
-  const batcher = await w.client.workflow.start(BATCHER_WORKFLOW, {
+  const batcher = await bed.w.client.workflow.start(BATCHER_WORKFLOW, {
     workflowId: batcherId,
-    taskQueue: w.taskQueue,
+    taskQueue: bed.w.taskQueue,
     args: [input],
   });
   try {
     const params = question(1, 2);
     const first = await callAsActivity(run.runId, 'late-1', role, params);
-    const afterFirst = sim.stats().batch;
+    const afterFirst = bed.sim.stats().batch;
 
     // Wait until the batcher has continued as new and no longer knows the request.
     const id = requestId(`${run.runId}/r1-e00000`, 'entry-run-1', 'late-1', 0, params);
     const deadline = Date.now() + 60_000;
     let view: OutcomeView | undefined;
     for (;;) {
-      const views = await w.client.workflow
+      const views = await bed.w.client.workflow
         .getHandle(batcherId)
         .query<Record<string, OutcomeView>, [string[]]>(OUTCOMES_QUERY, [id]);
       view = views[id];
@@ -155,7 +139,7 @@ async function lateRetry(spool: string): Promise<void> {
     // The retried activity: same request id, answered from the spool; nothing new at the provider.
     const retried = await callAsActivity(run.runId, 'late-1', role, params, 2);
     expect(retried.completion.choices[0]!.message.content).toBe(first.completion.choices[0]!.message.content);
-    const afterRetry = sim.stats().batch;
+    const afterRetry = bed.sim.stats().batch;
     expect(afterRetry.batchesCreated).toBe(afterFirst.batchesCreated);
     expect(afterRetry.requests).toBe(afterFirst.requests);
   } finally {
@@ -173,7 +157,7 @@ test('a retry that asks something else at the same call index is a new request, 
   const role = judgeRole(spool);
   try {
     const first = await callAsActivity(run.runId, 'other-1', role, question(4, 1));
-    const before = sim.stats().batch;
+    const before = bed.sim.stats().batch;
     // Attempt 2 of the same activity, call 0, with another body (as when a later probe settles
     // on another structured-output dialect): answered for what it asks, by one more request.
     const retried = await callAsActivity(run.runId, 'other-1', role, question(5, 1), 2);
@@ -182,7 +166,7 @@ test('a retry that asks something else at the same call index is a new request, 
     expect(retried.completion.choices[0]!.message.content).not.toBe(
       first.completion.choices[0]!.message.content,
     );
-    expect(sim.stats().batch.requests).toBe(before.requests + 2);
+    expect(bed.sim.stats().batch.requests).toBe(before.requests + 2);
   } finally {
     await run.release();
   }

@@ -8,10 +8,8 @@ import * as batchClient from '../src/llm/batchClient';
 import { createBatchActivities, type PollResult } from '../src/batch/activities';
 import { CODE, type StoredOutcome } from '../src/batch/protocol';
 import { spoolKeys, spoolStore } from '../src/batch/spool';
-import { startSimulator, type Simulator } from '../src/sim/server';
 import type { ResolvedRole } from '../src/schemas/config';
-import { startActivityTestWorker, type TestWorker } from './helpers/pipeline';
-import { callBatchAsActivity } from './helpers/batchCalls';
+import { callBatchAsActivity, useBatchTestbed } from './helpers/batchCalls';
 import { fastBatchSettings, simRole } from './helpers/config';
 import { tmpDir } from './helpers/env';
 import { holdOpen, releaseSignal } from './workflows/holdOpen';
@@ -20,23 +18,7 @@ import { holdOpen, releaseSignal } from './workflows/holdOpen';
  * Output files are read once, by the batcher's poll, and streamed: the poll writes every answer
  * into its request's outcome in the spool, and waiting processes answer from that object alone.
  */
-const FAST = { completionDelayMs: 200, validatingMs: 50, finalizingMs: 50, cancellingMs: 50 };
-let w: TestWorker;
-let sim: Simulator;
-
-beforeAll(async () => {
-  process.env.CODECLM_BATCH_TICK_MS = '200';
-  sim = await startSimulator({ port: 0, seed: 11, batch: FAST });
-  w = await startActivityTestWorker({
-    name: 'stream',
-    workflowsPath: require.resolve('./workflows/holdOpen'),
-    env: process.env,
-  });
-});
-afterAll(async () => {
-  await w?.stop();
-  await sim?.close();
-});
+const bed = useBatchTestbed('stream', 11);
 
 type Client = typeof batchClient;
 
@@ -58,7 +40,7 @@ function callAsActivity(
   params: ChatCompletionCreateParamsNonStreaming,
   attempt = 1,
 ) {
-  return callBatchAsActivity(w, client.createBatchSend, { runId, activityId, role, params, attempt });
+  return callBatchAsActivity(bed.w, client.createBatchSend, { runId, activityId, role, params, attempt });
 }
 
 const question = (i: number): ChatCompletionCreateParamsNonStreaming => ({
@@ -70,26 +52,26 @@ const question = (i: number): ChatCompletionCreateParamsNonStreaming => ({
 test('two waiting processes: each output file is downloaded once (by the poll), answers equal online', async () => {
   const spool = tmpDir('codeclm-stream-');
   const runId = `stream-two-${Date.now().toString(36)}`;
-  const h = await w.client.workflow.start(holdOpen, { workflowId: runId, taskQueue: w.taskQueue });
-  const role = simRole(sim.url, {
+  const h = await bed.w.client.workflow.start(holdOpen, { workflowId: runId, taskQueue: bed.w.taskQueue });
+  const role = simRole(bed.sim.url, {
     mode: 'batch',
     batch: { ...fastBatchSettings, spool, maxRequests: 1000, maxWaitSeconds: 1 },
   });
   const processes = [batchClient, otherProcess()];
-  const before = sim.stats();
+  const before = bed.sim.stats();
   const n = 24;
   try {
     const params = Array.from({ length: n }, (_, i) => question(i));
     const results = await Promise.all(
       params.map((p, i) => callAsActivity(processes[i % 2]!, runId, `a${i}`, role, p)),
     );
-    const after = sim.stats();
+    const after = bed.sim.stats();
     const batches = after.batch.batchesCreated - before.batch.batchesCreated;
     expect(batches).toBeGreaterThanOrEqual(1);
     // Each batch has one output file and no error file (nothing failed): downloaded by its poll only.
     expect(after.files.downloads - before.files.downloads).toBe(batches);
 
-    const openai = new OpenAI({ baseURL: sim.url, apiKey: 'sk-sim', maxRetries: 0 });
+    const openai = new OpenAI({ baseURL: bed.sim.url, apiKey: 'sk-sim', maxRetries: 0 });
     for (let i = 0; i < n; i++) {
       const online = await openai.chat.completions.create(params[i]!);
       expect(results[i]!.completion.choices[0]!.message.content).toBe(online.choices[0]!.message.content);
@@ -103,10 +85,10 @@ test('two waiting processes: each output file is downloaded once (by the poll), 
     expect(stored).toMatchObject({ state: 'done', answer: results[3]!.completion });
     const { answer: _dropped, ...withoutAnswer } = stored as Extract<StoredOutcome, { state: 'done' }>;
     await store.write(spoolKeys.outcome(id), JSON.stringify(withoutAnswer));
-    const beforeRetry = sim.stats();
+    const beforeRetry = bed.sim.stats();
     const retried = await callAsActivity(otherProcess(), runId, 'a3', role, params[3]!, 2);
     expect(retried.completion).toEqual(results[3]!.completion);
-    const afterRetry = sim.stats();
+    const afterRetry = bed.sim.stats();
     expect(afterRetry.files.downloads - beforeRetry.files.downloads).toBe(1);
     expect(afterRetry.batch.batchesCreated).toBe(beforeRetry.batch.batchesCreated);
   } finally {

@@ -2,7 +2,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import type { BatchSend, createBatchSend } from '../../src/llm/batchClient';
 import type { ResolvedRole } from '../../src/schemas/config';
-import type { TestWorker } from './pipeline';
+import { startSimulator, type Simulator } from '../../src/sim/server';
+import { startActivityTestWorker, type TestWorker } from './pipeline';
 
 /**
  * One batch-mode judge call made as attempt `attempt` of activity `activityId` of an entry of
@@ -35,4 +36,39 @@ export function callBatchAsActivity(
   );
   const send = createSend('judge', call.role, process.env);
   return env.run(() => send(call.params)) as ReturnType<BatchSend>;
+}
+
+/** The simulator's batch lifecycle, fast enough for tests (ms in each state). */
+export const FAST_SIM_BATCH = {
+  completionDelayMs: 200,
+  validatingMs: 50,
+  finalizingMs: 50,
+  cancellingMs: 50,
+};
+
+export interface BatchTestbed {
+  w: TestWorker;
+  sim: Simulator;
+}
+
+/**
+ * A simulator with fast batches and an activity test worker running the holdOpen stand-in run,
+ * started before a test file's tests and stopped after them (waiters tick every 200 ms).
+ */
+export function useBatchTestbed(name: string, seed: number): BatchTestbed {
+  const bed = {} as BatchTestbed;
+  beforeAll(async () => {
+    process.env.CODECLM_BATCH_TICK_MS = '200';
+    bed.sim = await startSimulator({ port: 0, seed, batch: FAST_SIM_BATCH });
+    bed.w = await startActivityTestWorker({
+      name,
+      workflowsPath: require.resolve('../workflows/holdOpen'),
+      env: process.env,
+    });
+  });
+  afterAll(async () => {
+    await bed.w?.stop();
+    await bed.sim?.close();
+  });
+  return bed;
 }
