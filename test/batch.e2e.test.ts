@@ -136,13 +136,18 @@ test('answers and judging in batch mode: the same dataset as online, at the batc
 test('failed and expired lines go into new batches; the run loses nothing', async () => {
   const s = await sim({ failureRate: 0.15, expire: 1 });
   const out = tmpDir('codeclm-batch-faults-');
-  await (await start(`batch-faults-${Date.now()}`, out, batchConfig(s.url))).result();
+  const cfg = batchConfig(s.url);
+  // Which lines fail depends on the batch they land in, which timing decides. With 3 resubmissions a
+  // line failed 4 times in a row (0.15^4 each, a few hundred lines) about once in 20 runs and its item
+  // failed for good, as it should; 8 make that a one in 10^5 event, so this test sees only healing.
+  for (const r of Object.values(cfg.roles)) r.batch = { ...batchSettings, maxResubmits: 8 };
+  await (await start(`batch-faults-${Date.now()}`, out, cfg)).result();
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as Report;
+  expect(report.failures.map((f) => f.reason)).toEqual([]);
   expect(readDataset(out)).toEqual(online);
   const stats = s.stats().batch;
   expect(stats.byStatus.expired).toBe(1);
   expect(stats.failedRequests).toBeGreaterThan(0);
-  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as Report;
-  expect(report.counts.failed).toBe(0);
 }, 240_000);
 
 test("a line that keeps failing fails its item with the provider's reason", async () => {

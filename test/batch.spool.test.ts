@@ -93,26 +93,32 @@ test('a batch file larger than 2 MB: lines go through the spool, answers equal t
 }, 120_000);
 
 /**
+ * The run's judge batcher, started ahead of its first call so that it continues-as-new after 30
+ * history events (instead of 5,000), dropping what it holds: "later" is then seconds away.
+ */
+function startForgetfulBatcher(runId: string, role: ResolvedRole) {
+  const input: BatcherInput = {
+    runWorkflowId: runId,
+    role: 'judge',
+    cfg: role,
+    tuning: { maxHistoryEvents: 30 },
+  };
+  return bed.w.client.workflow.start(BATCHER_WORKFLOW, {
+    workflowId: batcherWorkflowId(runId, 'judge'),
+    taskQueue: bed.w.taskQueue,
+    args: [input],
+  });
+}
+
+/**
  * One call answered by a batch, the batcher made to forget it (continue-as-new), then the same
  * call retried: answered from the spool at `spool`, with nothing new at the provider.
  */
 async function lateRetry(spool: string): Promise<void> {
   const run = await openRun('spool-late');
   const role = judgeRole(spool);
-  // The batcher continues-as-new after 30 history events (instead of 5,000), dropping outcomes
-  // it holds: "late" is then seconds away.
   const batcherId = batcherWorkflowId(run.runId, 'judge');
-  const input: BatcherInput = {
-    runWorkflowId: run.runId,
-    role: 'judge',
-    cfg: role,
-    tuning: { maxHistoryEvents: 30 },
-  };
-  const batcher = await bed.w.client.workflow.start(BATCHER_WORKFLOW, {
-    workflowId: batcherId,
-    taskQueue: bed.w.taskQueue,
-    args: [input],
-  });
+  const batcher = await startForgetfulBatcher(run.runId, role);
   try {
     const params = question(1, 2);
     const first = await callAsActivity(run.runId, 'late-1', role, params);
@@ -192,6 +198,33 @@ test('an outcome deleted from the spool fails only its own retried call, at once
     expect(err.type).toBe('BatchSpoolMissing');
     expect(err.message).toContain(`batch request ${id}: outcome missing at ${spool}`);
     expect(other.status).toBe('fulfilled');
+  } finally {
+    await run.release();
+  }
+}, 120_000);
+
+test('the resubmission bound holds while the batcher continues-as-new with the batch open', async () => {
+  const spool = tmpDir('codeclm-spool-bound-');
+  const run = await openRun('spool-bound');
+  const role = judgeRole(spool, { maxResubmits: 2 });
+  const batcher = await startForgetfulBatcher(run.runId, role);
+  try {
+    const params = question(6, 1);
+    const id = requestId(`${run.runId}/r1-e00000`, 'entry-run-1', 'bound-1', 0, params);
+    // The provider fails this line in its next six batches: the bound must stop it after three.
+    const faults = await fetch(`${bed.sim.url.replace(/\/v1$/, '')}/_sim/batch-faults`, {
+      method: 'POST',
+      body: JSON.stringify({ failLines: Array.from({ length: 6 }, () => id) }),
+    });
+    expect(faults.status).toBe(200);
+    const before = bed.sim.stats().batch;
+
+    const call = callAsActivity(run.runId, 'bound-1', role, params);
+    await expect(call).rejects.toThrow(`batch request ${id} failed`);
+    await expect(call).rejects.toThrow('(in 3 batch(es); 2 resubmission(s) allowed)');
+    expect(bed.sim.stats().batch.failedRequests - before.failedRequests).toBe(3);
+    // The batcher did continue-as-new (more than once) while the line went round.
+    expect((await batcher.describe()).runId).not.toBe(batcher.firstExecutionRunId);
   } finally {
     await run.release();
   }

@@ -100,6 +100,11 @@ export interface OpenBatch {
   status: string;
   counts: { total: number; completed: number; failed: number };
   cancelling?: boolean;
+  /**
+   * Set in a continue-as-new's carry only: each request's batches before this one, one base-36
+   * digit per id (as batchPoll gets them), so the resubmission bound holds across generations.
+   */
+  attempts?: string;
 }
 
 /** What a batcher carries through continue-as-new (src/workflows/batcherState.ts). */

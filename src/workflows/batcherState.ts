@@ -102,7 +102,10 @@ export class BatcherState {
       ...Object.keys(s.outcomes),
     ]);
     this.attempts = new Map<string, number>(s.pending.map((r) => [r.id, r.attempts]));
-    for (const b of s.open) for (const id of b.ids) this.attempts.set(id, this.attempts.get(id) ?? 0);
+    for (const b of s.open) {
+      b.ids.forEach((id, i) => this.attempts.set(id, parseInt(b.attempts?.[i] ?? '0', 36)));
+      delete b.attempts; // Kept in `attempts` while this generation runs.
+    }
     setHandler(submitSignal, (reqs) => this.submit(reqs.map(inlinePending)));
     setHandler(spooledSignal, (msg) => this.spooled(msg));
     setHandler(outcomesQuery, (ids) => this.outcomes(ids));
@@ -151,13 +154,17 @@ export class BatcherState {
    */
   continueAsNew(): Promise<never> {
     const outcomes = carriedOutcomes(this.s.outcomes, Date.now());
-    return continueAsNew<typeof codeclmBatcher>({ ...this.input, carried: { ...this.s, outcomes } });
+    const open = this.s.open.map((b) => ({ ...b, attempts: this.attemptDigits(b) }));
+    return continueAsNew<typeof codeclmBatcher>({
+      ...this.input,
+      carried: { ...this.s, open, outcomes },
+    });
   }
 
   private carryBytes(): number {
     const { s } = this;
     const inline = s.pending.reduce((n, r) => n + ('line' in r ? r.line.length : 100), 0);
-    return inline + s.open.reduce((n, b) => n + b.ids.length * 50, 0) + Object.keys(s.outcomes).length * 100;
+    return inline + s.open.reduce((n, b) => n + b.ids.length * 51, 0) + Object.keys(s.outcomes).length * 100;
   }
 
   /** Sleeps until a poll, a flush or a run check is due, or a signal makes a flush due. */
