@@ -106,6 +106,7 @@ test('answers and judging in batch mode: the same dataset as online, at the batc
   const batchRun = await start(`batch-run-${Date.now()}`, outBatch, batchConfig(s2.url));
   await batchRun.result();
   expect(readDataset(outBatch)).toEqual(online);
+  expect(fs.existsSync(path.join(outBatch, '.work', 'batches'))).toBe(false);
 
   const stats = s2.stats();
   expect(stats.batch.batchesCreated).toBeGreaterThan(0);
@@ -171,7 +172,8 @@ test('pause holds new batches; status shows the open batch; cancel cancels it at
   const runId = `batch-cancel-${Date.now()}`;
   const cfg = batchConfig(s.url);
   cfg.roles.target.batch = { ...batchSettings, maxWaitSeconds: 15 };
-  const handle = await start(runId, tmpDir('codeclm-batch-cancel-'), cfg);
+  const out = tmpDir('codeclm-batch-cancel-');
+  const handle = await start(runId, out, cfg);
   const views = () => runBatches(w.client.workflow, runId);
   const target = async () => (await views()).find((v) => v.role === 'target');
   const until = async (what: string, ok: () => boolean | Promise<boolean>) => {
@@ -197,6 +199,9 @@ test('pause holds new batches; status shows the open batch; cancel cancels it at
   expect(open.total).toBeGreaterThan(0);
   expect(open.completed).toBe(0);
   expect(open.nextPollSeconds).toBeLessThanOrEqual(1);
+  // The batch's lines are in the run's spool while it is open.
+  const spool = path.join(out, '.work', 'batches');
+  expect(fs.readdirSync(path.join(spool, 'requests')).length).toBeGreaterThan(0);
   expect(batchLines(await views()).join('\n')).toContain(
     `${open.batchId} in_progress: 0 completed, 0 failed of ${open.total}`,
   );
@@ -211,4 +216,8 @@ test('pause holds new batches; status shows the open batch; cancel cancels it at
     const by = s.stats().batch.byStatus;
     return (by.in_progress ?? 0) === 0 && (by.cancelled ?? 0) + (by.cancelling ?? 0) > 0;
   });
+  // The cancelled run still writes its report of what it kept; its spool goes with its end.
+  await expect(handle.result()).rejects.toThrow();
+  expect(fs.existsSync(path.join(out, 'report.json'))).toBe(true);
+  expect(fs.existsSync(spool)).toBe(false);
 }, 180_000);

@@ -79,6 +79,8 @@ async function evaluate(name: string, config: ResolvedConfig): Promise<Outcome> 
     ({ eval_id: _e, ...rest }) => rest,
   );
   const report = JSON.parse(fs.readFileSync(path.join(outDir, 'eval-report.json'), 'utf8')) as EvalReport;
+  // Whatever went through batches, the evaluation's spool is gone once it has ended.
+  expect(fs.existsSync(path.join(outDir, '.work', 'batches'))).toBe(false);
   return { result, records, report };
 }
 

@@ -21,6 +21,7 @@ import { isS3Location, readAllJson, type Store } from '../store/store';
 import type { EvalScores, Verdict } from '../report/crr';
 import { buildEvalReport, renderEvalMarkdown, renderEvalSvg } from '../report/evalReport';
 import { computeCost, pricesOf } from '../report/cost';
+import { removeDefaultSpool } from '../batch/spool';
 import type { CrrSummary } from '../report/crr';
 
 /**
@@ -346,6 +347,7 @@ export function createEvalActivities() {
       await store.writeJson(evalKeys.reportJson, report);
       await store.write(evalKeys.chartSvg, renderEvalSvg(report));
       await store.write(evalKeys.reportMd, renderEvalMarkdown(report, path.basename(evalKeys.chartSvg)));
+      await removeDefaultSpool(store);
       return {
         judged: report.judged,
         failed: report.failed,

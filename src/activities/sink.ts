@@ -19,6 +19,7 @@ import { readRunPlan } from '../plan/compare';
 import { recordRunHistory } from '../plan/make';
 import { judgementFile } from '../viewer/store';
 import { writeViewer } from '../viewer/write';
+import { removeDefaultSpool } from '../batch/spool';
 
 async function saveJudgementFile(store: Store, judgement: Judgement): Promise<void> {
   const parsed = judgementSchema.parse(judgement);
@@ -102,6 +103,7 @@ export function createSinkActivities() {
       await writeRunOutputs(store, report);
       // viewer.html: every judged instruction, streamed from .work/judgements in bounded memory.
       await writeViewer(store, { runId: input.progress.runId });
+      await removeDefaultSpool(store);
       return { dataset: store.where(runKeys.dataset), kept: records.length };
     },
   };

@@ -42,9 +42,22 @@ export function spoolStore(location: string, env: NodeJS.ProcessEnv = process.en
   return s;
 }
 
+/** The default spool's directory in the store of its run's (or evaluation's) out. */
+const DEFAULT_SPOOL_DIR = '.work/batches';
+
 /** The default spool of a run or evaluation writing to `outDir`. */
 export function defaultSpool(outDir: string): string {
-  return joinLocation(outDir, '.work', 'batches');
+  return joinLocation(outDir, ...DEFAULT_SPOOL_DIR.split('/'));
+}
+
+/**
+ * Deletes the default spool of a run or evaluation that has ended (its finalize step): its lines and
+ * answers are only transport, as large as every prompt and answer of the run, and nothing reads
+ * them once every call is answered. A spool set by `batch.spool` is left alone: its parts are named
+ * by their content and may serve other runs at once.
+ */
+export async function removeDefaultSpool(out: Store): Promise<void> {
+  await out.removeAll(DEFAULT_SPOOL_DIR);
 }
 
 const hex = (text: string, n: number) => crypto.createHash('sha256').update(text).digest('hex').slice(0, n);

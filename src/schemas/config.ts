@@ -32,7 +32,8 @@ export const batchSettingsSchema = z
     maxBytes: z.number().int().min(1024).max(200_000_000).default(100_000_000),
     /**
      * Where request lines and outcomes are kept (a directory or s3://bucket/prefix; request bodies
-     * only, never keys). Default: `<out>/.work/batches` of the run or evaluation.
+     * only, never keys). Default: `<out>/.work/batches` of the run or evaluation, deleted when it
+     * ends; a spool set here is never deleted by a run (other runs may share it).
      */
     spool: z
       .string()
