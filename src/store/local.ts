@@ -41,12 +41,23 @@ export class LocalStore implements Store {
   async createIfAbsent(key: string, content: string): Promise<boolean> {
     const file = this.where(key);
     await fs.promises.mkdir(path.dirname(file), { recursive: true });
+    // The whole content goes to a temp file first, then a hard link gives it the key's name, which
+    // fails if the name exists: exclusive and whole at once. Opening the key itself with O_EXCL and
+    // writing into it showed concurrent readers (a claim's loser reading the owner) an empty or
+    // partial file, and a worker killed mid-write left one there for good.
+    const tmp = tmpName(file);
+    await fs.promises.writeFile(tmp, content);
     try {
-      await fs.promises.writeFile(file, content, { flag: 'wx' });
+      await fs.promises.link(tmp, file);
       return true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (code === 'EEXIST') return false;
+      // A filesystem without hard links (some network and FUSE mounts): exclusive open, as before.
+      if (NO_LINKS.has(code)) return createExclusive(file, content);
       throw err;
+    } finally {
+      await fs.promises.rm(tmp, { force: true });
     }
   }
 
@@ -127,6 +138,18 @@ export class LocalStore implements Store {
     }
     await handle.close();
     await fs.promises.rename(tmp, file);
+  }
+}
+
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+async function createExclusive(file: string, content: string): Promise<boolean> {
+  try {
+    await fs.promises.writeFile(file, content, { flag: 'wx' });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
   }
 }
 

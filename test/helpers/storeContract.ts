@@ -30,6 +30,18 @@ export function storeContract(name: string, open: () => Store): void {
       expect(owner).toBe(`w${wins.indexOf(true)}`);
     });
 
+    test('createIfAbsent: a reader sees nothing or the whole object, never a part (a loser reads the owner)', async () => {
+      const s = open();
+      // Large enough that writing it takes many steps: a reader polling meanwhile would catch a part.
+      const content = JSON.stringify({ owner: 'w'.repeat(4 << 20) });
+      const creating = s.createIfAbsent('claims/big.json', content);
+      let seen: string | undefined;
+      while (seen === undefined) seen = await s.read('claims/big.json');
+      expect(await creating).toBe(true);
+      expect(seen.length).toBe(content.length);
+      expect(await s.list('claims')).toEqual(['claims/big.json']);
+    });
+
     test('list is recursive and sorted; listDirs gives one level; removeAll empties a prefix only', async () => {
       const s = open();
       for (const k of ['d/x/2.json', 'd/x/1.json', 'd/y/3.json', 'dd/4.json']) await s.write(k, '{}');
