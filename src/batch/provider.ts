@@ -65,13 +65,20 @@ export async function submitOnce(
     }
     if (++seen >= LIST_LIMIT) break;
   }
-  fileId ??= (await sdk.files.create({ file: namedStream(file.path, name), purpose: 'batch' })).id;
-  const batch = await sdk.batches.create({
-    input_file_id: fileId,
-    endpoint: '/v1/chat/completions',
-    completion_window: completionWindow,
-    metadata: { [KEY_METADATA]: key },
-  });
+  // No retries inside the SDK for the two creates: a create whose answer was lost (a timeout, a
+  // 5xx from a gateway after the provider acted) would be sent again without the look-up above and
+  // make a second batch (or file). The activity's retry looks first, then creates.
+  const once = { maxRetries: 0 };
+  fileId ??= (await sdk.files.create({ file: namedStream(file.path, name), purpose: 'batch' }, once)).id;
+  const batch = await sdk.batches.create(
+    {
+      input_file_id: fileId,
+      endpoint: '/v1/chat/completions',
+      completion_window: completionWindow,
+      metadata: { [KEY_METADATA]: key },
+    },
+    once,
+  );
   return { batchId: batch.id, inputFileId: fileId, createdAt: batch.created_at * 1000, createdNow: true };
 }
 
