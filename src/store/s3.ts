@@ -131,12 +131,22 @@ export class S3Store implements Store {
   async removeAll(dir: string): Promise<void> {
     const keys = await this.list(dir);
     for (let i = 0; i < keys.length; i += 1000) {
-      await this.client.send(
+      const res = await this.client.send(
         new DeleteObjectsCommand({
           Bucket: this.bucket,
           Delete: { Objects: keys.slice(i, i + 1000).map((k) => ({ Key: this.objectKey(k) })), Quiet: true },
         }),
       );
+      // A batch delete answers 200 even when some keys were not deleted: those come back as Errors,
+      // and a removeAll that left objects behind must not look done (its caller would build on them).
+      const failed = res.Errors ?? [];
+      if (failed.length) {
+        const first = failed[0]!;
+        throw new Error(
+          `could not remove ${failed.length} object(s) under ${this.where(dir)}, ` +
+            `first s3://${this.bucket}/${first.Key}: ${first.Code}: ${first.Message}`,
+        );
+      }
     }
   }
 

@@ -1,0 +1,62 @@
+import crypto from 'node:crypto';
+import { DeleteObjectsCommand, S3Client } from '@aws-sdk/client-s3';
+import { S3Store } from '../src/store/s3';
+import { startTestMinio, type TestMinio } from './helpers/s3minio';
+
+/**
+ * The S3 store on a real MinIO with one fault put between the store and the server (answers S3
+ * gives under load or races that MinIO will not give on demand): the store must not report success
+ * for work the server did not do, nor failure for work it did.
+ */
+let minio: TestMinio;
+
+beforeAll(async () => {
+  minio = await startTestMinio();
+}, 60_000);
+
+afterAll(async () => {
+  await minio?.stop();
+});
+
+const location = (name: string) => `s3://${minio.bucket}/${name}-${crypto.randomBytes(3).toString('hex')}`;
+
+type Send = (command: unknown) => Promise<unknown>;
+
+/** A client of the MinIO whose requests go through `fault` first (it may answer instead of MinIO). */
+function clientWith(fault: (command: unknown, send: Send) => Promise<unknown> | undefined): S3Client {
+  const client = new S3Client({
+    endpoint: minio.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: minio.env.AWS_ACCESS_KEY_ID!, secretAccessKey: minio.secret },
+  });
+  const send = client.send.bind(client) as Send;
+  (client as unknown as { send: Send }).send = (command) => fault(command, send) ?? send(command);
+  return client;
+}
+
+test('removeAll fails when S3 refuses to delete some of the keys (a quiet batch delete reports them)', async () => {
+  const out = location('remove');
+  let failOne = true;
+  const store = new S3Store(
+    out,
+    clientWith((command, send) => {
+      if (!(command instanceof DeleteObjectsCommand) || !failOne) return undefined;
+      // S3 answers 200 with per-key errors (InternalError, AccessDenied under an object lock...).
+      const [stuck, ...rest] = command.input.Delete!.Objects!;
+      return send(
+        new DeleteObjectsCommand({ ...command.input, Delete: { ...command.input.Delete, Objects: rest } }),
+      ).then((res) => ({
+        ...(res as object),
+        Errors: [{ Key: stuck!.Key, Code: 'InternalError', Message: 'We encountered an internal error.' }],
+      }));
+    }),
+  );
+  for (const k of ['d/1.json', 'd/2.json', 'd/3.json']) await store.write(k, '{}');
+  await expect(store.removeAll('d')).rejects.toThrow(`${out}/d/1.json: InternalError`);
+  expect(await store.list('d')).toEqual(['d/1.json']);
+  // Retried (as the activity is), it finishes the job.
+  failOne = false;
+  await store.removeAll('d');
+  expect(await store.list('d')).toEqual([]);
+});
