@@ -66,10 +66,18 @@ const LOOKUPS = 32;
 
 const callIndex = new WeakMap<Context, number>();
 
+/** A request this process waits for: settling it settles every call waiting on it (listeners). */
 interface Waiter {
   resolve(c: ChatCompletion): void;
   reject(e: unknown): void;
   req: BatchRequest;
+  listeners: Set<Listener>;
+}
+
+/** One call waiting for a request's outcome (its activity attempt). */
+interface Listener {
+  resolve(c: ChatCompletion): void;
+  reject(e: unknown): void;
 }
 
 class BatcherLink {
@@ -94,23 +102,54 @@ class BatcherLink {
   /** `retried`: an earlier attempt may have sent it already, so look in the spool before sending. */
   ask(req: BatchRequest, signal?: AbortSignal, retried = false): Promise<ChatCompletion> {
     return new Promise<ChatCompletion>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason ?? new Error('cancelled'));
+      // Two attempts of one activity in this process ask for the same id (the server timed the
+      // first out and retried it here before the first learnt it was cancelled): both wait on one
+      // entry, and the first one's cancellation leaves the second waiting.
+      const existing = this.waiting.get(req.id);
+      const w = existing ?? this.waiter(req);
+      const me: Listener = {
+        resolve: (c) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(c);
+        },
+        reject: (e) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
       const onAbort = () => {
-        this.waiting.delete(req.id);
+        w.listeners.delete(me);
+        if (!w.listeners.size && this.waiting.get(req.id) === w) this.waiting.delete(req.id);
         reject(signal!.reason ?? new Error('cancelled'));
       };
-      if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
-      const done =
-        <T>(f: (v: T) => void) =>
-        (v: T) => {
-          signal?.removeEventListener('abort', onAbort);
-          this.waiting.delete(req.id);
-          f(v);
-        };
-      this.waiting.set(req.id, { resolve: done(resolve), reject: done(reject), req });
+      w.listeners.add(me);
+      if (existing) return; // already sent (or being looked up) by the other attempt
+      this.waiting.set(req.id, w);
       if (retried) void this.sendUnlessStored(req.id);
       else this.enqueue(req);
     });
+  }
+
+  /** The entry of a request in `waiting`: settling it settles every call waiting on it, once. */
+  private waiter(req: BatchRequest): Waiter {
+    const listeners = new Set<Listener>();
+    const w: Waiter = {
+      req,
+      listeners,
+      resolve: (c: ChatCompletion) => {
+        if (this.waiting.get(req.id) === w) this.waiting.delete(req.id);
+        for (const l of [...listeners]) l.resolve(c);
+        listeners.clear();
+      },
+      reject: (e: unknown) => {
+        if (this.waiting.get(req.id) === w) this.waiting.delete(req.id);
+        for (const l of [...listeners]) l.reject(e);
+        listeners.clear();
+      },
+    };
+    return w;
   }
 
   private enqueue(req: BatchRequest): void {
