@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { DeleteObjectsCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../src/store/s3';
 import { startTestMinio, type TestMinio } from './helpers/s3minio';
 
@@ -59,4 +59,34 @@ test('removeAll fails when S3 refuses to delete some of the keys (a quiet batch 
   failOne = false;
   await store.removeAll('d');
   expect(await store.list('d')).toEqual([]);
+});
+
+test('createIfAbsent: a 409 (a conditional write of the key still in progress) is asked again, not taken as "someone else has it"', async () => {
+  const store = (send409: boolean) =>
+    new S3Store(
+      out,
+      clientWith((command, send) => {
+        if (!(command instanceof PutObjectCommand) || !command.input.IfNoneMatch || !send409)
+          return undefined;
+        send409 = false;
+        // The owner's own earlier attempt (timed out on the client, still running on the server)
+        // lands a moment later; meanwhile S3 answers the retry 409 ConditionalRequestConflict.
+        setTimeout(() => void send(command).catch(() => undefined), 300);
+        const conflict = Object.assign(new Error('A conflicting conditional operation is in progress'), {
+          name: 'ConditionalRequestConflict',
+          $metadata: { httpStatusCode: 409 },
+        });
+        return Promise.reject(conflict);
+      }),
+    );
+  const out = location('conflict');
+  // What a claim does: created by this call, or already there with this owner.
+  const claim = async (s: S3Store, owner: string) =>
+    (await s.createIfAbsent('claims/k.json', JSON.stringify({ owner }))) ||
+    (await s.readJson<{ owner: string }>('claims/k.json'))?.owner === owner;
+  expect(await claim(store(true), 'a')).toBe(true);
+  // And the answer holds afterwards: the owner is a, another owner does not get it.
+  await new Promise((r) => setTimeout(r, 400));
+  expect(await claim(store(false), 'a')).toBe(true);
+  expect(await claim(store(false), 'b')).toBe(false);
 });

@@ -21,6 +21,9 @@ function isMissing(err: unknown): boolean {
   return name === 'NoSuchKey' || name === 'NotFound' || statusOf(err) === 404;
 }
 
+/** Conditional PUTs answered 409 (a conflicting write in progress) asked again: ~3 s in all. */
+const CONFLICT_ATTEMPTS = 6;
+
 /**
  * S3-compatible object storage (AWS S3, MinIO, R2, GCS interoperability) under `s3://bucket/prefix`.
  * One object per key; writes are whole-object PUTs (atomic on S3), so a retried write replaces
@@ -91,20 +94,26 @@ export class S3Store implements Store {
   }
 
   async createIfAbsent(key: string, content: string): Promise<boolean> {
-    try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: this.objectKey(key),
-          Body: content,
-          IfNoneMatch: '*',
-        }),
-      );
-      return true;
-    } catch (err) {
-      // 412: the object exists; 409: a concurrent conditional write of the same key is in progress.
-      if (statusOf(err) === 412 || statusOf(err) === 409) return false;
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: this.objectKey(key),
+            Body: content,
+            IfNoneMatch: '*',
+          }),
+        );
+        return true;
+      } catch (err) {
+        // 412: the object exists, so false means a caller can read who created it.
+        if (statusOf(err) === 412) return false;
+        // 409: a conditional write of the key is still in progress (maybe this caller's own earlier
+        // attempt, which the SDK gave up on). Its outcome is unknown yet, so ask again shortly; taking
+        // it as "exists" made a claim's owner read no owner and lose its own claim.
+        if (statusOf(err) !== 409 || attempt >= CONFLICT_ATTEMPTS) throw err;
+        await new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1)));
+      }
     }
   }
 
