@@ -23,6 +23,7 @@ import { simConfig } from './helpers/pipeline';
 import { createScheduleActivities, publishedVersions } from '../src/schedule/activities';
 import { saveAwsEnv, tmpDir } from './helpers/env';
 import { storeContract } from './helpers/storeContract';
+import { InputError } from '../src/util/errors';
 
 /**
  * The S3 store against a real MinIO (no mock): the Store contract, record writes that stay one
@@ -208,6 +209,19 @@ test('seeds from an s3:// URL load like a file; a bad line is named by the URL a
   await expect(prefetchRemoteInputs([`${dir}/missing.jsonl`])).rejects.toThrow(
     `cannot read ${dir}/missing.jsonl: ${dir}/missing.jsonl: no such object`,
   );
+});
+
+test('an s3:// input in a bucket that does not exist is named as such, not as a missing object', async () => {
+  const err = await prefetchRemoteInputs(['s3://codeclm-no-such-bucket/seeds.jsonl']).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(InputError);
+  expect((err as Error).message).toBe(
+    'cannot read s3://codeclm-no-such-bucket/seeds.jsonl: The specified bucket does not exist',
+  );
+  // Writes say the same; a key that is missing in a bucket that exists still reads as absent.
+  await expect(openStore('s3://codeclm-no-such-bucket/x').read('a.json')).rejects.toThrow(
+    'The specified bucket does not exist',
+  );
+  expect(await openStore(location('absent')).read('a.json')).toBeUndefined();
 });
 
 test('an s3:// input two activities of one worker fetched stays until the last lets go of it', async () => {

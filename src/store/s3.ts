@@ -16,8 +16,10 @@ function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
 
+/** A missing object. A missing bucket is a 404 too, but an error: the user named the wrong one. */
 function isMissing(err: unknown): boolean {
   const name = (err as { name?: string }).name;
+  if (name === 'NoSuchBucket') return false;
   return name === 'NoSuchKey' || name === 'NotFound' || statusOf(err) === 404;
 }
 
