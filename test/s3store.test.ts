@@ -212,7 +212,9 @@ test('seeds from an s3:// URL load like a file; a bad line is named by the URL a
 });
 
 test('an s3:// input in a bucket that does not exist is named as such, not as a missing object', async () => {
-  const err = await prefetchRemoteInputs(['s3://codeclm-no-such-bucket/seeds.jsonl']).catch((e: unknown) => e);
+  const err = await prefetchRemoteInputs(['s3://codeclm-no-such-bucket/seeds.jsonl']).catch(
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(InputError);
   expect((err as Error).message).toBe(
     'cannot read s3://codeclm-no-such-bucket/seeds.jsonl: The specified bucket does not exist',
