@@ -5,17 +5,39 @@ import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/ch
 import { createBatchActivities } from '../src/batch/activities';
 import { createBatchSend } from '../src/llm/batchClient';
 import type { ResolvedRole } from '../src/schemas/config';
-import { useBatchTestbed } from './helpers/batchCalls';
+import {
+  BATCHER_WORKFLOW,
+  batcherWorkflowId,
+  OPEN_BATCHES_QUERY,
+  type BatcherInput,
+  type BatcherView,
+} from '../src/batch/protocol';
+import { startSimulator, type Simulator } from '../src/sim/server';
+import { FAST_SIM_BATCH } from './helpers/batchCalls';
 import { fastBatchSettings, simRole } from './helpers/config';
 import { tmpDir } from './helpers/env';
-import { holdOpen, releaseSignal } from './workflows/holdOpen';
+import { startActivityTestWorker, type TestWorker } from './helpers/pipeline';
+import { endSignal, pausableRun, pauseSignal } from './workflows/pausable';
 
 /**
  * Batch mode under faults: a provider that did what it was asked but whose answer never arrived
  * (the simulator behind a proxy that loses answers); two attempts of one activity waiting in one
  * worker process. A real dev server, a real batcher workflow and the simulator's Batch API.
  */
-const bed = useBatchTestbed('faults', 11);
+const bed = {} as { w: TestWorker; sim: Simulator };
+beforeAll(async () => {
+  process.env.CODECLM_BATCH_TICK_MS = '200';
+  bed.sim = await startSimulator({ port: 0, seed: 11, batch: FAST_SIM_BATCH });
+  bed.w = await startActivityTestWorker({
+    name: 'faults',
+    workflowsPath: require.resolve('./workflows/pausable'),
+    env: process.env,
+  });
+});
+afterAll(async () => {
+  await bed.w?.stop();
+  await bed.sim?.close();
+});
 
 /**
  * A proxy to the simulator that forwards every request but answers the first `lose` requests
@@ -84,11 +106,15 @@ test('a batch create that went through but whose answer was lost creates no seco
   }
 }, 60_000);
 
-/** A run that stays open while its batcher works; released at the end of a test. */
-async function openRun(name: string): Promise<{ runId: string; release(): Promise<void> }> {
+/** A run that stays open (and can be paused) while its batcher works; released at the end of a test. */
+async function openRun(name: string) {
   const runId = `${name}-${Date.now().toString(36)}`;
-  const h = await bed.w.client.workflow.start(holdOpen, { workflowId: runId, taskQueue: bed.w.taskQueue });
-  return { runId, release: () => h.signal(releaseSignal) };
+  const h = await bed.w.client.workflow.start(pausableRun, { workflowId: runId, taskQueue: bed.w.taskQueue });
+  return {
+    runId,
+    pause: (paused: boolean) => h.signal(pauseSignal, paused),
+    release: () => h.signal(endSignal),
+  };
 }
 
 /** Attempt `attempt` of activity `activityId` making its first batch-mode judge call, abortable. */
@@ -148,6 +174,58 @@ test('an attempt that timed out and is cancelled after its retry began in the sa
     ]);
     expect(answered).not.toBe('stranded');
     expect(typeof answered).toBe('string');
+  } finally {
+    await run.release();
+  }
+}, 60_000);
+
+test('requests gathering while the run is paused are carried through continue-as-new, not held in an ever longer history', async () => {
+  const run = await openRun('faults-paused');
+  const role = simRole(bed.sim.url, {
+    mode: 'batch',
+    batch: { ...fastBatchSettings, spool: tmpDir(), runCheckSeconds: 0.2 },
+  });
+  const input: BatcherInput = {
+    runWorkflowId: run.runId,
+    role: 'judge',
+    cfg: role,
+    tuning: { maxHistoryEvents: 40 },
+  };
+  try {
+    await run.pause(true);
+    const batcher = await bed.w.client.workflow.start(BATCHER_WORKFLOW, {
+      workflowId: batcherWorkflowId(run.runId, 'judge'),
+      taskQueue: bed.w.taskQueue,
+      args: [input],
+    });
+    const before = bed.sim.stats().batch.batchesCreated;
+    const params: ChatCompletionCreateParamsNonStreaming = {
+      model: 'sim-strong',
+      max_tokens: 16,
+      messages: [{ role: 'user', content: 'held while paused' }],
+    };
+    const call = attemptCall(run.runId, 'paused-1', role, params, 1);
+    // Paused for a while: the batcher checks its run every 0.2 s, so its history grows past 40
+    // events within seconds; it must continue-as-new with the request still gathering.
+    const deadline = Date.now() + 15_000;
+    let generations = 0;
+    for (const seen = new Set<string>(); Date.now() < deadline && generations < 3;) {
+      const d = await batcher.describe();
+      seen.add(d.runId);
+      generations = seen.size;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(generations).toBeGreaterThanOrEqual(3);
+    const view = await batcher.query<BatcherView>(OPEN_BATCHES_QUERY);
+    expect(view.pending).toBe(1);
+    expect(bed.sim.stats().batch.batchesCreated).toBe(before); // pause still holds it
+    const { events } = await batcher.fetchHistory();
+    expect(events?.length ?? 0).toBeLessThan(200);
+
+    await run.pause(false);
+    const answered = await call;
+    expect(answered.completion.choices[0]!.message.content).toBeTruthy();
+    expect(bed.sim.stats().batch.batchesCreated).toBe(before + 1);
   } finally {
     await run.release();
   }

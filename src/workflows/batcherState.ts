@@ -40,7 +40,7 @@ import { failureMessage } from '../util/failure';
 
 import type { codeclmBatcher } from './batcher';
 import { carriedOutcomes, INLINE_MAX_BYTES, inlinePending, inlineSettlement } from './legacy/batcher';
-import { BATCH_SPOOL } from './patches';
+import { BATCH_SPOOL, CARRY_PENDING } from './patches';
 
 /** Legacy (src/workflows/legacy/batcher.ts): requests with their lines inline. */
 const submitSignal = defineSignal<[BatchRequest[]]>(SUBMIT_SIGNAL);
@@ -135,15 +135,17 @@ export class BatcherState {
     return due.length > 0;
   }
 
-  /** Nothing gathering and the history long (or the server suggests it): time to continue-as-new. */
+  /** The history long (or the server suggests it): time to continue-as-new, carrying what is open. */
   wantsContinueAsNew(): boolean {
     const info = workflowInfo();
-    const due =
-      this.s.pending.length === 0 &&
-      (info.continueAsNewSuggested || info.historyLength >= this.maxHistoryEvents);
+    const long = info.continueAsNewSuggested || info.historyLength >= this.maxHistoryEvents;
+    const due = this.s.pending.length === 0 && long;
     // Too much to carry (large open batches): wait for some to end. (A new command order, hence
     // the patch: histories from before it continued-as-new here whatever they carried.)
     if (due && this.carryBytes() > MAX_CARRY_BYTES && patched(BATCH_SPOOL)) return false;
+    // Requests gathering (a paused run, or requests arriving while each batch is created) are
+    // carried too: waiting for none could put the continue-as-new off for ever.
+    if (!due && long && this.carryBytes() <= MAX_CARRY_BYTES && patched(CARRY_PENDING)) return true;
     return due;
   }
 

@@ -51,3 +51,11 @@ export const SETTLE_PAIRS = 'settle-pairs';
  * large (src/workflows/batcherState.ts, wantsContinueAsNew), runs behind this patch.
  */
 export const BATCH_SPOOL = 'batch-spool';
+
+/**
+ * A batcher whose history is long continues-as-new with requests still gathering (carried, as
+ * references, with their resubmission counts): before, it waited for none to be gathering, which a
+ * paused run, or requests arriving faster than a batch is created, could put off for ever while
+ * the history grew to Temporal's limit.
+ */
+export const CARRY_PENDING = 'batcher-carry-pending';
