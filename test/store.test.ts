@@ -3,6 +3,7 @@ import path from 'node:path';
 import { LocalStore } from '../src/store/local';
 import { openStore } from '../src/store/open';
 import { joinLocation, parseS3Location, resolveLocation } from '../src/store/store';
+import { batchSettingsSchema, cacheSchema } from '../src/schemas/config';
 import { tmpDir } from './helpers/env';
 import { storeContract } from './helpers/storeContract';
 
@@ -30,4 +31,19 @@ test('s3:// locations: bucket and prefix parsed, bad ones refused with the reaso
   expect(joinLocation('s3://b/p', 'versions', 'v1')).toBe('s3://b/p/versions/v1');
   expect(joinLocation('/tmp/out', 'versions')).toBe('/tmp/out/versions');
   expect(resolveLocation('rel/dir')).toBe(path.resolve('rel/dir'));
+});
+
+test('batch.spool and cache.store: an s3:// location the store would refuse is refused when the config is read', () => {
+  // Accepted here, such a spool failed every batch-mode call of the run later, at the worker.
+  for (const bad of ['s3://My_Bucket/spool', 's3://b/spool', 's3://bucket/../spool', 's3://bucket/a/./b']) {
+    expect(() => batchSettingsSchema.parse({ spool: bad })).toThrow(
+      'an absolute directory or s3://bucket/prefix',
+    );
+    expect(() => cacheSchema.parse({ store: bad })).toThrow('expected s3://bucket/prefix');
+    expect(() => parseS3Location(bad)).toThrow();
+  }
+  for (const good of ['s3://my-bucket', 's3://my-bucket/spool/', 's3://my.bucket/a/b']) {
+    expect(batchSettingsSchema.parse({ spool: good }).spool).toBe(good);
+    expect(cacheSchema.parse({ store: good }).store).toBe(good);
+  }
 });

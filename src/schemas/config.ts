@@ -20,6 +20,22 @@ export type CallMode = (typeof callModes)[number];
 export const llmStages = ['encode', 'rubrics', 'decode', 'improve', 'answer', 'judge'] as const;
 
 /**
+ * An s3:// location as src/store/store.ts parses it: a valid bucket name (3-63 lower-case letters,
+ * digits, dots, hyphens), no "." or ".." in the prefix. Checked when the config is read, because the
+ * store would refuse it later, in a worker, after the run started. (Here, not by importing the store:
+ * this schema is part of the workflow bundle.)
+ */
+function isS3LocationSyntax(v: string): boolean {
+  const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/.exec(v);
+  if (!m) return false;
+  const [, bucket = '', prefix = ''] = m;
+  return (
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) &&
+    !prefix.split('/').some((p) => p === '.' || p === '..')
+  );
+}
+
+/**
  * How a role's batch-mode requests are gathered into batch files (src/workflows/batcher.ts). A
  * file is flushed at `maxRequests`, at `maxBytes` or `maxWaitSeconds` after its first request,
  * within the Batch API's limits of 50,000 requests and 200 MB per file: request lines go through
@@ -38,7 +54,7 @@ export const batchSettingsSchema = z
     spool: z
       .string()
       .refine(
-        (v) => v.startsWith('s3://') || v.startsWith('/'),
+        (v) => (v.startsWith('s3:') ? isS3LocationSyntax(v) : v.startsWith('/')),
         'an absolute directory or s3://bucket/prefix',
       )
       .optional(),
@@ -212,7 +228,7 @@ export const cacheSchema = z
     store: z
       .string()
       .min(1)
-      .refine((s) => !s.startsWith('s3:') || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(s), {
+      .refine((s) => !s.startsWith('s3:') || isS3LocationSyntax(s), {
         message: 'expected s3://bucket/prefix (or a directory)',
       })
       .optional(),
