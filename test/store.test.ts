@@ -4,6 +4,8 @@ import { LocalStore } from '../src/store/local';
 import { openStore } from '../src/store/open';
 import { joinLocation, parseS3Location, resolveLocation } from '../src/store/store';
 import { batchSettingsSchema, cacheSchema } from '../src/schemas/config';
+import { loadConfig } from '../src/config/load';
+import { InputError } from '../src/util/errors';
 import { tmpDir } from './helpers/env';
 import { storeContract } from './helpers/storeContract';
 
@@ -46,4 +48,35 @@ test('batch.spool and cache.store: an s3:// location the store would refuse is r
     expect(batchSettingsSchema.parse({ spool: good }).spool).toBe(good);
     expect(cacheSchema.parse({ store: good }).store).toBe(good);
   }
+});
+
+test('a bad s3:// location in a config file is named in the error (field and line), not "0 problems"', () => {
+  const file = path.join(tmpDir('codeclm-store-config-'), 'config.json');
+  fs.writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        roles: {
+          strong: { model: 'm', baseURL: 'http://127.0.0.1:9/v1', batch: { spool: 's3://My_Bucket/s' } },
+        },
+        cache: { store: 's3://bucket/../x' },
+      },
+      null,
+      2,
+    ),
+  );
+  const err = (() => {
+    try {
+      loadConfig(file, {});
+    } catch (e) {
+      return e as InputError;
+    }
+  })();
+  expect(err).toBeInstanceOf(InputError);
+  expect(err!.problems).toEqual([
+    expect.stringMatching(
+      /^roles\.strong\.batch\.spool: an absolute directory or s3:\/\/bucket\/prefix \(line \d+\)$/,
+    ),
+    expect.stringMatching(/^cache\.store: expected s3:\/\/bucket\/prefix \(or a directory\) \(line \d+\)$/),
+  ]);
 });

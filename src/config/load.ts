@@ -113,7 +113,11 @@ function parseFile(file: string): { parsed: ConfigFile; raw: unknown } {
       input: undefined,
       ...i,
     }));
-    issues = [...result.error.issues.filter((i) => i.code !== 'custom'), ...crossField];
+    // Only those: a field's own refinement (an s3:// location, a spool directory) is a custom issue
+    // too, and dropping every custom issue left "invalid config file (0 problems)" with no reason.
+    const isCross = (i: z.core.$ZodIssue) =>
+      crossField.some((c) => c.message === i.message && c.path.join('.') === i.path.join('.'));
+    issues = [...result.error.issues.filter((i) => i.code !== 'custom' || !isCross(i)), ...crossField];
   }
   const problems = [...keyProblems, ...formatIssues(issues, raw, checkedConfigSchema, where, isApiKeyName)];
   if (problems.length || !result.success) {
