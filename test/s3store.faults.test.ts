@@ -1,12 +1,17 @@
 import crypto from 'node:crypto';
 import { DeleteObjectsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/nested-clients/sts';
+import { prefetchRunInputs } from '../src/cli/run';
 import { S3Store } from '../src/store/s3';
+import { InputError } from '../src/util/errors';
+import { saveAwsEnv } from './helpers/env';
 import { startTestMinio, type TestMinio } from './helpers/s3minio';
 
 /**
  * The S3 store on a real MinIO with one fault put between the store and the server (answers S3
- * gives under load or races that MinIO will not give on demand): the store must not report success
- * for work the server did not do, nor failure for work it did.
+ * gives under load or races that MinIO will not give on demand), or with credentials that may not do
+ * everything a run does: the store must not report success for work the server did not do, nor
+ * failure for work it did, and the CLI must find out before a run starts.
  */
 let minio: TestMinio;
 
@@ -89,4 +94,43 @@ test('createIfAbsent: a 409 (a conditional write of the key still in progress) i
   await new Promise((r) => setTimeout(r, 400));
   expect(await claim(store(false), 'a')).toBe(true);
   expect(await claim(store(false), 'b')).toBe(false);
+});
+
+test('run --out s3:// with credentials that can list but not write is refused up front (exit 2), not minutes into the run', async () => {
+  // Temporary credentials from MinIO's STS with a read-only session policy (a read-only IAM role).
+  const sts = new STSClient({
+    endpoint: minio.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: minio.env.AWS_ACCESS_KEY_ID!, secretAccessKey: minio.secret },
+  });
+  const readOnly = {
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Action: ['s3:ListBucket', 's3:GetObject'], Resource: ['arn:aws:s3:::*'] }],
+  };
+  const { Credentials: c } = await sts.send(
+    new AssumeRoleCommand({
+      RoleArn: 'arn:minio:iam:::role/read-only',
+      RoleSessionName: 'read-only',
+      Policy: JSON.stringify(readOnly),
+      DurationSeconds: 900,
+    }),
+  );
+  const restore = saveAwsEnv();
+  Object.assign(process.env, minio.env, {
+    AWS_ACCESS_KEY_ID: c!.AccessKeyId!,
+    AWS_SECRET_ACCESS_KEY: c!.SecretAccessKey!,
+    AWS_SESSION_TOKEN: c!.SessionToken!,
+  });
+  try {
+    const out = location('read-only');
+    const err = await prefetchRunInputs({ seeds: 'seeds.jsonl', out }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as Error).message).toMatch(
+      new RegExp(`^--out ${out}: cannot write to this bucket \\(Access Denied`),
+    );
+    expect((err as Error).message).not.toContain(c!.SecretAccessKey!);
+  } finally {
+    restore();
+    delete process.env.AWS_SESSION_TOKEN;
+  }
 });

@@ -169,9 +169,10 @@ export async function prefetchRunInputs(
       : new InputError((err as Error).message);
   }
   if (!isS3Location(options.out)) return;
+  const store = openStore(resolveLocation(options.out));
   try {
     // A prefix nothing is stored under: one request, whatever the run already holds.
-    await openStore(resolveLocation(options.out)).list('.codeclm-access-check');
+    await store.list('.codeclm-access-check');
   } catch (err) {
     // As for the inputs: a store that is down or busy may come back (exit 1, retry later); a
     // missing bucket, a wrong endpoint or missing credentials are the user's to fix (exit 2).
@@ -185,7 +186,28 @@ export async function prefetchRunInputs(
         'AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION and the AWS credential chain',
     );
   }
+  try {
+    // Listing needs read access only, and a run writes and deletes objects: a read-only credential
+    // passed the listing and failed the run's first write minutes later (exit 1). A tiny object,
+    // written and deleted at once (deleting a key is idempotent, so concurrent checks are fine).
+    await store.write(ACCESS_CHECK_KEY, '');
+    await store.remove(ACCESS_CHECK_KEY);
+  } catch (err) {
+    if (isTransientReadError(err))
+      throw new InputUnavailableError(
+        `--out ${options.out}: the object store did not answer (${(err as Error).message}); it may be ` +
+          'unreachable or busy: retry later',
+      );
+    throw new InputError(
+      `--out ${options.out}: cannot write to this bucket (${(err as Error).message}); a run writes and ` +
+        'deletes objects under the prefix (s3:PutObject, s3:DeleteObject): check the permissions of the ' +
+        'credentials the AWS credential chain finds',
+    );
+  }
 }
+
+/** The object `run`, `eval` and `schedule create` write and delete to try an `--out s3://` prefix. */
+const ACCESS_CHECK_KEY = '.codeclm-access-check';
 
 async function runMain(options: RunOptions): Promise<number> {
   const runId = checkUserId(options.runId ?? newRunId(), 'run-id', 'run');
