@@ -230,3 +230,36 @@ test('requests gathering while the run is paused are carried through continue-as
     await run.release();
   }
 }, 60_000);
+
+test('a batch the batcher gives up on (cancelled past its window and margin): its requests go to a new batch, not fail', async () => {
+  // A provider that never finishes this batch on its own.
+  const slow = await startSimulator({
+    port: 0,
+    seed: 12,
+    batch: { ...FAST_SIM_BATCH, completionDelayMs: 3_600_000 },
+  });
+  try {
+    const spool = tmpDir();
+    const cfg = simRole(slow.url, { mode: 'batch', batch: { ...fastBatchSettings, spool } });
+    const { batchSubmit, batchCancel, batchPoll } = createBatchActivities(process.env);
+    const key = `given-up-${Date.now()}#0`;
+    const sub = await batchSubmit({ cfg, key, spool, lines: [line('g1'), line('g2')], parts: [] });
+    await batchCancel({ cfg, batchId: sub.batchId });
+    const poll = { cfg, batchId: sub.batchId, inputFileId: sub.inputFileId, spool, key, attempts: '00' };
+    let r = await batchPoll({ ...poll, givenUp: true });
+    for (let i = 0; !r.ended && i < 50; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      r = await batchPoll({ ...poll, givenUp: true });
+    }
+    expect(r.status).toBe('cancelled');
+    expect(r.ended?.codes).toBe('rr'); // both into a new batch (counted against maxResubmits)
+    expect(r.ended?.retry?.bytes).toHaveLength(2);
+    // One the provider cancelled by itself (not the batcher) is still a failure, as before.
+    expect((await batchPoll(poll)).ended?.codes).toBe('ff');
+    // And the bound holds: a request already resubmitted maxResubmits times fails.
+    const max = cfg.batch!.maxResubmits.toString(36);
+    expect((await batchPoll({ ...poll, attempts: `${max}0`, givenUp: true })).ended?.codes).toBe('fr');
+  } finally {
+    await slow.close();
+  }
+}, 60_000);

@@ -56,6 +56,11 @@ export interface PollInput {
   spool?: string;
   key?: string;
   attempts?: string;
+  /**
+   * The batcher cancelled this batch past its completion window and margin: its cancelled requests
+   * go into a new batch (within maxResubmits) instead of failing as a cancel at the provider would.
+   */
+  givenUp?: boolean;
 }
 
 export interface PollResult {
@@ -218,7 +223,7 @@ async function settleSpooled(
   // Undefined when the manifest was deleted under a live run: the answers still go to the spool by
   // id, and the rest of the batch fails with BatchSpoolMissing (manifestGoneCodes).
   const rows = await readManifestRows(store, input.key!);
-  const collector = new OutcomeCollector(rows && new Set(rows.map((r) => r.id)));
+  const collector = new OutcomeCollector(rows && new Set(rows.map((r) => r.id)), input.givenUp);
   const answers = new OutcomeWriter(store);
   for (const fileId of [b.output_file_id, b.error_file_id]) {
     if (!fileId) continue;

@@ -172,13 +172,20 @@ function errorMessage(body: unknown): string {
 export class OutcomeCollector {
   private readonly byId = new Map<string, LineOutcome>();
 
-  constructor(private readonly wanted?: ReadonlySet<string>) {}
+  /**
+   * `givenUp`: the batcher itself cancelled the batch (past its completion window and margin), so
+   * its cancelled lines are worth another batch, not failures.
+   */
+  constructor(
+    private readonly wanted?: ReadonlySet<string>,
+    private readonly givenUp = false,
+  ) {}
 
   /** The line's outcome if it is the first line of a wanted request, else undefined. */
   add(line: ResultLine): LineOutcome | undefined {
     const id = line.custom_id;
     if (!id || this.byId.has(id) || (this.wanted && !this.wanted.has(id))) return undefined;
-    const o = lineOutcome(id, line);
+    const o = lineOutcome(id, line, this.givenUp);
     this.byId.set(id, o);
     return o;
   }
@@ -191,14 +198,18 @@ export class OutcomeCollector {
     return ids.map(
       (id) =>
         this.byId.get(id) ??
-        (batch.status === 'cancelled'
-          ? { id, kind: 'failed', reason: `batch cancelled at the provider: ${batchReason}` }
-          : { id, kind: 'retry', reason: batchReason }),
+        (batch.status !== 'cancelled'
+          ? { id, kind: 'retry', reason: batchReason }
+          : this.givenUp
+            ? { id, kind: 'retry', reason: GIVEN_UP }
+            : { id, kind: 'failed', reason: `batch cancelled at the provider: ${batchReason}` }),
     );
   }
 }
 
-function lineOutcome(id: string, line: ResultLine): LineOutcome {
+const GIVEN_UP = 'batch given up past its completion window and margin (cancelled)';
+
+function lineOutcome(id: string, line: ResultLine, givenUp = false): LineOutcome {
   const status = line.response?.status_code;
   if (status === 200) return { id, kind: 'ok' };
   if (status !== undefined) {
@@ -210,6 +221,7 @@ function lineOutcome(id: string, line: ResultLine): LineOutcome {
   const code = line.error?.code ?? 'unknown_error';
   const reason = `${code}: ${line.error?.message ?? ''}`.trim();
   if (RETRYABLE_CODES.has(code)) return { id, kind: 'retry', reason };
+  if (code === 'batch_cancelled' && givenUp) return { id, kind: 'retry', reason: `${GIVEN_UP}: ${reason}` };
   return {
     id,
     kind: 'failed',

@@ -325,7 +325,15 @@ export class BatcherState {
     const r = await batchPoll(
       b.spool === undefined
         ? { cfg, batchId, inputFileId, ids: b.ids } // Legacy: a batch of inline lines
-        : { cfg, batchId, inputFileId, spool: b.spool, key: b.key, attempts: this.attemptDigits(b) },
+        : {
+            cfg,
+            batchId,
+            inputFileId,
+            spool: b.spool,
+            key: b.key,
+            attempts: this.attemptDigits(b),
+            ...(b.cancelling ? { givenUp: true } : {}),
+          },
     );
     b.status = r.status;
     b.counts = r.counts;
