@@ -120,19 +120,39 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * Runs `fn` holding the run's quality lock (an object created exclusively: a file opened with O_EXCL,
  * or a conditional PUT on S3), so screenings of concurrent batches, on any worker, see each other's
  * instructions. A lock left by a killed worker is taken over once it is a minute old (a screening
- * holds it for well under a second).
+ * holds it for well under a second; a live holder rewrites it every quarter of that, and removes it
+ * at the end only if it is still its own).
  */
-export async function withLock<T>(store: Store, key: string, fn: () => Promise<T>): Promise<T> {
+export async function withLock<T>(
+  store: Store,
+  key: string,
+  fn: () => Promise<T>,
+  staleMs = STALE_LOCK_MS,
+): Promise<T> {
   const me = `${process.pid}:${Math.random().toString(36).slice(2)}`;
   for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
     if (await store.createIfAbsent(key, me)) break;
     const st = await store.stat(key);
-    if (st && Date.now() - st.modifiedMs > STALE_LOCK_MS) await store.remove(key);
+    if (st && Date.now() - st.modifiedMs > staleMs) await store.remove(key);
     await sleep(wait + Math.floor(Math.random() * wait));
   }
+  // The holder rewrites its lock while it works, so only a holder that died looks stale: a screening
+  // slower than the threshold (a busy or throttled store) had its lock taken over mid-way, and two
+  // read-modify-writes of the index at once lose each other's lines (a duplicate then kept).
+  let refreshing: Promise<unknown> = Promise.resolve();
+  const refresh = setInterval(() => {
+    refreshing = refreshing
+      .then(async () => {
+        if ((await store.read(key)) === me) await store.write(key, me);
+      })
+      .catch(() => undefined);
+  }, staleMs / 4);
   try {
     return await fn();
   } finally {
-    await store.remove(key);
+    clearInterval(refresh);
+    await refreshing;
+    // Only our own lock: one taken over (this holder stalled past the threshold) is another's now.
+    if ((await store.read(key)) === me) await store.remove(key);
   }
 }

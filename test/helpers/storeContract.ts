@@ -1,5 +1,6 @@
 import type { Store } from '../../src/store/store';
 import { collect } from '../../src/store/store';
+import { withLock } from '../../src/quality/store';
 
 /**
  * What every Store must do, run against the local directory and against real MinIO alike: the
@@ -41,6 +42,30 @@ export function storeContract(name: string, open: () => Store): void {
       expect(seen.length).toBe(content.length);
       expect(await s.list('claims')).toEqual(['claims/big.json']);
     });
+
+    test('the quality lock: one holder at a time, even a holder that takes longer than a stale lock', async () => {
+      const s = open();
+      // A lock counts as stale after 3 s here (60 s in runs; S3 dates objects to the second); each
+      // holder takes 3.5 s. A holder that is alive keeps its lock (a slow screening on a busy store
+      // must not be joined by another one).
+      const staleMs = 3000;
+      let holders = 0;
+      let most = 0;
+      const hold = () =>
+        withLock(
+          s,
+          'locks/lock',
+          async () => {
+            most = Math.max(most, ++holders);
+            await new Promise((r) => setTimeout(r, 3500));
+            holders--;
+          },
+          staleMs,
+        );
+      await Promise.all([hold(), hold()]);
+      expect(most).toBe(1);
+      expect(await s.exists('locks/lock')).toBe(false);
+    }, 30_000);
 
     test('list is recursive and sorted; listDirs gives one level; removeAll empties a prefix only', async () => {
       const s = open();
