@@ -263,3 +263,46 @@ test('a batch the batcher gives up on (cancelled past its window and margin): it
     await slow.close();
   }
 }, 60_000);
+
+test("a poll the provider refuses (the key revoked) fails the batch's calls with the reason; the batcher goes on", async () => {
+  const keyed = await startSimulator({
+    port: 0,
+    seed: 13,
+    apiKey: 'sk-right',
+    batch: { ...FAST_SIM_BATCH, completionDelayMs: 3_000 },
+  });
+  const run = await openRun('faults-refused');
+  process.env.CODECLM_FAULTS_KEY = 'sk-right';
+  try {
+    const role = simRole(keyed.url, {
+      mode: 'batch',
+      apiKeyEnv: 'CODECLM_FAULTS_KEY',
+      batch: { ...fastBatchSettings, spool: tmpDir() },
+    });
+    const params: ChatCompletionCreateParamsNonStreaming = {
+      model: 'sim-strong',
+      max_tokens: 16,
+      messages: [{ role: 'user', content: 'polled with a revoked key' }],
+    };
+    const call = attemptCall(run.runId, 'refused-1', role, params, 1);
+    const settled = call.then(
+      () => 'answered',
+      (e: Error) => e.message,
+    );
+    for (let i = 0; keyed.stats().batch.batchesCreated === 0 && i < 100; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(keyed.stats().batch.batchesCreated).toBe(1);
+    process.env.CODECLM_FAULTS_KEY = 'sk-revoked'; // every poll from now on is a 401
+    const hung = new Promise<string>((r) => setTimeout(() => r('still waiting'), 20_000).unref());
+    const outcome = await Promise.race([settled, hung]);
+    expect(outcome).toContain('HTTP 401');
+    expect(outcome).toMatch(/batch request \w+ failed: batch \S+ could not be polled: /);
+    const batcher = bed.w.client.workflow.getHandle(batcherWorkflowId(run.runId, 'judge'));
+    expect((await batcher.describe()).status.name).toBe('RUNNING');
+    expect((await batcher.query<BatcherView>(OPEN_BATCHES_QUERY)).open).toHaveLength(0);
+  } finally {
+    delete process.env.CODECLM_FAULTS_KEY;
+    await run.release();
+    await keyed.close();
+  }
+}, 60_000);

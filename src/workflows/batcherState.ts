@@ -40,7 +40,7 @@ import { failureMessage } from '../util/failure';
 
 import type { codeclmBatcher } from './batcher';
 import { carriedOutcomes, INLINE_MAX_BYTES, inlinePending, inlineSettlement } from './legacy/batcher';
-import { BATCH_SPOOL, CARRY_PENDING } from './patches';
+import { BATCH_SPOOL, CARRY_PENDING, POLL_REFUSED } from './patches';
 
 /** Legacy (src/workflows/legacy/batcher.ts): requests with their lines inline. */
 const submitSignal = defineSignal<[BatchRequest[]]>(SUBMIT_SIGNAL);
@@ -322,24 +322,45 @@ export class BatcherState {
     }
     const { cfg } = this.input;
     const { batchId, inputFileId } = b;
-    const r = await batchPoll(
-      b.spool === undefined
-        ? { cfg, batchId, inputFileId, ids: b.ids } // Legacy: a batch of inline lines
-        : {
-            cfg,
-            batchId,
-            inputFileId,
-            spool: b.spool,
-            key: b.key,
-            attempts: this.attemptDigits(b),
-            ...(b.cancelling ? { givenUp: true } : {}),
-          },
+    const r = await this.pollOrGiveUp(b, () =>
+      batchPoll(
+        b.spool === undefined
+          ? { cfg, batchId, inputFileId, ids: b.ids } // Legacy: a batch of inline lines
+          : {
+              cfg,
+              batchId,
+              inputFileId,
+              spool: b.spool,
+              key: b.key,
+              attempts: this.attemptDigits(b),
+              ...(b.cancelling ? { givenUp: true } : {}),
+            },
+      ),
     );
+    if (!r) return;
     b.status = r.status;
     b.counts = r.counts;
     if (r.ended) return b.spool === undefined ? this.settleInline(b, r.ended) : this.settle(b, r.ended);
     b.pollMs = Math.min(b.pollMs * 2, settings.maxPollSeconds * 1000);
     b.nextPollAt = Date.now() + b.pollMs;
+  }
+
+  /**
+   * The poll's result; undefined when the provider refused it for good (only such failures reach
+   * here: the rest are retried): the batch's requests fail with the reason, the batch is closed
+   * here and cancelled at the provider (quietly), so the batcher and its other requests go on.
+   */
+  private async pollOrGiveUp(b: OpenBatch, poll: () => Promise<PollResult>): Promise<PollResult | undefined> {
+    try {
+      return await poll();
+    } catch (err) {
+      if (isCancellation(err) || !patched(POLL_REFUSED)) throw err;
+      const reason = `batch ${b.batchId} could not be polled: ${failureMessage(err)}`;
+      for (const id of b.ids) this.record(id, { state: 'failed', reason, at: Date.now() });
+      this.s.open = this.s.open.filter((x) => x !== b);
+      await this.cancelQuietly(b);
+      return undefined;
+    }
   }
 
   /** Each request's batches before this one, one base-36 digit per request (maxResubmits <= 10). */

@@ -59,3 +59,11 @@ export const BATCH_SPOOL = 'batch-spool';
  * the history grew to Temporal's limit.
  */
 export const CARRY_PENDING = 'batcher-carry-pending';
+
+/**
+ * A batch poll the provider refuses for good (BatchApiRejected: a revoked key, the batch gone) fails
+ * that batch's requests with the reason and the batcher goes on (cancelling the batch, quietly);
+ * before, the batcher workflow failed with it, and every call waiting on it waited until its
+ * activity timed out (the completion window plus margin).
+ */
+export const POLL_REFUSED = 'batcher-poll-refused';
