@@ -1,10 +1,13 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { DeleteObjectsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/nested-clients/sts';
-import { prefetchRunInputs } from '../src/cli/run';
+import { checkBatchSpools, prefetchRunInputs } from '../src/cli/run';
+import { loadConfig } from '../src/config/load';
 import { S3Store } from '../src/store/s3';
 import { InputError } from '../src/util/errors';
-import { saveAwsEnv } from './helpers/env';
+import { saveAwsEnv, tmpDir } from './helpers/env';
 import { startTestMinio, type TestMinio } from './helpers/s3minio';
 
 /**
@@ -117,6 +120,9 @@ test('run --out s3:// with credentials that can list but not write is refused up
   );
   const restore = saveAwsEnv();
   Object.assign(process.env, minio.env, {
+    // Another spelling of the endpoint: a process keeps one S3 client per endpoint and region (its
+    // credentials resolved once), and the other tests of this file need MinIO's full credentials.
+    AWS_ENDPOINT_URL_S3: minio.endpoint.replace('127.0.0.1', 'localhost'),
     AWS_ACCESS_KEY_ID: c!.AccessKeyId!,
     AWS_SECRET_ACCESS_KEY: c!.SecretAccessKey!,
     AWS_SESSION_TOKEN: c!.SessionToken!,
@@ -132,5 +138,43 @@ test('run --out s3:// with credentials that can list but not write is refused up
   } finally {
     restore();
     delete process.env.AWS_SESSION_TOKEN;
+  }
+});
+
+test('a batch.spool in a bucket that does not exist is refused up front (exit 2), naming the role; one not in use is not tried', async () => {
+  const restore = saveAwsEnv();
+  Object.assign(process.env, minio.env);
+  try {
+    const file = path.join(tmpDir('codeclm-spool-config-'), 'config.json');
+    const role = (mode: string, spool: string) => ({
+      model: 'm',
+      baseURL: 'http://127.0.0.1:9/v1',
+      mode,
+      batch: { spool },
+    });
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        roles: {
+          strong: role('batch', 's3://codeclm-no-such-bucket/spool'),
+          judge: role('online', 's3://codeclm-other-missing-bucket/spool'),
+        },
+      }),
+    );
+    const err = await checkBatchSpools(loadConfig(file, {})).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as Error).message).toMatch(
+      /^roles\.strong\.batch\.spool s3:\/\/codeclm-no-such-bucket\/spool: cannot use this bucket \(The specified bucket does not exist/,
+    );
+    // A usable spool passes (a role in batch mode for one stage counts).
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        roles: { strong: { ...role('online', location('spool')), stageModes: { decode: 'batch' } } },
+      }),
+    );
+    await expect(checkBatchSpools(loadConfig(file, {}))).resolves.toBeUndefined();
+  } finally {
+    restore();
   }
 });

@@ -7,7 +7,7 @@ import { loadConfig } from '../config/load';
 import { evalKeys, instructionsSha256, loadInstructionSet } from '../activities/eval';
 import { openStore } from '../store/open';
 import { isS3Location, resolveLocation } from '../store/store';
-import { prefetchRunInputs } from './run';
+import { checkBatchSpools, prefetchRunInputs } from './run';
 import {
   codeclmEval,
   evalProgressQuery,
@@ -132,6 +132,7 @@ async function evalMain(options: EvalOptions): Promise<number> {
   await prefetchEvalInputs(options);
   const prepared = prepareEvalInput(options, evalId);
   await checkEvalOut(prepared);
+  await checkBatchSpools(prepared.config);
   if (options.check) await preflight(prepared.config, 'eval', { hasConfigFile: !!options.config });
   const session = await openSession(prepared.config, !!options.config);
   const input = { ...prepared, config: session.config };

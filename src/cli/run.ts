@@ -24,6 +24,7 @@ import { watchRetries } from './retries';
 import { InputError } from '../util/errors';
 import { checkRunIdLength, type RunIdCheck } from './ids';
 import { preflight } from './check';
+import { usesBatch } from '../llm/client';
 import { planBeforeStart, plannedConfig, printPlan, writePlanForRun } from './plan';
 
 /** The options of a run's input, shared with `schedule create`. */
@@ -168,21 +169,31 @@ export async function prefetchRunInputs(
       ? err
       : new InputError((err as Error).message);
   }
-  if (!isS3Location(options.out)) return;
-  const store = openStore(resolveLocation(options.out));
+  if (isS3Location(options.out)) await checkS3Location(`--out ${options.out}`, options.out);
+}
+
+/**
+ * Tries an s3:// location a run writes to (`--out`, a role's `batch.spool`) before anything starts:
+ * a missing bucket, a wrong endpoint, missing credentials or permissions exit 2 now, a store that is
+ * down or busy exits 1 (retry later), instead of the run's activities retrying. `name` says which
+ * setting it is in the messages.
+ */
+async function checkS3Location(name: string, location: string): Promise<void> {
+  const store = openStore(resolveLocation(location));
+  const unavailable = (err: unknown) =>
+    new InputUnavailableError(
+      `${name}: the object store did not answer (${(err as Error).message}); it may be ` +
+        'unreachable or busy: retry later',
+    );
   try {
-    // A prefix nothing is stored under: one request, whatever the run already holds.
+    // A prefix nothing is stored under: one request, whatever the location already holds.
     await store.list('.codeclm-access-check');
   } catch (err) {
     // As for the inputs: a store that is down or busy may come back (exit 1, retry later); a
     // missing bucket, a wrong endpoint or missing credentials are the user's to fix (exit 2).
-    if (isTransientReadError(err))
-      throw new InputUnavailableError(
-        `--out ${options.out}: the object store did not answer (${(err as Error).message}); it may be ` +
-          'unreachable or busy: retry later',
-      );
+    if (isTransientReadError(err)) throw unavailable(err);
     throw new InputError(
-      `--out ${options.out}: cannot use this bucket (${(err as Error).message}); S3 is configured by ` +
+      `${name}: cannot use this bucket (${(err as Error).message}); S3 is configured by ` +
         'AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION and the AWS credential chain',
     );
   }
@@ -193,17 +204,27 @@ export async function prefetchRunInputs(
     await store.write(ACCESS_CHECK_KEY, '');
     await store.remove(ACCESS_CHECK_KEY);
   } catch (err) {
-    if (isTransientReadError(err))
-      throw new InputUnavailableError(
-        `--out ${options.out}: the object store did not answer (${(err as Error).message}); it may be ` +
-          'unreachable or busy: retry later',
-      );
+    if (isTransientReadError(err)) throw unavailable(err);
     throw new InputError(
-      `--out ${options.out}: cannot write to this bucket (${(err as Error).message}); a run writes and ` +
+      `${name}: cannot write to this bucket (${(err as Error).message}); a run writes and ` +
         'deletes objects under the prefix (s3:PutObject, s3:DeleteObject): check the permissions of the ' +
         'credentials the AWS credential chain finds',
     );
   }
+}
+
+/**
+ * The s3:// `batch.spool` of each role that sends calls through batches, tried as `--out` is: a
+ * spool that cannot be used failed every batch-mode call in the workers, retried without end.
+ */
+export async function checkBatchSpools(config: Pick<ResolvedConfig, 'roles'>): Promise<void> {
+  const spools = new Map<string, string>();
+  for (const [role, cfg] of Object.entries(config.roles)) {
+    const spool = cfg.batch?.spool;
+    if (spool && isS3Location(spool) && usesBatch(cfg) && !spools.has(spool))
+      spools.set(spool, `roles.${role}.batch.spool ${spool}`);
+  }
+  for (const [spool, name] of spools) await checkS3Location(name, spool);
 }
 
 /** The object `run`, `eval` and `schedule create` write and delete to try an `--out s3://` prefix. */
@@ -220,6 +241,7 @@ async function runMain(options: RunOptions): Promise<number> {
   }
   const daemon = !!options.daemonChild;
   // A detached run's background copy was checked by the command that spawned it.
+  if (!daemon) await checkBatchSpools(prepared.config);
   if (!daemon && options.check) await preflight(prepared.config, 'run', { hasConfigFile: !!options.config });
   if (options.detach && !temporalTarget().explicit && !daemon) return detachEmbedded(runId);
   const session = await openSession(prepared.config, !!options.config);

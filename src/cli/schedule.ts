@@ -9,7 +9,13 @@ import { msToNumber } from '@temporalio/common/lib/time';
 import type { Command as Commander } from 'commander';
 import { checkedOption, choiceOption, UsageError, type CommandSpec } from './command';
 import { sharedOptions, type JsonOption } from './options';
-import { addRunInputOptions, prefetchRunInputs, prepareRunInput, type RunInputOptions } from './run';
+import {
+  addRunInputOptions,
+  checkBatchSpools,
+  prefetchRunInputs,
+  prepareRunInput,
+  type RunInputOptions,
+} from './run';
 import { SCHEDULE_TIME_SUFFIX } from './ids';
 import { controlClient } from './runtime';
 import { wantsSimulator } from './offline';
@@ -264,6 +270,7 @@ async function createSchedule(id: string, options: ScheduleCreateOptions): Promi
         "workers' environment). Keys are never stored in the schedule.",
     );
   }
+  await checkBatchSpools(run.config);
   // The workers will call these endpoints later: find out now whether they can (--no-check skips).
   if (options.check) await preflight(run.config, 'schedule create', { hasConfigFile: !!options.config });
   const taskQueue = taskQueueOf(options.taskQueue);

@@ -60,7 +60,7 @@ export function callModeOf(cfg: ResolvedRole, stage: string | undefined): CallMo
   return byStage ?? cfg.mode ?? 'online';
 }
 
-function usesBatch(cfg: ResolvedRole): boolean {
+export function usesBatch(cfg: ResolvedRole): boolean {
   return cfg.mode === 'batch' || Object.values(cfg.stageModes ?? {}).includes('batch');
 }
 
