@@ -17,7 +17,7 @@ import { FAST_SIM_BATCH } from './helpers/batchCalls';
 import { fastBatchSettings, simRole } from './helpers/config';
 import { tmpDir } from './helpers/env';
 import { startActivityTestWorker, type TestWorker } from './helpers/pipeline';
-import { endSignal, pausableRun, pauseSignal } from './workflows/pausable';
+import { endSignal, pausableRun, pauseSignal, queryFailsSignal } from './workflows/pausable';
 
 /**
  * Batch mode under faults: a provider that did what it was asked but whose answer never arrived
@@ -113,6 +113,7 @@ async function openRun(name: string) {
   return {
     runId,
     pause: (paused: boolean) => h.signal(pauseSignal, paused),
+    queryFails: (fails: boolean) => h.signal(queryFailsSignal, fails),
     release: () => h.signal(endSignal),
   };
 }
@@ -304,5 +305,41 @@ test("a poll the provider refuses (the key revoked) fails the batch's calls with
     delete process.env.CODECLM_FAULTS_KEY;
     await run.release();
     await keyed.close();
+  }
+}, 60_000);
+
+test('a paused run whose progress query fails for a while stays paused for its batcher', async () => {
+  const run = await openRun('faults-pause-query');
+  const role = simRole(bed.sim.url, {
+    mode: 'batch',
+    batch: { ...fastBatchSettings, spool: tmpDir(), runCheckSeconds: 0.2 },
+  });
+  try {
+    await run.pause(true);
+    const before = bed.sim.stats().batch.batchesCreated;
+    const params: ChatCompletionCreateParamsNonStreaming = {
+      model: 'sim-strong',
+      max_tokens: 16,
+      messages: [{ role: 'user', content: 'held while paused, query or not' }],
+    };
+    const call = attemptCall(run.runId, 'pause-query-1', role, params, 1);
+    const batcher = bed.w.client.workflow.getHandle(batcherWorkflowId(run.runId, 'judge'));
+    for (let i = 0; i < 50; i++) {
+      const view = await batcher.query<BatcherView>(OPEN_BATCHES_QUERY).catch(() => undefined);
+      if (view?.paused && view.pending === 1) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await batcher.query<BatcherView>(OPEN_BATCHES_QUERY)).toMatchObject({ paused: true, pending: 1 });
+    await run.queryFails(true);
+    await new Promise((r) => setTimeout(r, 2_000)); // ten run checks, each failing to read the state
+    expect(bed.sim.stats().batch.batchesCreated).toBe(before);
+    expect(await batcher.query<BatcherView>(OPEN_BATCHES_QUERY)).toMatchObject({ paused: true, pending: 1 });
+
+    await run.queryFails(false);
+    await run.pause(false);
+    expect((await call).completion.choices[0]!.message.content).toBeTruthy();
+    expect(bed.sim.stats().batch.batchesCreated).toBe(before + 1);
+  } finally {
+    await run.release();
   }
 }, 60_000);

@@ -92,7 +92,12 @@ function classify(err: unknown, what: string): unknown {
   return err;
 }
 
-async function runState(runWorkflowId: string): Promise<{ open: boolean; paused: boolean }> {
+/**
+ * Whether the run is open, and paused; `paused` undefined when its `progress` query did not answer:
+ * an eval has none (never paused), and a run's can fail for a while (its workflow task slow, its
+ * worker moving), in which case the batcher keeps what it knew: a paused run stays paused.
+ */
+async function runState(runWorkflowId: string): Promise<{ open: boolean; paused?: boolean }> {
   const handle = Context.current().client.workflow.getHandle(runWorkflowId);
   const d = await handle.describe();
   if (d.status.name !== 'RUNNING') return { open: false, paused: false };
@@ -100,7 +105,7 @@ async function runState(runWorkflowId: string): Promise<{ open: boolean; paused:
     const p = await handle.query<{ state?: string }>('progress');
     return { open: true, paused: p?.state === 'paused' };
   } catch {
-    return { open: true, paused: false }; // an eval has no progress query: never paused
+    return { open: true };
   }
 }
 

@@ -118,7 +118,7 @@ export class BatcherState {
     this.lastRunCheck = Date.now();
     const st = await batchRunState({ runWorkflowId: this.input.runWorkflowId });
     this.runOpen = st.open;
-    this.paused = st.paused;
+    this.paused = st.paused ?? this.paused; // unknown (the query failed): as it was
   }
 
   /** Writes the next batch when one is due (by count, bytes or wait) and the run is not paused. */
