@@ -4,6 +4,7 @@ import { LocalStore } from '../src/store/local';
 import { openStore } from '../src/store/open';
 import { joinLocation, parseS3Location, resolveLocation } from '../src/store/store';
 import { batchSettingsSchema, cacheSchema } from '../src/schemas/config';
+import { resolveCacheSettings } from '../src/cache/settings';
 import { loadConfig } from '../src/config/load';
 import { InputError } from '../src/util/errors';
 import { tmpDir } from './helpers/env';
@@ -79,4 +80,21 @@ test('a bad s3:// location in a config file is named in the error (field and lin
     ),
     expect.stringMatching(/^cache\.store: expected s3:\/\/bucket\/prefix \(or a directory\) \(line \d+\)$/),
   ]);
+});
+
+test('CODECLM_CACHE_STORE with a bad s3:// location is bad input (exit 2) naming the variable', () => {
+  const err = (() => {
+    try {
+      resolveCacheSettings({ CODECLM_CACHE_STORE: 's3://Bad_Bucket/llm' });
+    } catch (e) {
+      return e as Error;
+    }
+  })();
+  expect(err).toBeInstanceOf(InputError);
+  expect(err!.message).toBe(
+    'CODECLM_CACHE_STORE: s3://Bad_Bucket/llm: not an s3://bucket/prefix location (bad bucket name "Bad_Bucket")',
+  );
+  expect(resolveCacheSettings({ CODECLM_CACHE_STORE: 's3://team-cache/llm/' }).store).toBe(
+    's3://team-cache/llm',
+  );
 });

@@ -4,6 +4,7 @@ import { cacheSchema, type CacheConfig } from '../schemas/config';
 import { CacheStore } from './store';
 import { openStore } from '../store/open';
 import { resolveLocation } from '../store/store';
+import { InputError } from '../util/errors';
 
 /**
  * Where the LLM cache lives and whether it is on, for one worker process.
@@ -53,16 +54,26 @@ export function resolveCacheSettings(
     raw === undefined &&
     (section === undefined || (section !== false && section.dir === undefined));
   const enabled = !envOff && section !== false && (section ? section.enabled !== false : true) && !underJest;
-  const storeRaw = env.CODECLM_CACHE_STORE?.trim() || (section ? section.store : undefined);
+  const fromEnv = env.CODECLM_CACHE_STORE?.trim();
+  const storeRaw = fromEnv || (section ? section.store : undefined);
   return {
     enabled,
     dir,
-    ...(storeRaw ? { store: resolveLocation(storeRaw) } : {}),
+    ...(storeRaw ? { store: sharedLocation(storeRaw, fromEnv ? 'CODECLM_CACHE_STORE' : 'cache.store') } : {}),
     maxMegabytes:
       maxMegabytes !== undefined && Number.isFinite(maxMegabytes) && maxMegabytes > 0
         ? maxMegabytes
         : undefined,
   };
+}
+
+/** The shared tier's location; a bad s3:// URL is the user's input (exit 2), named by its setting. */
+function sharedLocation(location: string, setting: string): string {
+  try {
+    return resolveLocation(location);
+  } catch (err) {
+    throw new InputError(`${setting}: ${(err as Error).message}`);
+  }
 }
 
 /** The `cache` section of a config file (already validated by loadConfig); defaults when absent. */
