@@ -343,3 +343,39 @@ test('a paused run whose progress query fails for a while stays paused for its b
     await run.release();
   }
 }, 60_000);
+
+test('calls waiting on a batcher that was terminated are sent to a new one, not left pending for ever', async () => {
+  const run = await openRun('faults-terminated');
+  // Gathered for 3 s: the request is still gathering when its batcher is terminated.
+  const role = simRole(bed.sim.url, {
+    mode: 'batch',
+    batch: { ...fastBatchSettings, spool: tmpDir(), maxWaitSeconds: 3 },
+  });
+  const params: ChatCompletionCreateParamsNonStreaming = {
+    model: 'sim-strong',
+    max_tokens: 16,
+    messages: [{ role: 'user', content: 'outlives its batcher' }],
+  };
+  try {
+    const call = attemptCall(run.runId, 'terminated-1', role, params, 1);
+    const settled = call.then(
+      (r) => r.completion.choices[0]!.message.content ?? '',
+      (e: Error) => `rejected: ${e.message}`,
+    );
+    const batcher = bed.w.client.workflow.getHandle(batcherWorkflowId(run.runId, 'judge'));
+    for (let i = 0; i < 50; i++) {
+      const view = await batcher.query<BatcherView>(OPEN_BATCHES_QUERY).catch(() => undefined);
+      if (view?.pending === 1) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const first = await batcher.describe();
+    await batcher.terminate('an operator, or the history limit');
+    const hung = new Promise<string>((r) => setTimeout(() => r('still waiting'), 30_000).unref());
+    const outcome = await Promise.race([settled, hung]);
+    expect(outcome).not.toBe('still waiting');
+    expect(outcome).not.toMatch(/^rejected/);
+    expect((await batcher.describe()).runId).not.toBe(first.runId); // a new batcher answered it
+  } finally {
+    await run.release();
+  }
+}, 60_000);

@@ -58,6 +58,14 @@ export type BatchSend = (
 const tickMs = () => Number(process.env.CODECLM_BATCH_TICK_MS ?? 1000);
 /** Consecutive failed ticks after which the waiting calls fail (retryably) with the error. */
 const FAILED_TICKS = 30;
+/**
+ * Every this many ticks with calls waiting, the batcher is looked at: a closed workflow still
+ * answers its query (with the state it had), so calls waiting on a terminated or failed batcher
+ * would see "pending" for ever.
+ */
+const ALIVE_CHECK_TICKS = 25;
+/** A batcher closed like this lost what it held: its waiting calls are sent to a new one. */
+const LOST = new Set(['TERMINATED', 'FAILED', 'TIMED_OUT']);
 const QUERY_CHUNK = 5000;
 /** How long answers wanted from one output file are gathered before one pass over it (fallback). */
 const GATHER_MS = 50;
@@ -85,6 +93,7 @@ class BatcherLink {
   private readonly toSend: BatchRequest[] = [];
   private timer: NodeJS.Timeout | undefined;
   private failedTicks = 0;
+  private ticksSinceAliveCheck = 0;
   private spool: string | undefined;
   /** Requests whose answers are being picked out of an output file (see settle). */
   private readonly fromFile = new Set<string>();
@@ -203,6 +212,10 @@ class BatcherLink {
           .query<Record<string, OutcomeView>, [string[]]>(OUTCOMES_QUERY, chunk);
         await mapLimit(chunk, LOOKUPS, (id) => this.deliver(id, views[id]));
       }
+      if (this.waiting.size && ++this.ticksSinceAliveCheck >= ALIVE_CHECK_TICKS) {
+        this.ticksSinceAliveCheck = 0;
+        await this.resendIfBatcherLost();
+      }
       this.failedTicks = 0;
     } catch (err) {
       // The batcher is starting, moving to another worker or continuing-as-new: next tick. An
@@ -216,6 +229,17 @@ class BatcherLink {
       for (const w of [...this.waiting.values()]) w.reject(failure);
       this.toSend.length = 0;
     }
+  }
+
+  /**
+   * A batcher terminated (by an operator, or at the history limit) or failed answers "pending" for
+   * what it held: each waiting call then counts as unknown (answered from the spool if its outcome
+   * is there, else sent again, which starts a new batcher). One that completed ended with its run.
+   */
+  private async resendIfBatcherLost(): Promise<void> {
+    const d = await this.client.workflow.getHandle(this.workflowId).describe();
+    if (!LOST.has(d.status.name)) return;
+    await mapLimit([...this.waiting.keys()], LOOKUPS, (id) => this.deliver(id, { state: 'unknown' }));
   }
 
   /** The spool: `batch.spool`, else `<out>/.work/batches` of the run (asked once per process). */
