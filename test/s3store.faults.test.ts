@@ -3,8 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DeleteObjectsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/nested-clients/sts';
-import { checkBatchSpools, prefetchRunInputs } from '../src/cli/run';
+import { checkBatchSpools, claimRunOut, prefetchRunInputs } from '../src/cli/run';
 import { loadConfig } from '../src/config/load';
+import { openStore } from '../src/store/open';
 import { S3Store } from '../src/store/s3';
 import { InputError } from '../src/util/errors';
 import { saveAwsEnv, tmpDir } from './helpers/env';
@@ -178,3 +179,35 @@ test('a batch.spool in a bucket that does not exist is refused up front (exit 2)
     restore();
   }
 });
+
+test.each(['local', 's3'])(
+  '%s: an --out that holds another run is refused (exit 2); the same run attaches; a run from before the marker is known by its plan',
+  async (kind) => {
+    const restore = saveAwsEnv();
+    Object.assign(process.env, minio.env);
+    try {
+      const out = kind === 's3' ? location('reuse') : tmpDir('codeclm-reuse-');
+      // Marked, but never started (no seed snapshot: a failed check, no server): not held yet.
+      await claimRunOut(out, 'run-never');
+      await expect(claimRunOut(out, 'run-a')).resolves.toBeUndefined();
+      // Run a started: its seed snapshot is there.
+      await openStore(out).writeJson('.work/seeds.info.json', { count: 2 });
+      await expect(claimRunOut(out, 'run-a')).resolves.toBeUndefined();
+      const err = await claimRunOut(out, 'run-b').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InputError);
+      expect((err as Error).message).toBe(
+        `--out ${out} holds run run-a (its seed snapshot, records and dataset); a second run there would ` +
+          'mix the two: use a new --out, or --run-id run-a to attach to that run',
+      );
+      // An out dir a run wrote before runs were marked: its plan.json names the run.
+      const old = kind === 's3' ? location('old') : tmpDir('codeclm-old-');
+      const store = openStore(old);
+      await store.writeJson('.work/seeds.info.json', { count: 2 });
+      await store.writeJson('plan.json', { version: 1, run_id: 'run-old' });
+      await expect(claimRunOut(old, 'run-new')).rejects.toThrow(`--out ${old} holds run run-old`);
+      await expect(claimRunOut(old, 'run-old')).resolves.toBeUndefined();
+    } finally {
+      restore();
+    }
+  },
+);

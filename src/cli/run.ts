@@ -9,6 +9,8 @@ import { loadConfig } from '../config/load';
 import { InputUnavailableError, isTransientReadError, loadSeeds, prefetchRemoteInputs } from '../seeds/load';
 import { isS3Location, joinLocation, resolveLocation } from '../store/store';
 import { openStore } from '../store/open';
+import { runKeys } from '../store/runDir';
+import { planFile } from '../plan/compare';
 import type { ResolvedConfig } from '../schemas/config';
 import type { RunInput, RunProgress, RunResult } from '../schemas/run';
 import { codeclmRun, progressQuery } from '../workflows/pipeline';
@@ -227,6 +229,31 @@ export async function checkBatchSpools(config: Pick<ResolvedConfig, 'roles'>): P
   for (const [spool, name] of spools) await checkS3Location(name, spool);
 }
 
+/**
+ * Refuses an out dir that holds another run, and marks it as run `runId`'s (`.work/run.json`): a
+ * second run there took the first one's seed snapshot for its own seeds (whatever --seeds said) and
+ * mixed their records in dataset.jsonl. A run holds its out dir once it has a seed snapshot; the run
+ * is the one the marker names, or for an out dir written before runs were marked, its plan.json.
+ * A marker without a snapshot (a run that never got started: a failed check, no server) does not
+ * hold it.
+ */
+export async function claimRunOut(outDir: string, runId: string): Promise<void> {
+  const store = openStore(outDir);
+  if (await store.exists(runKeys.seedsInfo)) {
+    const marked = await store.readJson<{ runId?: string }>(runKeys.runOwner);
+    const plan = marked?.runId
+      ? undefined
+      : await store.readJson<{ run_id?: string }>(planFile('')).catch(() => undefined);
+    const other = marked?.runId ?? plan?.run_id;
+    if (other === undefined || other === runId) return;
+    throw new InputError(
+      `--out ${outDir} holds run ${other} (its seed snapshot, records and dataset); a second run there ` +
+        `would mix the two: use a new --out, or --run-id ${other} to attach to that run`,
+    );
+  }
+  await store.writeJson(runKeys.runOwner, { runId });
+}
+
 /** The object `run`, `eval` and `schedule create` write and delete to try an `--out s3://` prefix. */
 const ACCESS_CHECK_KEY = '.codeclm-access-check';
 
@@ -243,6 +270,7 @@ async function runMain(options: RunOptions): Promise<number> {
   // A detached run's background copy was checked by the command that spawned it.
   if (!daemon) await checkBatchSpools(prepared.config);
   if (!daemon && options.check) await preflight(prepared.config, 'run', { hasConfigFile: !!options.config });
+  if (!daemon) await claimRunOut(prepared.outDir, runId);
   if (options.detach && !temporalTarget().explicit && !daemon) return detachEmbedded(runId);
   const session = await openSession(prepared.config, !!options.config);
   const input = { ...prepared, config: session.config };

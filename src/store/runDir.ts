@@ -17,6 +17,8 @@ export function runPaths(outDir: string) {
     reportMd: path.join(outDir, 'report.md'),
     seeds: path.join(work, 'seeds.jsonl'),
     seedsInfo: path.join(work, 'seeds.info.json'),
+    /** `{"runId"}` of the run this out dir belongs to (created once, by `run` before it starts). */
+    runOwner: path.join(work, 'run.json'),
     encoded: path.join(work, 'encoded'),
     /** Every encoded seed's metadata in seed order, one JSON line each (written by buildPool). */
     encodedIndex: path.join(work, 'encoded.jsonl'),
