@@ -40,7 +40,7 @@ import { failureMessage } from '../util/failure';
 
 import type { codeclmBatcher } from './batcher';
 import { carriedOutcomes, INLINE_MAX_BYTES, inlinePending, inlineSettlement } from './legacy/batcher';
-import { BATCH_SPOOL, CARRY_PENDING, POLL_REFUSED } from './patches';
+import { BATCH_SPOOL, CARRY_PENDING, LOST_BATCH, POLL_REFUSED } from './patches';
 
 /** Legacy (src/workflows/legacy/batcher.ts): requests with their lines inline. */
 const submitSignal = defineSignal<[BatchRequest[]]>(SUBMIT_SIGNAL);
@@ -319,6 +319,18 @@ export class BatcherState {
       // Past the completion window and margin: give it up; its requests go into a new batch.
       b.cancelling = true;
       await this.cancelQuietly(b);
+    }
+    // Cancelled, and still not ended a margin (at least an hour) later: the provider has lost it.
+    // Its requests fail with the reason rather than wait on it for ever.
+    const lostAt = deadline + Math.max(settings.marginHours, 1) * 3_600_000;
+    if (b.cancelling && Date.now() > lostAt && patched(LOST_BATCH)) {
+      const hours = Math.round((Date.now() - b.createdAt) / 3_600_000);
+      const reason =
+        `batch ${b.batchId} did not end at the provider in ${hours} h, nor when cancelled ` +
+        `(last status ${b.status})`;
+      for (const id of b.ids) this.record(id, { state: 'failed', reason, at: Date.now() });
+      this.s.open = this.s.open.filter((x) => x !== b);
+      return;
     }
     const { cfg } = this.input;
     const { batchId, inputFileId } = b;

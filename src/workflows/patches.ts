@@ -67,3 +67,10 @@ export const CARRY_PENDING = 'batcher-carry-pending';
  * activity timed out (the completion window plus margin).
  */
 export const POLL_REFUSED = 'batcher-poll-refused';
+
+/**
+ * A batch the batcher cancelled past its completion window and margin that has still not ended a
+ * margin (at least an hour) later is given up: its requests fail with the reason. Before, the
+ * batcher polled it for ever and its calls waited for ever.
+ */
+export const LOST_BATCH = 'batcher-lost-batch';
