@@ -86,6 +86,10 @@ test('a batch stuck at the provider even after the batcher cancelled it fails it
     await env.sleep('40 hours');
     const views = await h.query<Record<string, OutcomeView>, [string[]]>(OUTCOMES_QUERY, ['req-lost']);
     expect(cancelled).toBe(true);
+    // Polls after its cancel say so, so its cancelled lines are resubmitted, not failed (batchPoll).
+    const givenUp = polls.map((p) => p.givenUp === true);
+    expect(givenUp[0]).toBe(false);
+    expect(givenUp[givenUp.length - 1]).toBe(true);
     expect(views['req-lost']).toMatchObject({
       state: 'failed',
       reason: expect.stringContaining('batch batch_lost did not end at the provider'),
