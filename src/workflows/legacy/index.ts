@@ -19,6 +19,12 @@
  * | settle-pairs         | a pair of calls passes the first failure on at once (contrast.ts)      |
  * | batch-spool          | batch request lines inline in the batcher's signals, state and         |
  * |                      | activity inputs; outcomes held only by the batcher (./batcher.ts)      |
+ * | batcher-carry-pending| the batcher continues-as-new only with nothing gathering               |
+ * |                      | (batcherState.ts, wantsContinueAsNew)                                  |
+ * | batcher-poll-refused | a refused poll (BatchApiRejected) fails the batcher workflow           |
+ * |                      | (batcherState.ts, pollOrGiveUp)                                        |
+ * | batcher-lost-batch   | a batch cancelled past its deadline is polled until it ends            |
+ * |                      | (batcherState.ts, poll)                                                |
  * | (no patch)           | buildPool results that list `entries` instead of `size` (`poolSize`);  |
  * |                      | configs from before method.decodeBatch (`DEFAULT_DECODE_BATCH`)        |
  *
