@@ -20,7 +20,7 @@ const cli = (args: string[]) => runCli(args, { env, cwd });
 const lines = (file: string) => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
 
 test('the demo runs the whole pipeline offline and says where the outputs are', async () => {
-  const r = await cli(['demo', '--out', 'demo-out', '--size', '15']);
+  const r = await cli(['demo', '--size', '15']);
   expect(r.stderr).toContain('OFFLINE LLM SIMULATOR');
   expect(r.code).toBe(0);
   const dataset = path.join(cwd, 'demo-out', 'dataset.jsonl');
@@ -30,6 +30,15 @@ test('the demo runs the whole pipeline offline and says where the outputs are', 
     expect(fs.existsSync(path.join(cwd, 'demo-out', f))).toBe(true);
   // The state file stays for later runs; the embedded server stopped with the command.
   expect(fs.existsSync(path.join(env.CODECLM_HOME!, 'temporal.db'))).toBe(true);
+
+  // Again: the earlier output is kept, this one goes beside it (an out dir holds one run).
+  const before = fs.readFileSync(dataset, 'utf8');
+  const again = await cli(['demo', '--size', '8']);
+  expect(again.code).toBe(0);
+  expect(again.stderr).toContain('demo-out holds an earlier run');
+  expect(again.stdout).toContain(path.join(cwd, 'demo-out-2', 'dataset.jsonl'));
+  expect(lines(path.join(cwd, 'demo-out-2', 'dataset.jsonl')).length).toBeGreaterThanOrEqual(8);
+  expect(fs.readFileSync(dataset, 'utf8')).toBe(before);
 });
 
 test('--detach returns a run id; status, wait and export work on it; the same --run-id attaches', async () => {

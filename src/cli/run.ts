@@ -7,7 +7,7 @@ import type { CommandSpec } from './command';
 import { sharedOptions, type ConfigOption, type JsonOption } from './options';
 import { loadConfig } from '../config/load';
 import { InputUnavailableError, isTransientReadError, loadSeeds, prefetchRemoteInputs } from '../seeds/load';
-import { isS3Location, joinLocation, resolveLocation } from '../store/store';
+import { isS3Location, joinLocation, resolveLocation, type Store } from '../store/store';
 import { openStore } from '../store/open';
 import { runKeys } from '../store/runDir';
 import { planFile } from '../plan/compare';
@@ -239,19 +239,26 @@ export async function checkBatchSpools(config: Pick<ResolvedConfig, 'roles'>): P
  */
 export async function claimRunOut(outDir: string, runId: string): Promise<void> {
   const store = openStore(outDir);
-  if (await store.exists(runKeys.seedsInfo)) {
-    const marked = await store.readJson<{ runId?: string }>(runKeys.runOwner);
-    const plan = marked?.runId
-      ? undefined
-      : await store.readJson<{ run_id?: string }>(planFile('')).catch(() => undefined);
-    const other = marked?.runId ?? plan?.run_id;
-    if (other === undefined || other === runId) return;
-    throw new InputError(
-      `--out ${outDir} holds run ${other} (its seed snapshot, records and dataset); a second run there ` +
-        `would mix the two: use a new --out, or --run-id ${other} to attach to that run`,
-    );
-  }
-  await store.writeJson(runKeys.runOwner, { runId });
+  if (!(await store.exists(runKeys.seedsInfo))) return store.writeJson(runKeys.runOwner, { runId });
+  const holder = await markedRun(store);
+  if (holder === undefined || holder === runId) return;
+  throw new InputError(
+    `--out ${outDir} holds run ${holder} (its seed snapshot, records and dataset); a second run there ` +
+      `would mix the two: use a new --out, or --run-id ${holder} to attach to that run`,
+  );
+}
+
+/** The run that holds `outDir` (see claimRunOut), if one does and says which. */
+export async function runHoldingOut(outDir: string): Promise<string | undefined> {
+  const store = openStore(outDir);
+  return (await store.exists(runKeys.seedsInfo)) ? markedRun(store) : undefined;
+}
+
+/** The run an out dir's marker names, or for one written before runs were marked, its plan.json. */
+async function markedRun(store: Store): Promise<string | undefined> {
+  const marked = await store.readJson<{ runId?: string }>(runKeys.runOwner);
+  if (marked?.runId) return marked.runId;
+  return (await store.readJson<{ run_id?: string }>(planFile('')).catch(() => undefined))?.run_id;
 }
 
 /** The object `run`, `eval` and `schedule create` write and delete to try an `--out s3://` prefix. */
