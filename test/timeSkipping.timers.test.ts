@@ -1,3 +1,5 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import type { codeclmScheduledRun } from '../src/workflows';
 import { fakeRunInput, transient, useTimeSkipping } from './helpers/timeSkipping';
 
@@ -55,6 +57,27 @@ test('with a retry limit, a call that never answers fails its item after the bac
       reason: expect.stringContaining('the judge is down'),
     }),
   ]);
+});
+
+test('a store outage of half an hour while a pair is saved: its save is retried until the store is back, nothing failed', async () => {
+  // The first pair's save fails for 40 attempts (1+2+4+8+16+32 s, then a minute apart: ~35 min),
+  // as a bucket that is down or throttling would; the pair was paid for, so it must not be failed.
+  let victim: string | undefined;
+  const w = await ts.startWorker({
+    async onSaveRecord() {
+      const saved = w.fake.records.at(-1)!;
+      victim ??= saved.id;
+      if (saved.id !== victim || Context.current().info.attempt > 40) return;
+      w.fake.records.pop(); // Not saved after all.
+      throw ApplicationFailure.retryable('simulated S3 503 SlowDown', 'S3ServiceException');
+    },
+  });
+  const handle = await ts.startRun(w, 'ts-store-outage', { limits: { size: 4, topUpRounds: 0 } });
+  const result = await handle.result();
+  expect(result.counters.failed).toBe(0);
+  expect(result.counters.kept).toBe(4);
+  expect(new Set(w.fake.records.map((r) => r.id)).size).toBe(4);
+  expect(result.wallSeconds).toBeGreaterThanOrEqual(30 * 60);
 });
 
 test('refreshes started a day apart publish versions named by their start, a day apart and in order', async () => {

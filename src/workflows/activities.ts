@@ -1,4 +1,4 @@
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities, workflowInfo, type RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { LimitsConfig } from '../schemas/config';
 import { roleQueue } from './queues';
@@ -74,6 +74,19 @@ export function llmActivities(limits: LimitsConfig, taskQueue?: string) {
 }
 
 /**
+ * File activities retry through about an hour of a store that is down or throttling (1, 2, 4 ... 32 s,
+ * then a minute apart): a kept pair reaches its save after LLM calls that were paid for, and ten
+ * attempts (three minutes) failed it in an S3 outage. Bad input and bugs are not retried (`permanent`);
+ * attempts count only while a worker runs them, so workers that are down use none.
+ */
+const storeRetry: RetryPolicy = {
+  initialInterval: '1 second',
+  maximumInterval: '1 minute',
+  maximumAttempts: 64,
+  nonRetryableErrorTypes: permanent,
+};
+
+/**
  * File activities. Per-item ones are short; whole-run ones (seed snapshot, pool, final assembly) get
  * long timeouts.
  */
@@ -84,24 +97,14 @@ export function fileActivities(taskQueue?: string) {
     taskQueue,
     startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '10 seconds',
-    retry: {
-      initialInterval: '1 second',
-      maximumInterval: '30 seconds',
-      maximumAttempts: 10,
-      nonRetryableErrorTypes: permanent,
-    },
+    retry: storeRetry,
   });
   // Whole-run file activities read many files synchronously: a longer heartbeat timeout.
   const long = proxyActivities<Activities>({
     taskQueue,
     startToCloseTimeout: '60 minutes',
     heartbeatTimeout: '60 seconds',
-    retry: {
-      initialInterval: '1 second',
-      maximumInterval: '30 seconds',
-      maximumAttempts: 10,
-      nonRetryableErrorTypes: permanent,
-    },
+    retry: storeRetry,
   });
   const whole = new Set<string>([
     'prepareSeeds',
