@@ -28,7 +28,7 @@ export function s3ClientFor(env: NodeJS.ProcessEnv = process.env): S3Client {
     client = newS3Client({
       ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
       ...(region ? { region } : endpoint ? { region: 'us-east-1' } : {}),
-      // Retries of throttled/failed requests, as the SDK does them (adaptive backs off on 503 SlowDown).
+      // Retries of throttled and failed requests in the SDK's standard mode (503 SlowDown included).
       maxAttempts: 5,
     });
     clients.set(key, client);
