@@ -515,6 +515,8 @@ test('faults added at run time through /_sim/batch-faults; reset forgets batches
   const base = s.url.replace(/\/v1$/, '');
   const bad = await fetch(`${base}/_sim/batch-faults`, { method: 'POST', body: '{"expire":-1}' });
   expect(bad.status).toBe(400);
+  const badCode = await fetch(`${base}/_sim/batch-faults`, { method: 'POST', body: '{"validationCode":7}' });
+  expect(badCode.status).toBe(400);
   const ok = await fetch(`${base}/_sim/batch-faults`, {
     method: 'POST',
     body: JSON.stringify({ failLines: ['req-0'], failValidation: 1 }),

@@ -7,6 +7,7 @@ import OpenAI, { APIError } from 'openai';
 import type { ChatCompletion } from 'openai/resources/chat/completions';
 import { DEFAULT_BATCH_SETTINGS, type ResolvedRole } from '../schemas/config';
 import {
+  batchErrorReason,
   batchSdk,
   fileLines,
   OutcomeCollector,
@@ -61,6 +62,12 @@ export interface PollInput {
    * go into a new batch (within maxResubmits) instead of failing as a cancel at the provider would.
    */
   givenUp?: boolean;
+  /**
+   * The batcher bounds whole-batch failures itself (patch batcher-batch-backoff): a batch that
+   * failed as a whole (status failed) puts its requests into a new batch without counting it
+   * against their resubmissions. Absent (older batchers): counted, as before.
+   */
+  wholeFailureUncounted?: boolean;
 }
 
 export interface PollResult {
@@ -77,6 +84,8 @@ export interface PollResult {
     resubmit?: BatchRequest[];
     codes?: string;
     retry?: { part: string; bytes: number[] };
+    /** A batch that failed as a whole: its error codes (errors.data[].code) and the provider's reason. */
+    failure?: { codes: string[]; reason: string };
   };
 }
 
@@ -251,7 +260,12 @@ async function settleSpooled(
     rows.map((r) => r.id),
   );
   const maxResubmits = (input.cfg.batch ?? DEFAULT_BATCH_SETTINGS).maxResubmits;
-  return { outputFileId, ...(await settleRows(store, rows, outcomes, input.attempts, maxResubmits)) };
+  const whole = b.status === 'failed';
+  const uncounted = whole && input.wholeFailureUncounted === true;
+  const settled = await settleRows(store, rows, outcomes, input.attempts, maxResubmits, uncounted);
+  if (!whole) return { outputFileId, ...settled };
+  const codes = (b.errors?.data ?? []).flatMap((e) => (e.code ? [e.code] : []));
+  return { outputFileId, ...settled, failure: { codes, reason: batchErrorReason(b) } };
 }
 
 export type BatchActivities = ReturnType<typeof createBatchActivities>;

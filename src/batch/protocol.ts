@@ -118,6 +118,19 @@ export interface BatcherCarry {
   outcomes: Record<string, Outcome>;
   /** Batches created so far by this batcher (all continue-as-new generations). */
   created: number;
+  /** The next flush held after batches failed as a whole (src/workflows/batcherState.ts). */
+  hold?: FlushHold;
+}
+
+/**
+ * After a batch failed as a whole: `failures` in a row (reset when a batch is accepted), the next
+ * flush held `until` (ms), or until one of the batches `waitFor` (keys) ends (the enqueued-token
+ * limit, which frees up as open batches finish).
+ */
+export interface FlushHold {
+  failures: number;
+  until?: number;
+  waitFor?: string[];
 }
 
 /** One open batch as `codeclm status` shows it. */

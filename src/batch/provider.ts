@@ -192,9 +192,7 @@ export class OutcomeCollector {
 
   /** One outcome per request of `ids`, in order; a request without a line is decided by the batch. */
   finish(batch: Pick<OpenAI.Batches.Batch, 'status' | 'errors'>, ids: string[]): LineOutcome[] {
-    const batchReason =
-      batch.errors?.data?.map((e) => `${e.code ?? 'error'}: ${e.message ?? ''}`).join('; ') ||
-      `batch ${batch.status} without a line for this request`;
+    const batchReason = batchErrorReason(batch);
     return ids.map(
       (id) =>
         this.byId.get(id) ??
@@ -205,6 +203,14 @@ export class OutcomeCollector {
             : { id, kind: 'failed', reason: `batch cancelled at the provider: ${batchReason}` }),
     );
   }
+}
+
+/** Why a batch ended as it did: its errors (`code: message; ...`), or its status when it lists none. */
+export function batchErrorReason(batch: Pick<OpenAI.Batches.Batch, 'status' | 'errors'>): string {
+  return (
+    batch.errors?.data?.map((e) => `${e.code ?? 'error'}: ${e.message ?? ''}`).join('; ') ||
+    `batch ${batch.status} without a line for this request`
+  );
 }
 
 const GIVEN_UP = 'batch given up past its completion window and margin (cancelled)';

@@ -233,7 +233,8 @@ export async function rowLines(store: Store, rows: ManifestRow[]): Promise<RowLi
  * one base-36 digit per row: its batches before this one): one CODE per row; failures stored with
  * their reason; those worth another batch copied to a new part (their sizes in order). A request
  * to resubmit whose line is gone from the spool fails with the BatchSpoolMissing reason (retrying
- * the poll could never bring it back); the others of the batch go on.
+ * the poll could never bring it back); the others of the batch go on. `uncounted`: this batch
+ * does not count (it failed as a whole; the batcher bounds those): every retry goes in again.
  */
 export async function settleRows(
   store: Store,
@@ -241,6 +242,7 @@ export async function settleRows(
   outcomes: LineOutcome[],
   attempts: string | undefined,
   maxResubmits: number,
+  uncounted = false,
 ): Promise<{ codes: string; retry?: { part: string; bytes: number[] } }> {
   const stored: [string, StoredOutcome][] = [];
   const codes: string[] = [];
@@ -253,7 +255,7 @@ export async function settleRows(
       codes.push(CODE.failed);
     } else {
       const n = parseInt(attempts?.[i] ?? '0', 36) + 1;
-      if (n > maxResubmits) {
+      if (n > maxResubmits && !uncounted) {
         const reason = `${o.reason} (in ${n} batch(es); ${maxResubmits} resubmission(s) allowed)`;
         stored.push([o.id, { state: 'failed', reason }]);
         codes.push(CODE.failed);

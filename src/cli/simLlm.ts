@@ -111,8 +111,8 @@ export const simLlmCommand: CommandSpec<SimLlmOptions> = {
     '{"reset":true},{"malformed":"fenced","task":"encode"}]), GET /_sim/requests, GET /_sim/stats, POST /_sim/reset.',
     'Batch API (OpenAI Files + Batches): POST/GET /v1/files, GET/DELETE /v1/files/{id}, GET /v1/files/{id}/content,',
     'POST/GET /v1/batches, GET /v1/batches/{id}, POST /v1/batches/{id}/cancel. Each line is answered like the',
-    'same request online. Control: POST /_sim/batch-faults {"expire":N,"failValidation":N,"failLines":[...]},',
-    'POST /_sim/batches/{id}/expire.',
+    'same request online. Control: POST /_sim/batch-faults {"expire":N,"failValidation":N,"failLines":[...],',
+    '"validationCode":"token_limit_exceeded" (the code of the validation failures)}, POST /_sim/batches/{id}/expire.',
     'Point the pipeline at it with OPENAI_BASE_URL=<printed url>. Stops on SIGINT/SIGTERM.',
   ],
   async run(options) {

@@ -99,6 +99,8 @@ export interface BatchRecord {
   >;
   /** How it ends if left alone (decided at creation from the on-demand knobs). */
   fate: 'complete' | 'expire' | 'fail_validation';
+  /** With fate fail_validation: the error code it fails with, when one was asked for. */
+  failCode?: string;
   errors: BatchError[] | null;
   model: string | null;
   total: number;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HttpError } from './errors';
-import { readCreateRequest, readInputLines } from './batchInput';
+import { readCreateRequest, readInputLines, type BatchError } from './batchInput';
 import {
   batchObject,
   processingOrder,
@@ -44,7 +44,13 @@ interface PersistedState {
   batches: BatchRecord[];
   batchStats: BatchStats;
   fileStats: FileStats;
-  pending: { expire: number; failValidation: number; failLines: LineFailure[] };
+  pending: {
+    expire: number;
+    failValidation: number;
+    failLines: LineFailure[];
+    /** The error code of the validation failures from now on (default simulated_validation_failure). */
+    validationCode?: string;
+  };
   /** Files deleted while an unfinished batch still reads them: hidden, kept until it finishes. */
   deleted: string[];
 }
@@ -282,6 +288,7 @@ export class BatchStore {
     const p = this.state.pending;
     const fate: BatchRecord['fate'] =
       p.failValidation > 0 ? 'fail_validation' : p.expire > 0 ? 'expire' : 'complete';
+    const failCode = fate === 'fail_validation' ? p.validationCode : undefined;
     if (fate === 'fail_validation') p.failValidation--;
     else if (fate === 'expire') p.expire--;
     const batch: BatchRecord = {
@@ -294,6 +301,7 @@ export class BatchStore {
       createdMs: this.now(),
       at: {},
       fate,
+      ...(failCode ? { failCode } : {}),
       errors: null,
       model: null,
       total: 0,
@@ -374,10 +382,10 @@ export class BatchStore {
     if (!body || typeof body !== 'object' || Array.isArray(body))
       throw new HttpError(
         400,
-        'expected {"expire"?: N, "failValidation"?: N, "failLines"?: [custom_id | {customId, status, code, message}]}',
+        'expected {"expire"?: N, "failValidation"?: N, "validationCode"?: code, "failLines"?: [custom_id | {customId, status, code, message}]}',
       );
     const b = body as Record<string, unknown>;
-    const known = new Set(['expire', 'failValidation', 'failLines']);
+    const known = new Set(['expire', 'failValidation', 'validationCode', 'failLines']);
     const extra = Object.keys(b).filter((k) => !known.has(k));
     if (extra.length) throw new HttpError(400, `unknown key(s) ${extra.join(', ')}`);
     const count = (k: string) => {
@@ -386,6 +394,9 @@ export class BatchStore {
       if (!Number.isInteger(v) || (v as number) < 0) throw new HttpError(400, `${k} must be an integer >= 0`);
       return v as number;
     };
+    const code = b.validationCode;
+    if (code !== undefined && (typeof code !== 'string' || !/^[a-z_]+$/.test(code)))
+      throw new HttpError(400, 'validationCode must be an error code such as "token_limit_exceeded"');
     const lines = b.failLines === undefined ? [] : b.failLines;
     if (!Array.isArray(lines)) throw new HttpError(400, 'failLines must be a list');
     const failLines = lines.map((l, i) => {
@@ -400,6 +411,7 @@ export class BatchStore {
     this.state.pending.expire += count('expire');
     this.state.pending.failValidation += count('failValidation');
     this.state.pending.failLines.push(...failLines);
+    if (code !== undefined) this.state.pending.validationCode = code;
     this.save();
     return structuredClone(this.state.pending);
   }
@@ -472,12 +484,7 @@ export class BatchStore {
     const read = readInputLines(this.contents.get(batch.input_file_id), batch.input_file_id, batch.endpoint);
     const errors = 'errors' in read ? read.errors : [];
     if (batch.fate === 'fail_validation')
-      errors.unshift({
-        code: 'simulated_validation_failure',
-        message: 'The simulator was asked to fail this batch at validation (on demand).',
-        param: null,
-        line: null,
-      });
+      errors.unshift(validationFailure(batch, 'model' in read ? read.model : null));
     if (errors.length) {
       batch.errors = errors.slice(0, MAX_LISTED_ERRORS);
       batch.status = 'failed';
@@ -591,4 +598,15 @@ export class BatchStore {
     }
     return batchObject(batch, this.windowMs, counts);
   }
+}
+
+/** The error a batch failed on demand fails validation with: OpenAI's wording for the enqueued-token limit. */
+function validationFailure(batch: BatchRecord, model: string | null): BatchError {
+  const code = batch.failCode ?? 'simulated_validation_failure';
+  const message =
+    code === 'token_limit_exceeded'
+      ? `Enqueued token limit reached for ${model ?? 'this model'} in organization org-sim. ` +
+        'Please try again once some in_progress batches have been completed.'
+      : 'The simulator was asked to fail this batch at validation (on demand).';
+  return { code, message, param: null, line: null };
 }

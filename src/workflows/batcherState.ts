@@ -40,7 +40,7 @@ import { failureMessage } from '../util/failure';
 
 import type { codeclmBatcher } from './batcher';
 import { carriedOutcomes, INLINE_MAX_BYTES, inlinePending, inlineSettlement } from './legacy/batcher';
-import { BATCH_SPOOL, CARRY_PENDING, LOST_BATCH, POLL_REFUSED } from './patches';
+import { BATCH_BACKOFF, BATCH_SPOOL, CARRY_PENDING, LOST_BATCH, POLL_REFUSED } from './patches';
 
 /** Legacy (src/workflows/legacy/batcher.ts): requests with their lines inline. */
 const submitSignal = defineSignal<[BatchRequest[]]>(SUBMIT_SIGNAL);
@@ -54,6 +54,11 @@ const MAX_HISTORY_EVENTS = 5_000;
  * each): past this estimate it waits for batches to end (the input must stay under 2 MB).
  */
 const MAX_CARRY_BYTES = 1_500_000;
+
+/** A batch in one of these states was accepted by the provider: whole-batch failures in a row end. */
+const ACCEPTED = new Set(['in_progress', 'finalizing', 'completed', 'expired']);
+/** The provider's code for a batch refused while the organisation's enqueued tokens are at their limit. */
+const TOKEN_LIMIT = 'token_limit_exceeded';
 
 const retry: RetryPolicy = {
   initialInterval: '2 seconds',
@@ -175,7 +180,7 @@ export class BatcherState {
     const wakeAt = Math.min(
       ...s.open.map((b) => b.nextPollAt),
       s.pending.length && !this.paused
-        ? (s.pendingSince ?? Date.now()) + settings.maxWaitSeconds * 1000
+        ? Math.max((s.pendingSince ?? Date.now()) + settings.maxWaitSeconds * 1000, this.heldUntil())
         : Infinity,
       this.lastRunCheck + this.runCheckMs,
     );
@@ -250,11 +255,23 @@ export class BatcherState {
     }
     return (
       s.pending.length > 0 &&
+      this.heldUntil() <= Date.now() &&
       (s.pending.length >= settings.maxRequests ||
         bytes >= settings.maxBytes ||
         inline >= INLINE_MAX_BYTES ||
         Date.now() - (s.pendingSince ?? Date.now()) >= settings.maxWaitSeconds * 1000)
     );
+  }
+
+  /**
+   * When the next flush may go out after batches failed as a whole: 0 when not held, Infinity
+   * while waiting for one of the batches `waitFor` to end (a poll that settles it wakes the loop).
+   */
+  private heldUntil(): number {
+    const { hold, open } = this.s;
+    if (!hold) return 0;
+    if (hold.waitFor) return hold.waitFor.every((k) => open.some((b) => b.key === k)) ? Infinity : 0;
+    return hold.until ?? 0;
   }
 
   /** The oldest requests gathering, up to the file's limits of count and bytes. */
@@ -334,6 +351,8 @@ export class BatcherState {
     }
     const { cfg } = this.input;
     const { batchId, inputFileId } = b;
+    // Whole-batch failures bounded here, not as resubmissions (histories from before: counted).
+    const backoff = b.spool !== undefined && patched(BATCH_BACKOFF);
     const r = await this.pollOrGiveUp(b, () =>
       batchPoll(
         b.spool === undefined
@@ -346,13 +365,20 @@ export class BatcherState {
               key: b.key,
               attempts: this.attemptDigits(b),
               ...(b.cancelling ? { givenUp: true } : {}),
+              ...(backoff ? { wholeFailureUncounted: true } : {}),
             },
       ),
     );
     if (!r) return;
+    // Accepted (in progress or later) after a whole-batch failure: the provider takes batches again.
+    if (backoff && this.s.hold && b.status === 'validating' && ACCEPTED.has(r.status))
+      this.s.hold.failures = 0;
     b.status = r.status;
     b.counts = r.counts;
-    if (r.ended) return b.spool === undefined ? this.settleInline(b, r.ended) : this.settle(b, r.ended);
+    if (r.ended) {
+      if (b.spool === undefined) return this.settleInline(b, r.ended);
+      return this.settle(b, r.ended, backoff && r.status === 'failed');
+    }
     b.pollMs = Math.min(b.pollMs * 2, settings.maxPollSeconds * 1000);
     b.nextPollAt = Date.now() + b.pollMs;
   }
@@ -384,20 +410,48 @@ export class BatcherState {
    * A spooled batch ended: its outcomes are in the spool (recorded here as `stored`), and the
    * requests worth another batch are in a new part of the spool, in order: back to gathering.
    */
-  private settle(b: OpenBatch, ended: NonNullable<PollResult['ended']>): void {
+  private settle(b: OpenBatch, ended: NonNullable<PollResult['ended']>, wholeFailure = false): void {
     const { s } = this;
     const at = Date.now();
     const codes = ended.codes ?? '';
+    s.open = s.open.filter((x) => x !== b);
+    // Failed as a whole: not counted per request; the flush is held, or the bound reached.
+    const failedFor = wholeFailure ? this.holdAfterWholeFailure(ended) : undefined;
     let k = 0;
     b.ids.forEach((id, i) => {
       if (codes[i] !== CODE.retry) return this.record(id, { state: 'stored', at });
-      const n = (this.attempts.get(id) ?? 0) + 1;
-      this.attempts.set(id, n);
       const bytes = ended.retry!.bytes[k]!;
-      s.pending.push({ id, part: ended.retry!.part, index: k++, bytes, attempts: n });
+      const index = k++;
+      // (Its line, copied to the retry part, is left unread there.)
+      if (failedFor) return this.record(id, { state: 'failed', reason: failedFor, at });
+      const n = (this.attempts.get(id) ?? 0) + (wholeFailure ? 0 : 1);
+      this.attempts.set(id, n);
+      s.pending.push({ id, part: ended.retry!.part, index, bytes, attempts: n });
       s.pendingSince ??= Date.now();
     });
-    s.open = s.open.filter((x) => x !== b);
+  }
+
+  /**
+   * Holds the next flush after a batch failed as a whole; the reason its requests fail with when
+   * this is the maxResubmits + 1st such failure in a row. The enqueued-token limit with other
+   * batches open is waited out (until one of them ends) and not counted: it frees up as they end.
+   */
+  private holdAfterWholeFailure(ended: NonNullable<PollResult['ended']>): string | undefined {
+    const { s, settings } = this;
+    const failures = s.hold?.failures ?? 0;
+    if (ended.failure?.codes.includes(TOKEN_LIMIT) && s.open.length) {
+      s.hold = { failures, waitFor: s.open.map((x) => x.key) };
+      return undefined;
+    }
+    const n = failures + 1;
+    const ms = Math.min(settings.pollSeconds * 1000 * 2 ** (n - 1), settings.maxPollSeconds * 1000);
+    if (n <= settings.maxResubmits) {
+      s.hold = { failures: n, until: Date.now() + ms };
+      return undefined;
+    }
+    s.hold = { failures: 0, until: Date.now() + ms }; // the next requests get their own tries
+    const reason = ended.failure?.reason ?? 'batch failed';
+    return `${reason} (${n} batch(es) in a row failed whole; ${settings.maxResubmits} resubmission(s) allowed)`;
   }
 
   /** Legacy: records each request's outcome once; failed and expired lines go back to gathering (bounded). */

@@ -74,3 +74,14 @@ export const POLL_REFUSED = 'batcher-poll-refused';
  * batcher polled it for ever and its calls waited for ever.
  */
 export const LOST_BATCH = 'batcher-lost-batch';
+
+/**
+ * A batch that fails as a whole (status failed: validation, the organisation's enqueued-token
+ * limit) does not count against its requests' resubmissions: its requests go back to gathering and
+ * the next flush is held for a back-off that doubles per whole-batch failure in a row (pollSeconds
+ * up to maxPollSeconds; reset when a batch is accepted), or, on token_limit_exceeded while other
+ * batches are open, until one of them ends. maxResubmits + 1 failures in a row fail the requests of
+ * the last. Before, each whole failure counted as a resubmission of each request and the next batch
+ * went out after maxWaitSeconds, so maxResubmits was used up in minutes.
+ */
+export const BATCH_BACKOFF = 'batcher-batch-backoff';

@@ -25,6 +25,8 @@
  * |                      | (batcherState.ts, pollOrGiveUp)                                        |
  * | batcher-lost-batch   | a batch cancelled past its deadline is polled until it ends            |
  * |                      | (batcherState.ts, poll)                                                |
+ * | batcher-batch-backoff| a batch failed as a whole counts as a resubmission of each request and |
+ * |                      | the next flush is not held (batcherState.ts, poll and settle)          |
  * | (no patch)           | buildPool results that list `entries` instead of `size` (`poolSize`);  |
  * |                      | configs from before method.decodeBatch (`DEFAULT_DECODE_BATCH`)        |
  *
