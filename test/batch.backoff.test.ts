@@ -1,6 +1,7 @@
 import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { createBatchSend } from '../src/llm/batchClient';
+import { batchLines, runBatches } from '../src/batch/status';
 import type { ResolvedRole } from '../src/schemas/config';
 import { startSimulator, type Simulator } from '../src/sim/server';
 import { callBatchAsActivity, FAST_SIM_BATCH } from './helpers/batchCalls';
@@ -76,6 +77,19 @@ async function creations(s: Simulator, until: Promise<unknown>): Promise<number[
   return at;
 }
 
+/** The `status` lines about a held next batch, sampled every 50 ms until `until` settles. */
+async function heldLines(runId: string, until: Promise<unknown>): Promise<string[]> {
+  const seen = new Set<string>();
+  let done = false;
+  void until.finally(() => (done = true));
+  while (!done) {
+    for (const l of batchLines(await runBatches(w.client.workflow, runId)))
+      if (l.includes('next batch held')) seen.add(l.replace(/\d+ s more/, 'N s more'));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return [...seen];
+}
+
 async function waitFor(what: () => boolean, ms = 20_000): Promise<void> {
   for (const end = Date.now() + ms; !what() && Date.now() < end;) await new Promise((r) => setTimeout(r, 50));
   expect(what()).toBe(true);
@@ -115,7 +129,11 @@ test('whole-batch failures in a row back off doubling, and after maxResubmits + 
   try {
     await faults(s, { failValidation: 4 });
     const call = ask(run.runId, 'bound-1', role, 'refused whole every time');
-    const at = await creations(s, call);
+    const [at, held] = await Promise.all([creations(s, call), heldLines(run.runId, call)]);
+    // `status` said why no batch was going out, and for how long (the holds last 0.5 and 1 s).
+    expect(held.join('\n')).toMatch(
+      /^ {2}next batch held N s more: [12] batch\(es\) in a row failed whole$/m,
+    );
     expect(await call).toMatch(
       /^rejected: .*failed: simulated_validation_failure: .*\(3 batch\(es\) in a row failed whole; 2 resubmission\(s\) allowed\)$/,
     );
@@ -143,6 +161,7 @@ test('token_limit_exceeded while another batch is open: the batcher waits for it
     // The next two batches are refused: the organisation's enqueued tokens are at their limit.
     await faults(s, { failValidation: 2, validationCode: 'token_limit_exceeded' });
     const second = ask(run.runId, 'tokens-2', role, 'refused while the first is open');
+    const held = heldLines(run.runId, first);
     let refused: string | undefined;
     let most = 0;
     for (
@@ -161,6 +180,9 @@ test('token_limit_exceeded while another batch is open: the batcher waits for it
       errors: { data: [{ code: 'token_limit_exceeded' }] },
     });
     expect(await first).toMatch(/^answered: /);
+    expect(await held).toContain(
+      "  next batch held until an open batch ends (the provider's enqueued-token limit)",
+    );
     // Then: refused once more with none open (counted: 1 of maxResubmits + 1), then accepted.
     expect(await second).toMatch(/^answered: /);
     expect(s.stats().batch.batchesCreated).toBe(4);

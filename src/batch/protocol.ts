@@ -151,6 +151,11 @@ export interface BatcherView {
   paused: boolean;
   created: number;
   open: OpenBatchView[];
+  /**
+   * The next batch held after batches failed as a whole: `failures` in a row so far, for
+   * `seconds` more, or until an open batch ends (the enqueued-token limit).
+   */
+  held?: { failures: number; seconds?: number; untilABatchEnds?: boolean };
 }
 
 /**

@@ -28,6 +28,12 @@ export function batchLines(views: BatcherView[]): string[] {
     lines.push(
       `batch ${v.role}: ${v.open.length} open, ${v.pending} request(s) gathering${v.paused ? ' (held: run paused)' : ''}, ${v.created} created`,
     );
+    if (v.held)
+      lines.push(
+        v.held.untilABatchEnds
+          ? `  next batch held until an open batch ends (the provider's enqueued-token limit)`
+          : `  next batch held ${v.held.seconds} s more: ${v.held.failures} batch(es) in a row failed whole`,
+      );
     for (const b of v.open)
       lines.push(
         `  ${b.batchId} ${b.status}: ${b.completed} completed, ${b.failed} failed of ${b.total}, age ${b.ageSeconds} s, next poll in ${b.nextPollSeconds} s`,

@@ -238,7 +238,16 @@ export class BatcherState {
         ageSeconds: Math.round((Date.now() - b.createdAt) / 1000),
         nextPollSeconds: Math.max(0, Math.round((b.nextPollAt - Date.now()) / 1000)),
       })),
+      ...this.heldView(),
     };
+  }
+
+  private heldView(): Pick<BatcherView, 'held'> {
+    const until = this.heldUntil();
+    if (!this.s.hold || until <= Date.now()) return {};
+    const { failures } = this.s.hold;
+    if (until === Infinity) return { held: { failures, untilABatchEnds: true } };
+    return { held: { failures, seconds: Math.ceil((until - Date.now()) / 1000) } };
   }
 
   private record(id: string, outcome: Outcome): void {
