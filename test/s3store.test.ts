@@ -340,6 +340,27 @@ test("a schedule's versions in object storage: version prefixes, changes against
   );
 });
 
+test('versions publishing at the same moment leave LATEST on the newest', async () => {
+  const out = location('schedule-race');
+  const acts = createScheduleActivities();
+  const versions = Array.from(
+    { length: 12 },
+    (_, i) => `202601${String(i + 1).padStart(2, '0')}T030000Z-v${i}`,
+  );
+  for (const [i, version] of versions.entries()) {
+    const { versionDir } = await acts.prepareVersion({ outDir: out, version, workflowId: `wf-${i}` });
+    const s = openStore(versionDir);
+    await s.write(runKeys.seeds, `${JSON.stringify({ id: '0', instruction: `seed ${i}` })}\n`);
+    await s.write(runKeys.dataset, `${JSON.stringify({ id: `p${i}`, instruction: `pair ${i}` })}\n`);
+  }
+  // All at once, as refreshes with --overlap allow_all can: each reads LATEST before the others write.
+  const results = await Promise.all(
+    versions.map((version, i) => acts.publishVersion({ outDir: out, version, workflowId: `wf-${i}` })),
+  );
+  expect((await openStore(out).read('LATEST'))?.trim()).toBe(versions.at(-1));
+  expect(results.at(-1)!.latest).toBe(true);
+});
+
 test('run checks --out s3:// up front: a bucket it cannot use is a clear input error, naming the settings', async () => {
   await expect(prefetchRunInputs({ seeds: 'seeds.jsonl', out: location('fine') })).resolves.toBeUndefined();
   const bad = prefetchRunInputs({ seeds: 'seeds.jsonl', out: 's3://codeclm-no-such-bucket/run' });

@@ -64,6 +64,24 @@ export async function latestVersion(outDir: string): Promise<string | undefined>
   return v || undefined;
 }
 
+/**
+ * Moves LATEST on to `version` unless a newer one is there, and returns where it points. Versions
+ * publishing at the same moment (`--overlap allow_all`) could each read LATEST before the other
+ * wrote it and leave it on the older one; so a writer looks at the published versions again after
+ * writing and moves LATEST on to a newer one published meanwhile. (Each version is marked published
+ * before it moves LATEST, so the last writer always sees the newest.)
+ */
+async function pointLatestAtNewest(outDir: string, version: string): Promise<string> {
+  for (let target = version; ;) {
+    const current = await latestVersion(outDir);
+    if (current && current >= target) return current;
+    await pointLatest(outDir, target);
+    const newest = (await publishedVersions(outDir)).pop();
+    if (!newest || newest <= target) return target;
+    target = newest;
+  }
+}
+
 /** Points DIR/latest at versions/<version> (atomic symlink swap, local only) and writes DIR/LATEST. */
 export async function pointLatest(outDir: string, version: string): Promise<void> {
   if (!isS3Location(outDir)) linkLatest(outDir, version);
@@ -137,9 +155,7 @@ export function createScheduleActivities() {
         // Written last: its presence marks the version as published (publishedVersions).
         await store.writeJson(CHANGES_FILE, changes);
       }
-      const current = await latestVersion(input.outDir);
-      const isLatest = !current || current <= input.version;
-      if (isLatest) await pointLatest(input.outDir, input.version);
+      const isLatest = (await pointLatestAtNewest(input.outDir, input.version)) === input.version;
       const { previous, seeds, pairs, metadata } = changes;
       return { versionDir, latest: isLatest, changes: { previous, seeds, pairs, metadata } };
     },
