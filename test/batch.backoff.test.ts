@@ -1,10 +1,9 @@
 import OpenAI from 'openai';
-import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { createBatchSend } from '../src/llm/batchClient';
 import { batchLines, runBatches } from '../src/batch/status';
 import type { ResolvedRole } from '../src/schemas/config';
 import { startSimulator, type Simulator } from '../src/sim/server';
-import { callBatchAsActivity, FAST_SIM_BATCH } from './helpers/batchCalls';
+import { callBatchAsActivity, FAST_SIM_BATCH, shortQuestion } from './helpers/batchCalls';
 import { fastBatchSettings, simRole } from './helpers/config';
 import { tmpDir } from './helpers/env';
 import { startActivityTestWorker, type TestWorker } from './helpers/pipeline';
@@ -53,11 +52,7 @@ async function openRun(name: string) {
 }
 
 function ask(runId: string, activityId: string, role: ResolvedRole, text: string) {
-  const params: ChatCompletionCreateParamsNonStreaming = {
-    model: 'sim-strong',
-    max_tokens: 16,
-    messages: [{ role: 'user', content: text }],
-  };
+  const params = shortQuestion(text);
   return callBatchAsActivity(w, createBatchSend, { runId, activityId, role, params }).then(
     (r) => `answered: ${r.completion.choices[0]!.message.content ?? ''}`,
     (e: Error) => `rejected: ${e.message}`,

@@ -1,6 +1,5 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { createBatchActivities } from '../src/batch/activities';
 import { createBatchSend } from '../src/llm/batchClient';
@@ -12,11 +11,10 @@ import {
   type BatcherInput,
   type BatcherView,
 } from '../src/batch/protocol';
-import { startSimulator, type Simulator } from '../src/sim/server';
-import { FAST_SIM_BATCH } from './helpers/batchCalls';
+import { startSimulator } from '../src/sim/server';
+import { callBatchAsActivity, FAST_SIM_BATCH, shortQuestion, useBatchTestbed } from './helpers/batchCalls';
 import { fastBatchSettings, simRole } from './helpers/config';
 import { tmpDir } from './helpers/env';
-import { startActivityTestWorker, type TestWorker } from './helpers/pipeline';
 import { endSignal, pausableRun, pauseSignal, queryFailsSignal } from './workflows/pausable';
 
 /**
@@ -24,20 +22,7 @@ import { endSignal, pausableRun, pauseSignal, queryFailsSignal } from './workflo
  * (the simulator behind a proxy that loses answers); two attempts of one activity waiting in one
  * worker process. A real dev server, a real batcher workflow and the simulator's Batch API.
  */
-const bed = {} as { w: TestWorker; sim: Simulator };
-beforeAll(async () => {
-  process.env.CODECLM_BATCH_TICK_MS = '200';
-  bed.sim = await startSimulator({ port: 0, seed: 11, batch: FAST_SIM_BATCH });
-  bed.w = await startActivityTestWorker({
-    name: 'faults',
-    workflowsPath: require.resolve('./workflows/pausable'),
-    env: process.env,
-  });
-});
-afterAll(async () => {
-  await bed.w?.stop();
-  await bed.sim?.close();
-});
+const bed = useBatchTestbed('faults', 11, require.resolve('./workflows/pausable'));
 
 /**
  * A proxy to the simulator that forwards every request but answers the first `lose` requests
@@ -83,7 +68,7 @@ async function lossyProxy(
 }
 
 function line(id: string): string {
-  const body = { model: 'sim-strong', max_tokens: 16, messages: [{ role: 'user', content: `say ${id}` }] };
+  const body = shortQuestion(`say ${id}`);
   return JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body });
 }
 
@@ -127,19 +112,7 @@ function attemptCall(
   attempt: number,
   signal?: AbortSignal,
 ) {
-  const env = new MockActivityEnvironment(
-    {
-      workflowExecution: { workflowId: `${runId}/r1-e00000`, runId: 'entry-run-1' },
-      activityId,
-      attempt,
-      taskQueue: `${bed.w.taskQueue}-llm-judge`,
-      workflowNamespace: 'default',
-      heartbeatDetails: undefined,
-    },
-    { client: bed.w.client },
-  );
-  const send = createBatchSend('judge', role, process.env);
-  return env.run(() => send(params, signal)) as ReturnType<ReturnType<typeof createBatchSend>>;
+  return callBatchAsActivity(bed.w, createBatchSend, { runId, activityId, role, params, attempt, signal });
 }
 
 test('an attempt that timed out and is cancelled after its retry began in the same worker does not strand the retry', async () => {
@@ -149,11 +122,7 @@ test('an attempt that timed out and is cancelled after its retry began in the sa
     mode: 'batch',
     batch: { ...fastBatchSettings, spool: tmpDir(), maxWaitSeconds: 2 },
   });
-  const params: ChatCompletionCreateParamsNonStreaming = {
-    model: 'sim-strong',
-    max_tokens: 16,
-    messages: [{ role: 'user', content: 'one sentence on batch files' }],
-  };
+  const params = shortQuestion('one sentence on batch files');
   try {
     const abort = new AbortController();
     const first = attemptCall(run.runId, 'twice-1', role, params, 1, abort.signal);
@@ -200,11 +169,7 @@ test('requests gathering while the run is paused are carried through continue-as
       args: [input],
     });
     const before = bed.sim.stats().batch.batchesCreated;
-    const params: ChatCompletionCreateParamsNonStreaming = {
-      model: 'sim-strong',
-      max_tokens: 16,
-      messages: [{ role: 'user', content: 'held while paused' }],
-    };
+    const params = shortQuestion('held while paused');
     const call = attemptCall(run.runId, 'paused-1', role, params, 1);
     // Paused for a while: the batcher checks its run every 0.2 s, so its history grows past 40
     // events within seconds; it must continue-as-new with the request still gathering.
@@ -280,11 +245,7 @@ test("a poll the provider refuses (the key revoked) fails the batch's calls with
       apiKeyEnv: 'CODECLM_FAULTS_KEY',
       batch: { ...fastBatchSettings, spool: tmpDir() },
     });
-    const params: ChatCompletionCreateParamsNonStreaming = {
-      model: 'sim-strong',
-      max_tokens: 16,
-      messages: [{ role: 'user', content: 'polled with a revoked key' }],
-    };
+    const params = shortQuestion('polled with a revoked key');
     const call = attemptCall(run.runId, 'refused-1', role, params, 1);
     const settled = call.then(
       () => 'answered',
@@ -317,11 +278,7 @@ test('a paused run whose progress query fails for a while stays paused for its b
   try {
     await run.pause(true);
     const before = bed.sim.stats().batch.batchesCreated;
-    const params: ChatCompletionCreateParamsNonStreaming = {
-      model: 'sim-strong',
-      max_tokens: 16,
-      messages: [{ role: 'user', content: 'held while paused, query or not' }],
-    };
+    const params = shortQuestion('held while paused, query or not');
     const call = attemptCall(run.runId, 'pause-query-1', role, params, 1);
     const batcher = bed.w.client.workflow.getHandle(batcherWorkflowId(run.runId, 'judge'));
     for (let i = 0; i < 50; i++) {
@@ -351,11 +308,7 @@ test('calls waiting on a batcher that was terminated are sent to a new one, not 
     mode: 'batch',
     batch: { ...fastBatchSettings, spool: tmpDir(), maxWaitSeconds: 3 },
   });
-  const params: ChatCompletionCreateParamsNonStreaming = {
-    model: 'sim-strong',
-    max_tokens: 16,
-    messages: [{ role: 'user', content: 'outlives its batcher' }],
-  };
+  const params = shortQuestion('outlives its batcher');
   try {
     const call = attemptCall(run.runId, 'terminated-1', role, params, 1);
     const settled = call.then(

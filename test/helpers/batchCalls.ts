@@ -21,6 +21,8 @@ export function callBatchAsActivity(
     role: ResolvedRole;
     params: ChatCompletionCreateParamsNonStreaming;
     attempt?: number;
+    /** Aborts the call as the worker does when the server cancels the attempt. */
+    signal?: AbortSignal;
   },
 ): ReturnType<BatchSend> {
   const env = new MockActivityEnvironment(
@@ -35,7 +37,7 @@ export function callBatchAsActivity(
     { client: w.client },
   );
   const send = createSend('judge', call.role, process.env);
-  return env.run(() => send(call.params)) as ReturnType<BatchSend>;
+  return env.run(() => send(call.params, call.signal)) as ReturnType<BatchSend>;
 }
 
 /** The simulator's batch lifecycle, fast enough for tests (ms in each state). */
@@ -52,17 +54,22 @@ export interface BatchTestbed {
 }
 
 /**
- * A simulator with fast batches and an activity test worker running the holdOpen stand-in run,
+ * A simulator with fast batches and an activity test worker running a stand-in run (holdOpen unless
+ * `workflowsPath` names another),
  * started before a test file's tests and stopped after them (waiters tick every 200 ms).
  */
-export function useBatchTestbed(name: string, seed: number): BatchTestbed {
+export function useBatchTestbed(
+  name: string,
+  seed: number,
+  workflowsPath = require.resolve('../workflows/holdOpen'),
+): BatchTestbed {
   const bed = {} as BatchTestbed;
   beforeAll(async () => {
     process.env.CODECLM_BATCH_TICK_MS = '200';
     bed.sim = await startSimulator({ port: 0, seed, batch: FAST_SIM_BATCH });
     bed.w = await startActivityTestWorker({
       name,
-      workflowsPath: require.resolve('../workflows/holdOpen'),
+      workflowsPath,
       env: process.env,
     });
   });
@@ -71,4 +78,9 @@ export function useBatchTestbed(name: string, seed: number): BatchTestbed {
     await bed.sim?.close();
   });
   return bed;
+}
+
+/** A short question for a batch-mode call (16 tokens at most). */
+export function shortQuestion(text: string): ChatCompletionCreateParamsNonStreaming {
+  return { model: 'sim-strong', max_tokens: 16, messages: [{ role: 'user', content: text }] };
 }
