@@ -6,7 +6,8 @@ import type { ActivityDeps } from '../src/activities/deps';
 import { createStageActivities } from '../src/activities/stages';
 import { prefetchRunInputs } from '../src/cli/run';
 import { limitsSchema } from '../src/schemas/config';
-import { InputUnavailableError, isTransientReadError, prefetchRemoteInputs } from '../src/seeds/load';
+import { InputUnavailableError, prefetchRemoteInputs } from '../src/seeds/load';
+import { isTransientStoreError } from '../src/store/transient';
 import { InputError } from '../src/util/errors';
 import { saveAwsEnv, tmpDir } from './helpers/env';
 
@@ -119,24 +120,24 @@ test('run --out s3://: a store that answers 500 may heal (not bad input); a miss
 
 test('network failures and throttling may heal; a wrong host name or missing credentials do not', () => {
   expect(
-    isTransientReadError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })),
+    isTransientStoreError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })),
   ).toBe(true);
   expect(
-    isTransientReadError(
+    isTransientStoreError(
       Object.assign(new Error('slow'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } }),
     ),
   ).toBe(true);
-  expect(isTransientReadError(Object.assign(new Error('busy'), { $metadata: { httpStatusCode: 429 } }))).toBe(
-    true,
-  );
-  expect(isTransientReadError(Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' }))).toBe(
-    false,
-  );
   expect(
-    isTransientReadError(Object.assign(new Error('no creds'), { name: 'CredentialsProviderError' })),
+    isTransientStoreError(Object.assign(new Error('busy'), { $metadata: { httpStatusCode: 429 } })),
+  ).toBe(true);
+  expect(
+    isTransientStoreError(Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' })),
   ).toBe(false);
   expect(
-    isTransientReadError(
+    isTransientStoreError(Object.assign(new Error('no creds'), { name: 'CredentialsProviderError' })),
+  ).toBe(false);
+  expect(
+    isTransientStoreError(
       Object.assign(new Error('denied'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }),
     ),
   ).toBe(false);

@@ -6,7 +6,8 @@ import { Option, type Command as Commander } from 'commander';
 import type { CommandSpec } from './command';
 import { sharedOptions, type ConfigOption, type JsonOption } from './options';
 import { loadConfig } from '../config/load';
-import { InputUnavailableError, isTransientReadError, loadSeeds, prefetchRemoteInputs } from '../seeds/load';
+import { InputUnavailableError, loadSeeds, prefetchRemoteInputs } from '../seeds/load';
+import { isTransientStoreError } from '../store/transient';
 import { isS3Location, joinLocation, resolveLocation, type Store } from '../store/store';
 import { openStore } from '../store/open';
 import { runKeys } from '../store/runDir';
@@ -193,7 +194,7 @@ async function checkS3Location(name: string, location: string): Promise<void> {
   } catch (err) {
     // As for the inputs: a store that is down or busy may come back (exit 1, retry later); a
     // missing bucket, a wrong endpoint or missing credentials are the user's to fix (exit 2).
-    if (isTransientReadError(err)) throw unavailable(err);
+    if (isTransientStoreError(err)) throw unavailable(err);
     throw new InputError(
       `${name}: cannot use this bucket (${(err as Error).message}); S3 is configured by ` +
         'AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION and the AWS credential chain',
@@ -206,7 +207,7 @@ async function checkS3Location(name: string, location: string): Promise<void> {
     await store.write(ACCESS_CHECK_KEY, '');
     await store.remove(ACCESS_CHECK_KEY);
   } catch (err) {
-    if (isTransientReadError(err)) throw unavailable(err);
+    if (isTransientStoreError(err)) throw unavailable(err);
     throw new InputError(
       `${name}: cannot write to this bucket (${(err as Error).message}); a run writes and ` +
         'deletes objects under the prefix (s3:PutObject, s3:DeleteObject): check the permissions of the ' +

@@ -7,6 +7,7 @@ import { extractSeed } from './fields';
 import { readRecords, type SeedFormat } from './formats';
 import { isS3Location, resolveLocation } from '../store/store';
 import { readLocationText } from '../store/open';
+import { isTransientStoreError } from '../store/transient';
 
 export { DEFAULT_MAX_SEED_CHARS };
 
@@ -83,39 +84,6 @@ export class InputUnavailableError extends Error {
   override name = 'InputUnavailableError';
 }
 
-/** Network failures that can heal; ENOTFOUND (a host name that does not exist) is a wrong endpoint. */
-const TRANSIENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ECONNABORTED',
-]);
-const TRANSIENT_NAMES = new Set([
-  'TimeoutError',
-  'RequestTimeout',
-  'SlowDown',
-  'Throttling',
-  'ThrottlingException',
-  'ServiceUnavailable',
-  'InternalError',
-]);
-
-/**
- * Whether an error reading an s3:// input may heal by retrying. Anything else (no such object or
- * bucket, access denied, no credentials, a malformed URL) is the user's input and will not.
- */
-export function isTransientReadError(err: unknown): boolean {
-  const e = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
-  const status = e.$metadata?.httpStatusCode;
-  if (status !== undefined && (status >= 500 || status === 408 || status === 429)) return true;
-  if (e.name && TRANSIENT_NAMES.has(e.name)) return true;
-  return !!e.code && (TRANSIENT_CODES.has(e.code) || e.code.startsWith('UND_ERR_'));
-}
-
 export async function prefetchRemoteInputs(locations: (string | undefined)[]): Promise<void> {
   for (const location of locations) {
     if (!location || !isS3Location(location) || remoteInputs.has(resolveLocation(location))) continue;
@@ -124,7 +92,7 @@ export async function prefetchRemoteInputs(locations: (string | undefined)[]): P
       text = await readLocationText(location);
     } catch (err) {
       const message = `cannot read ${location}: ${(err as Error).message}`;
-      if (isTransientReadError(err))
+      if (isTransientStoreError(err))
         throw new InputUnavailableError(
           `${message} (the object store may be unreachable or busy; retry later)`,
         );
