@@ -117,13 +117,14 @@ class BatcherLink {
       // entry, and the first one's cancellation leaves the second waiting.
       const existing = this.waiting.get(req.id);
       const w = existing ?? this.waiter(req);
+      const settled = () => signal?.removeEventListener('abort', onAbort);
       const me: Listener = {
-        resolve: (c) => {
-          signal?.removeEventListener('abort', onAbort);
+        resolve(c) {
+          settled();
           resolve(c);
         },
-        reject: (e) => {
-          signal?.removeEventListener('abort', onAbort);
+        reject(e) {
+          settled();
           reject(e);
         },
       };
@@ -144,19 +145,16 @@ class BatcherLink {
   /** The entry of a request in `waiting`: settling it settles every call waiting on it, once. */
   private waiter(req: BatchRequest): Waiter {
     const listeners = new Set<Listener>();
+    const settle = (notify: (l: Listener) => void) => {
+      if (this.waiting.get(req.id) === w) this.waiting.delete(req.id);
+      for (const l of [...listeners]) notify(l);
+      listeners.clear();
+    };
     const w: Waiter = {
       req,
       listeners,
-      resolve: (c: ChatCompletion) => {
-        if (this.waiting.get(req.id) === w) this.waiting.delete(req.id);
-        for (const l of [...listeners]) l.resolve(c);
-        listeners.clear();
-      },
-      reject: (e: unknown) => {
-        if (this.waiting.get(req.id) === w) this.waiting.delete(req.id);
-        for (const l of [...listeners]) l.reject(e);
-        listeners.clear();
-      },
+      resolve: (c: ChatCompletion) => settle((l) => l.resolve(c)),
+      reject: (e: unknown) => settle((l) => l.reject(e)),
     };
     return w;
   }
